@@ -1,0 +1,41 @@
+"""The `posecore` command line: one module per subcommand.
+
+Each subcommand module defines `register(subparsers)`, which adds its parser and sets
+`func` to a function taking the parsed arguments and returning an exit code. To add a
+subcommand, write its module here, list it in `SUBCOMMANDS` and add a test in tests/cli/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from posecore import __version__
+from posecore.errors import PosecoreError
+
+SUBCOMMANDS = ("synth",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(prog="posecore", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"posecore {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"posecore.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; bad input ends with its message on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PosecoreError as error:
+        print(f"posecore: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+# Video probing and frame extraction for labeling.
+
+
+rule probe_video:
+    input:
+        video=video_path,
+    output:
+        probe="results/videos/{video}.json",
+    log:
+        "logs/probe_video/{video}.log",
+    conda:
+        "../envs/posecore.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/probe_video.py"
+
+
+rule extract_frames:
+    input:
+        video=video_path,
+        probe=rules.probe_video.output.probe,
+    output:
+        frames=directory("results/labeling/{video}/images"),
+        table="results/labeling/{video}/frames.tsv",
+    log:
+        "logs/extract_frames/{video}.log",
+    conda:
+        "../envs/posecore.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        n_frames=config["extract_frames"]["n_frames"],
+        method=config["extract_frames"]["method"],
+    script:
+        "../scripts/extract_frames.py"

@@ -1,0 +1,65 @@
+# Sharded video inference and aggregation into one Parquet dataset per model.
+
+
+checkpoint plan_shards:
+    input:
+        probe=rules.probe_video.output.probe,
+    output:
+        plan="results/shards/{video}.tsv",
+    log:
+        "logs/plan_shards/{video}.log",
+    conda:
+        "../envs/posecore.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        shard_size=config["inference"]["shard_size"],
+    script:
+        "../scripts/plan_shards.py"
+
+
+rule infer_shard:
+    input:
+        model=rules.train.output.model,
+        video=video_path,
+        probe=rules.probe_video.output.probe,
+        plan=rules.plan_shards.output.plan,
+    output:
+        shard="results/predictions/{model}/{video}/shard-{shard}.parquet",
+    log:
+        "logs/infer_shard/{model}/{video}/{shard}.log",
+    benchmark:
+        "benchmarks/infer_shard/{model}/{video}/{shard}.tsv"
+    conda:
+        "../envs/posecore.yaml"
+    threads: config["inference"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+        gpu=config["gpus"],
+    params:
+        batch_size=config["inference"]["batch_size"],
+        device=config["inference"]["device"],
+        config=config,
+    script:
+        "../scripts/infer_shard.py"
+
+
+rule aggregate:
+    input:
+        shards=shard_files,
+        probe=rules.probe_video.output.probe,
+    output:
+        trajectories="results/trajectories/{model}/video={video}/part-0.parquet",
+    log:
+        "logs/aggregate/{model}/{video}.log",
+    conda:
+        "../envs/posecore.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=30,
+    script:
+        "../scripts/aggregate.py"

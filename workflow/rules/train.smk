@@ -1,0 +1,45 @@
+# Training and evaluation of the model named in the config.
+
+
+rule train:
+    input:
+        dataset=expand(rules.assemble_dataset.output.dataset, dataset=DATASET),
+    output:
+        model="results/models/{model}/model.pt",
+        checkpoint="results/models/{model}/checkpoints/best.ckpt",
+        curves="results/models/{model}/metrics.csv",
+    log:
+        "logs/train/{model}.log",
+    benchmark:
+        "benchmarks/train/{model}.tsv"
+    conda:
+        "../envs/posecore.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 240 * attempt,
+        gpu=config["gpus"],
+    params:
+        model=config["model"],
+        train=config["train"],
+    script:
+        "../scripts/train.py"
+
+
+rule evaluate:
+    input:
+        model=rules.train.output.model,
+        dataset=expand(rules.assemble_dataset.output.dataset, dataset=DATASET),
+    output:
+        metrics="results/models/{model}/eval/metrics.json",
+        predictions="results/models/{model}/eval/predictions.parquet",
+    log:
+        "logs/evaluate/{model}.log",
+    conda:
+        "../envs/posecore.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,16 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from posecore.io.assemble import SplitConfig, assemble_dataset
+from posecore.io.dataset import write_dataset
+
+dataset = assemble_dataset(
+    snakemake.input.labels,
+    keypoints=snakemake.params.keypoints,
+    skeleton=[tuple(edge) for edge in snakemake.params.skeleton],
+    swap_pairs=[tuple(pair) for pair in snakemake.params.swap_pairs],
+    split=SplitConfig(**snakemake.params.split),
+)
+content_hash = write_dataset(dataset, snakemake.output.dataset)
+print(f"{len(dataset.images)} frames, content hash {content_hash}", file=sys.stderr)
