@@ -66,21 +66,26 @@ def _prefetch(batches: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBa
     failure: list[BaseException] = []
     stop = threading.Event()
 
+    def put(item: object) -> bool:
+        """Queue `item` unless the consumer has stopped; False once it has."""
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for batch in batches:
-                while not stop.is_set():
-                    try:
-                        slots.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
+                if not put(batch):
+                    break
         except BaseException as error:  # handed to the consumer, raised there
             failure.append(error)
         finally:
-            slots.put(done)
+            getattr(batches, "close", lambda: None)()  # ends the decoder process early
+            put(done)
 
     thread = threading.Thread(target=produce, name="posecore-decode", daemon=True)
     thread.start()
