@@ -10,8 +10,10 @@ from snakemake.utils import validate
 validate(config, schema="../schemas/config.schema.yaml")
 
 VIDEOS = pd.read_csv(config["videos"], sep="\t", dtype=str, comment="#").fillna("")
+BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False, "": False}
 if "labeling" in VIDEOS.columns:
-    VIDEOS["labeling"] = VIDEOS["labeling"].str.lower().isin(["true", "yes", "1"])
+    # Anything else stays a string, which the schema then refuses, naming the column.
+    VIDEOS["labeling"] = [BOOLEANS.get(value.lower(), value) for value in VIDEOS["labeling"]]
 validate(VIDEOS, schema="../schemas/videos.schema.yaml")
 if VIDEOS["video"].duplicated().any():
     raise ValueError(

@@ -1,0 +1,252 @@
+"""Label files: read hand-labeled keypoints into one in-memory table, whatever the format.
+
+`read_labels(path)` is the one factory for label formats. It dispatches on the file's suffix
+through `READERS`, a plain dict from suffix to reader; each reader turns one file into a
+`LabelTable` and raises `InputError` naming the file (and the row or header) for bad input.
+
+Formats read today:
+
+- DeepLabCut CSV (`.csv`): three header rows (scorer, bodyparts, coords) and either one
+  image-path column (`labeled-data/<video>/img0001.png`) or, as DeepLabCut >= 2.2 writes it,
+  three index columns (`labeled-data`, `<video>`, `img0001.png`). Lightning Pose's
+  `CollectedData.csv` is the same format.
+- DeepLabCut HDF5 (`.h5`, `.hdf5`): the same table written by `pandas.to_hdf` (key
+  `df_with_missing`), with either row-index layout.
+
+To add a format: write `read_<format>(path) -> LabelTable` in this module (or a sibling module
+imported here when it grows past a screenful), add its suffixes to `READERS`, and add to
+`tests/io/test_labels.py` a test that reads a real or fixture file of that format and checks
+the numbers against the DeepLabCut CSV of the same labels, plus a test that a malformed file of
+that format raises an `InputError` naming the file.
+
+Row numbers in messages ("row 12") count labeled rows from 0, in file order, the header not
+counted: the same numbering for every format.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from posecore.errors import InputError
+
+HEADER_ROWS = ("scorer", "bodyparts", "coords")
+DLC_H5_KEY = "df_with_missing"
+
+
+@dataclass(frozen=True, eq=False)
+class LabelTable:
+    """The labels of one file, as read (no images opened, no names mapped).
+
+    Attributes:
+        path: the label file.
+        image_paths: N image paths as written in the file, "/"-joined when the file splits them
+            over several index columns (DLC style, relative to the project folder).
+        keypoint_names: the K keypoint names, in file order.
+        keypoints: float32 (N, K, 2), (x, y) in image pixels (x the column, y the row, centre of
+            the top-left pixel at (0, 0)); NaN where a keypoint is not labeled.
+        scorer: the labeler's name from the file's "scorer" header row.
+    """
+
+    path: Path
+    image_paths: tuple[str, ...]
+    keypoint_names: tuple[str, ...]
+    keypoints: np.ndarray
+    scorer: str
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+
+def read_labels(path: str | Path) -> LabelTable:
+    """Read a label file of any known format (see `READERS`), chosen by its suffix.
+
+    Raises:
+        InputError: the file is missing, its format is unknown (the message lists the known
+            suffixes), or it is malformed.
+    """
+    path = Path(path)
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        known = ", ".join(f"{suffix} ({fn.__name__})" for suffix, fn in READERS.items())
+        raise InputError(path, f"unknown label format {path.suffix or '(no suffix)'!r}; known formats: {known}")
+    return reader(path)
+
+
+def read_dlc_csv(path: str | Path) -> LabelTable:
+    """Read a DeepLabCut label CSV, with a one-column or a three-column row index.
+
+    Raises:
+        InputError: the file is missing or empty, its header rows are not scorer / bodyparts /
+            coords (multi-animal files have an extra "individuals" row and are refused), or a
+            value is not a number (naming the row and the column).
+    """
+    path = Path(path)
+    _require_file(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as stream:
+            head = list(itertools.islice(csv.reader(stream), len(HEADER_ROWS) + 1))  # header (+ 1 to spot a 4th row)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise InputError(path, f"not a readable DeepLabCut label CSV ({error})") from error
+    if not head or not any(cell.strip() for cell in head[0]):
+        raise InputError(path, "the label file is empty")
+    first_cells = tuple(row[0].strip() if row else "" for row in head)
+    if "individuals" in first_cells:
+        raise InputError(path, "multi-animal DeepLabCut labels (an 'individuals' header row) are not supported")
+    if first_cells[: len(HEADER_ROWS)] != HEADER_ROWS:
+        raise InputError(
+            path,
+            f"expected DeepLabCut header rows {', '.join(HEADER_ROWS)}; the first column reads {list(first_cells[:3])}",
+            where="header",
+        )
+    # Index columns: the first header row has the word "scorer" then one blank cell per extra index column.
+    n_index = 1
+    while n_index < len(head[0]) and not head[0][n_index].strip():
+        n_index += 1
+    try:
+        frame = pd.read_csv(path, header=[0, 1, 2], index_col=list(range(n_index)))
+    except (ValueError, pd.errors.ParserError) as error:
+        raise InputError(path, f"not a readable DeepLabCut label CSV ({error})") from error
+    return _table_from_frame(path, frame)
+
+
+def read_dlc_h5(path: str | Path) -> LabelTable:
+    """Read a DeepLabCut label HDF5 file (pandas/PyTables), with either row-index layout.
+
+    The row index is one image path per row, or DeepLabCut >= 2.2's MultiIndex
+    (labeled-data, video, image), which is joined with "/".
+
+    Raises:
+        InputError: the file is missing, not a pandas HDF5 file, holds several tables none of
+            which is `df_with_missing`, or holds something other than a label table.
+    """
+    path = Path(path)
+    _require_file(path)
+    if not h5py.is_hdf5(path):
+        raise InputError(path, "not a readable pandas HDF5 label file (no HDF5 signature)")
+    try:
+        with pd.HDFStore(path, mode="r") as store:
+            keys = [key.lstrip("/") for key in store.keys()]
+            key = DLC_H5_KEY if DLC_H5_KEY in keys or not keys else keys[0]
+            if len(keys) > 1 and DLC_H5_KEY not in keys:
+                raise InputError(path, f"several tables ({', '.join(keys)}) and none is named {DLC_H5_KEY!r}")
+            frame = store.get(key) if keys else None
+    except (OSError, TypeError, KeyError, RuntimeError) as error:  # PyTables' HDF5ExtError is a RuntimeError
+        raise InputError(path, f"not a readable pandas HDF5 label file ({error})") from error
+    if frame is None:
+        raise InputError(path, "the label file holds no pandas table")
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(path, f"expected a DeepLabCut label table, found a {type(frame).__name__}")
+    return _table_from_frame(path, frame)
+
+
+READERS: dict[str, Callable[[str | Path], LabelTable]] = {
+    ".csv": read_dlc_csv,
+    ".h5": read_dlc_h5,
+    ".hdf5": read_dlc_h5,
+}
+
+
+def resolve_image(label_path: str | Path, image_path: str, row: int | None = None) -> Path:
+    """Find the image a label row points to.
+
+    DeepLabCut writes image paths relative to the project folder (`labeled-data/<video>/img.png`)
+    and keeps the label file in `labeled-data/<video>/`, while Lightning Pose keeps it in the
+    project folder itself. So the path is tried, in order: as an absolute path; relative to the
+    label file's folder, then one and two levels up; and last, the bare file name in the label
+    file's folder. Windows separators (backslashes) are read as "/".
+
+    Args:
+        label_path: the label file the row is in.
+        image_path: the image path as written in the file.
+        row: the row's number, for the error message.
+
+    Returns:
+        The first candidate that is an existing file.
+
+    Raises:
+        InputError: none exists; names the label file, the row and the folders searched.
+    """
+    label_path = Path(label_path)
+    relative = PurePosixPath(image_path.replace("\\", "/"))
+    folder = label_path.parent
+    if relative.is_absolute():
+        candidates = [Path(relative)]
+    else:
+        candidates = [folder / relative, folder.parent / relative, folder.parent.parent / relative]
+    candidates.append(folder / relative.name)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    searched = ", ".join(dict.fromkeys(str(c) for c in candidates))
+    raise InputError(
+        label_path,
+        f"image {image_path!r} not found (looked for {searched})",
+        where=None if row is None else f"row {row}",
+    )
+
+
+def frame_index(image_path: str) -> int:
+    """The frame number in a DLC-style image name (`img0042.png` -> 42), or -1 when it has none."""
+    match = re.search(r"img(\d+)", PurePosixPath(image_path.replace("\\", "/")).name)
+    return int(match.group(1)) if match else -1
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise InputError(path, "label file not found")
+    if path.stat().st_size == 0:
+        raise InputError(path, "the label file is empty")
+
+
+def _table_from_frame(path: Path, frame: pd.DataFrame) -> LabelTable:
+    """A DLC-layout DataFrame (columns scorer / bodyparts / coords) to a `LabelTable`."""
+    if frame.columns.nlevels != len(HEADER_ROWS):
+        raise InputError(
+            path, f"expected {len(HEADER_ROWS)} column levels ({', '.join(HEADER_ROWS)}), got {frame.columns.nlevels}"
+        )
+    scorers = list(dict.fromkeys(str(s) for s in frame.columns.get_level_values(0)))
+    if len(scorers) != 1:
+        raise InputError(path, f"expected one scorer, found {scorers}", where="header")
+    coords = {str(c) for c in frame.columns.get_level_values(2)}
+    if coords - {"x", "y"}:
+        raise InputError(
+            path, f"coords must be x and y, found {sorted(coords - {'x', 'y'})} (a predictions file?)", where="header"
+        )
+    names = tuple(dict.fromkeys(str(b) for b in frame.columns.get_level_values(1)))
+    if len(frame) == 0:
+        raise InputError(path, "the label file has a header but no labeled rows")
+    columns = [(scorers[0], name, coord) for name in names for coord in ("x", "y")]
+    for column in columns:
+        matches = int(sum(tuple(map(str, c)) == column for c in frame.columns))
+        if matches != 1:
+            what = "no" if matches == 0 else f"{matches}"
+            raise InputError(path, f"keypoint {column[1]!r} has {what} {column[2]!r} columns", where="header")
+    frame = frame.set_axis([tuple(map(str, c)) for c in frame.columns], axis=1)[columns]
+    values = frame.apply(pd.to_numeric, errors="coerce")
+    bad = values.isna().to_numpy() & frame.notna().to_numpy()
+    if bad.any():
+        i, j = (int(a[0]) for a in np.nonzero(bad))
+        raise InputError(
+            path, f"{columns[j][1]} {columns[j][2]} is {frame.iat[i, j]!r}, not a number", where=f"row {i}"
+        )
+    keypoints = values.to_numpy(dtype=np.float32).reshape(len(frame), len(names), 2)  # (N, K, 2) (x, y)
+    if np.isinf(keypoints).any():
+        i, k, c = (int(a[0]) for a in np.nonzero(np.isinf(keypoints)))
+        raise InputError(path, f"{names[k]} {'xy'[c]} is infinite", where=f"row {i}")
+    image_paths = tuple(_join_index(entry) for entry in frame.index)
+    return LabelTable(path=path, image_paths=image_paths, keypoint_names=names, keypoints=keypoints, scorer=scorers[0])
+
+
+def _join_index(entry: object) -> str:
+    """One row-index entry (a path, or a tuple such as (labeled-data, video, image)) as one path."""
+    parts = entry if isinstance(entry, tuple) else (entry,)
+    return "/".join(str(part) for part in parts if not (isinstance(part, float) and np.isnan(part)))

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from posecore.errors import InputError
+from posecore.io.labels import READERS, frame_index, read_dlc_csv, read_dlc_h5, read_labels, resolve_image
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+OPENFIELD = DATA / "dlc-openfield" / "labeled-data" / "m4s1"
+OPENFIELD_CSV = OPENFIELD / "CollectedData_Pranav.csv"
+OPENFIELD_H5 = OPENFIELD / "CollectedData_Pranav.h5"
+MIRROR_CSV = DATA / "lp-mirror-mouse" / "CollectedData.csv"
+
+
+@pytest.fixture(scope="module")
+def openfield_frame() -> pd.DataFrame:
+    if not OPENFIELD_CSV.exists():
+        pytest.skip(f"{OPENFIELD_CSV} is absent")
+    return pd.read_csv(OPENFIELD_CSV, header=[0, 1, 2], index_col=0)
+
+
+@pytest.fixture
+def multiindex_frame(openfield_frame: pd.DataFrame) -> pd.DataFrame:
+    """The openfield labels with DLC >= 2.2's row index (labeled-data, video, image)."""
+    frame = openfield_frame.copy()
+    frame.index = pd.MultiIndex.from_tuples([tuple(p.split("/")) for p in frame.index])
+    return frame
+
+
+def test_openfield_csv_reads_the_published_numbers(openfield_frame: pd.DataFrame) -> None:
+    table = read_labels(OPENFIELD_CSV)
+    assert table.keypoint_names == ("snout", "leftear", "rightear", "tailbase")
+    assert table.scorer == "Pranav"
+    assert table.keypoints.dtype == np.float32
+    assert table.keypoints.shape == (116, 4, 2)
+    assert not np.isnan(table.keypoints).any()
+    assert table.image_paths[0] == "labeled-data/m4s1/img0000.png"
+    # First row of the file: snout (21.521, 265.428), tailbase (87.11, 152.698).
+    np.testing.assert_allclose(table.keypoints[0, 0], [21.521, 265.428], rtol=1e-6)
+    np.testing.assert_allclose(table.keypoints[0, 3], [87.11, 152.698], rtol=1e-6)
+    np.testing.assert_allclose(table.keypoints.reshape(116, 8), openfield_frame.to_numpy(), rtol=1e-6)
+
+
+def test_openfield_h5_gives_the_same_numbers_as_the_csv() -> None:
+    if not OPENFIELD_H5.exists():
+        pytest.skip(f"{OPENFIELD_H5} is absent")
+    from_csv, from_h5 = read_labels(OPENFIELD_CSV), read_labels(OPENFIELD_H5)
+    assert from_h5.image_paths == from_csv.image_paths
+    assert from_h5.keypoint_names == from_csv.keypoint_names
+    np.testing.assert_array_equal(from_h5.keypoints, from_csv.keypoints)
+
+
+def test_h5_with_multiindex_rows_matches_the_csv(multiindex_frame: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "CollectedData_Pranav.h5"
+    multiindex_frame.to_hdf(path, key="df_with_missing", mode="w")
+    table = read_dlc_h5(path)
+    reference = read_dlc_csv(OPENFIELD_CSV)
+    assert table.image_paths == reference.image_paths
+    np.testing.assert_array_equal(table.keypoints, reference.keypoints)
+
+
+def test_csv_with_three_index_columns_matches_the_old_layout(multiindex_frame: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "CollectedData_Pranav.csv"
+    multiindex_frame.to_csv(path)
+    assert path.read_text().startswith("scorer,,,Pranav")
+    table = read_labels(path)
+    reference = read_dlc_csv(OPENFIELD_CSV)
+    assert table.image_paths == reference.image_paths
+    np.testing.assert_array_equal(table.keypoints, reference.keypoints)
+
+
+def test_mirror_mouse_keeps_missing_labels_as_nan() -> None:
+    if not MIRROR_CSV.exists():
+        pytest.skip(f"{MIRROR_CSV} is absent")
+    table = read_labels(MIRROR_CSV)
+    assert table.keypoints.shape == (90, 17, 2)
+    assert len(table.keypoint_names) == 17
+    assert int(np.isnan(table.keypoints).sum()) == 268
+    # Row 0 (img01): tailBase_top has no label, nose_top is at (390.75, 24.25).
+    names = table.keypoint_names
+    assert np.isnan(table.keypoints[0, names.index("tailBase_top")]).all()
+    np.testing.assert_array_equal(table.keypoints[0, names.index("nose_top")], [390.75, 24.25])
+
+
+def test_unknown_format_lists_the_known_ones(tmp_path: Path) -> None:
+    path = tmp_path / "labels.json"
+    path.write_text("{}")
+    with pytest.raises(InputError, match="unknown label format") as caught:
+        read_labels(path)
+    assert str(path) in str(caught.value)
+    for suffix in READERS:
+        assert suffix in str(caught.value)
+
+
+def test_non_numeric_value_names_the_row_and_column(tmp_path: Path) -> None:
+    if not OPENFIELD_CSV.exists():
+        pytest.skip(f"{OPENFIELD_CSV} is absent")
+    lines = OPENFIELD_CSV.read_text().splitlines()
+    cells = lines[3 + 5].split(",")
+    cells[3] = "oops"  # row 5, leftear x
+    lines[3 + 5] = ",".join(cells)
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as caught:
+        read_labels(path)
+    message = str(caught.value)
+    assert str(path) in message and "row 5" in message and "leftear x" in message and "'oops'" in message
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("", "empty"),
+        ("scorer,Pranav,Pranav\nbodyparts,snout,snout\ncoords,x,y\n", "no labeled rows"),
+        ("scorer,a,a\nindividuals,m1,m1\nbodyparts,snout,snout\ncoords,x,y\nimg0.png,1,2\n", "multi-animal"),
+        ("image,x,y\nimg0.png,1,2\n", "header rows scorer, bodyparts, coords"),
+        ("scorer,a,a,a\nbodyparts,snout,snout,snout\ncoords,x,y,likelihood\nimg0.png,1,2,0.9\n", "likelihood"),
+    ],
+)
+def test_malformed_csv_is_refused_naming_the_file(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "CollectedData.csv"
+    path.write_text(content)
+    with pytest.raises(InputError, match=expected) as caught:
+        read_labels(path)
+    assert str(path) in str(caught.value)
+
+
+def test_missing_and_corrupt_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        read_labels(tmp_path / "absent.csv")
+    corrupt = tmp_path / "CollectedData.h5"
+    corrupt.write_bytes(b"this is not HDF5" * 10)
+    with pytest.raises(InputError, match="not a readable pandas HDF5") as caught:
+        read_labels(corrupt)
+    assert str(corrupt) in str(caught.value)
+    binary = tmp_path / "CollectedData.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    with pytest.raises(InputError, match="not a readable DeepLabCut label CSV") as caught:
+        read_labels(binary)
+    assert str(binary) in str(caught.value)
+
+
+def test_resolve_image_finds_dlc_and_lightning_pose_layouts(tmp_path: Path) -> None:
+    # DLC: project/labeled-data/<video>/CollectedData.csv, paths relative to the project.
+    video = tmp_path / "project" / "labeled-data" / "m4s1"
+    video.mkdir(parents=True)
+    (video / "img0001.png").write_bytes(b"")
+    label = video / "CollectedData.csv"
+    assert resolve_image(label, "labeled-data/m4s1/img0001.png") == video / "img0001.png"
+    assert resolve_image(label, "labeled-data\\m4s1\\img0001.png") == video / "img0001.png"  # Windows-written
+    # Lightning Pose: project/CollectedData.csv beside labeled-data/.
+    root_label = tmp_path / "project" / "CollectedData.csv"
+    (tmp_path / "project" / "labeled-data" / "img01.png").write_bytes(b"")
+    assert resolve_image(root_label, "labeled-data/img01.png") == tmp_path / "project" / "labeled-data" / "img01.png"
+
+
+def test_resolve_image_names_the_label_file_and_row(tmp_path: Path) -> None:
+    label = tmp_path / "CollectedData.csv"
+    with pytest.raises(InputError) as caught:
+        resolve_image(label, "labeled-data/v/img0007.png", row=7)
+    message = str(caught.value)
+    assert str(label) in message and "row 7" in message and "labeled-data/v/img0007.png" in message
+
+
+def test_real_images_resolve(tmp_path: Path) -> None:
+    if not MIRROR_CSV.exists() or not OPENFIELD_CSV.exists():
+        pytest.skip("shared data is absent")
+    for path in (OPENFIELD_CSV, MIRROR_CSV):
+        table = read_labels(path)
+        assert all(resolve_image(path, image).is_file() for image in table.image_paths)
+    # A copy of the label file elsewhere no longer finds its images.
+    moved = tmp_path / "CollectedData.csv"
+    shutil.copy(MIRROR_CSV, moved)
+    with pytest.raises(InputError, match="row 0"):
+        resolve_image(moved, read_labels(moved).image_paths[0], row=0)
+
+
+def test_frame_index_parses_dlc_image_names() -> None:
+    assert frame_index("labeled-data/m4s1/img0042.png") == 42
+    assert frame_index("labeled-data/img01.png") == 1
+    assert frame_index("labeled-data/v/frame_7.png") == -1

@@ -1,0 +1,60 @@
+"""A tiny project for running the whole workflow: a synthetic archive and a config for it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's workflow in `workdir`; output captured as text."""
+    command = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(SNAKEFILE),
+        "--directory", str(workdir),
+        "--workflow-profile", str(REPO / "profiles" / "default"),
+        "--cores", "2",
+        *args,
+    ]  # fmt: skip
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def write_config(workdir: Path, config: dict, videos: list[tuple[str, str, bool]]) -> None:
+    """Write `config/config.yaml` and `config/videos.tsv` into `workdir`."""
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    lines = ["video\tpath\tlabeling"] + [f"{name}\t{path}\t{str(label).lower()}" for name, path, label in videos]
+    (workdir / "config" / "videos.tsv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="session")
+def demo_config() -> dict:
+    """The bundled config, made small enough to train in about a minute."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["train"] = {**config["train"], "max_epochs": 25}
+    config["inference"] = {**config["inference"], "shard_size": 35, "batch_size": 8}
+    return config
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory, demo_config) -> Path:
+    """A project folder holding a synthetic archive (2 videos of 80 frames) and its config."""
+    from posecore.synth import SynthConfig, make_archive
+
+    workdir = tmp_path_factory.mktemp("project")
+    make_archive(workdir / "data" / "demo", SynthConfig(n_videos=2, n_frames=80, n_labeled_per_video=40, seed=3))
+    videos = [(f"mouse-{i:03d}", f"data/demo/videos/mouse-{i:03d}.mp4", i == 0) for i in range(2)]
+    write_config(workdir, demo_config, videos)
+    return workdir
