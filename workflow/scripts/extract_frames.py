@@ -5,7 +5,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 from posecore.io.frames import extract_frames
 from posecore.io.video import VideoInfo
 
-info = VideoInfo.from_json(snakemake.input.probe)
+info = VideoInfo.read_json(snakemake.input.probe)
 extract_frames(
     snakemake.input.video,
     snakemake.output.frames,

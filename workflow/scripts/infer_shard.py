@@ -15,7 +15,7 @@ infer_shard(
     shard,
     snakemake.input.model,
     snakemake.output.shard,
-    info=VideoInfo.from_json(snakemake.input.probe),
+    info=VideoInfo.read_json(snakemake.input.probe),
     batch_size=snakemake.params.batch_size,
     device=resolve_device(snakemake.params.device),
     config=snakemake.params.config,
