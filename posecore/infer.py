@@ -105,12 +105,16 @@ def infer_range(
     """Keypoints of frames [start, stop) of `video` as a trajectory table (`trajectories.SCHEMA`)."""
     tables = []
     batches = read_frames(video, start, stop, info=info, batch_size=predictor.batch_size)
-    with tqdm(total=stop - start, desc=f"{Path(video).name} [{start}, {stop})", unit="frame", disable=not progress) as bar:
+    with tqdm(
+        total=stop - start, desc=f"{Path(video).name} [{start}, {stop})", unit="frame", disable=not progress
+    ) as bar:
         for batch in _prefetch(batches):
             peaks = predictor.predict(batch.images)  # (B, K, 3) in image pixels
             tables.append(trajectories.keypoint_table(batch.indices, batch.times, peaks, predictor.keypoint_names))
             bar.update(len(batch.indices))
-    return pa.concat_tables(tables).unify_dictionaries().combine_chunks() if tables else trajectories.SCHEMA.empty_table()
+    return (
+        pa.concat_tables(tables).unify_dictionaries().combine_chunks() if tables else trajectories.SCHEMA.empty_table()
+    )
 
 
 def infer_shard(

@@ -67,9 +67,7 @@ class Provenance:
         return {METADATA_KEY: json.dumps(self.__dict__, sort_keys=True, default=str).encode()}
 
 
-def keypoint_table(
-    frames: np.ndarray, times: np.ndarray, peaks: np.ndarray, keypoint_names: Sequence[str]
-) -> pa.Table:
+def keypoint_table(frames: np.ndarray, times: np.ndarray, peaks: np.ndarray, keypoint_names: Sequence[str]) -> pa.Table:
     """Long-format table from per-frame peaks of one instance.
 
     Args:
