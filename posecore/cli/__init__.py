@@ -14,7 +14,7 @@ import sys
 from posecore import __version__
 from posecore.errors import PosecoreError
 
-SUBCOMMANDS = ("synth",)
+SUBCOMMANDS = ("synth", "train", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Reading and writing posecore's files: videos, labels, datasets, trajectories."""

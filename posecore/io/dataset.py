@@ -26,8 +26,8 @@ import h5py
 import numpy as np
 
 from posecore import __version__
-from posecore.io.atomic import atomic_path
 from posecore.errors import InputError
+from posecore.io.atomic import atomic_path
 
 FORMAT_VERSION = 1
 Split = Literal["train", "val", "test"]

@@ -7,6 +7,8 @@ import re
 import pandas as pd
 from snakemake.utils import validate
 
+from posecore.train.config import ModelConfig, TrainConfig
+
 validate(config, schema="../schemas/config.schema.yaml")
 
 VIDEOS = pd.read_csv(config["videos"], sep="\t", dtype=str, comment="#").fillna("")
@@ -23,6 +25,11 @@ if VIDEOS["video"].duplicated().any():
 VIDEOS = VIDEOS.set_index("video", drop=False)
 DATASET = config["dataset"]["name"]
 MODEL = config["model"]["name"]
+# Parsed once here, so that a bad value or hyperparameter stops the run before any job.
+CONFIG_SOURCE = ", ".join(map(str, workflow.configfiles)) or "config"
+MODEL_CONFIG = {key: value for key, value in config["model"].items() if key != "name"}
+ModelConfig.from_dict(MODEL_CONFIG, CONFIG_SOURCE)
+TrainConfig.from_dict(config["train"], CONFIG_SOURCE)
 
 
 wildcard_constraints:

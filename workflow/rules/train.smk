@@ -20,7 +20,8 @@ rule train:
         runtime=lambda wildcards, attempt: 240 * attempt,
         gpu=config["gpus"],
     params:
-        model=config["model"],
+        model=MODEL_CONFIG,
+        source=CONFIG_SOURCE,
         train=config["train"],
     script:
         "../scripts/train.py"

@@ -1,0 +1,34 @@
+"""`posecore train DATASET.h5 --out DIR [--config config.yaml]`: train a model and export it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from posecore.errors import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `train` subcommand."""
+    parser = subparsers.add_parser("train", help="train a pose model on a training dataset (.h5)")
+    parser.add_argument("dataset", type=Path, help="training dataset written by assemble_dataset (.h5)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (model.pt, checkpoints/, metrics.csv)")
+    parser.add_argument("--config", type=Path, help="YAML with optional sections 'model' and 'train'")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read the dataset and config, train, and print where the model went."""
+    # Imported here so that `posecore --help` and other subcommands do not load Lightning.
+    from posecore.io.dataset import read_dataset
+    from posecore.train import ModelConfig, TrainConfig, load_config, train_model
+
+    dataset = read_dataset(args.dataset)
+    model_config, train_config = load_config(args.config) if args.config else (ModelConfig(), TrainConfig())
+    for split in ("train", "val"):
+        if len(dataset.indices(split)) == 0:
+            raise InputError(args.dataset, f"no {split!r} frames; training needs both 'train' and 'val'", "key split")
+    result = train_model(dataset, model_config, train_config, args.out)
+    print(f"model: {result.model_path}")
+    print(f"best val/rmse_px: {result.best_val_rmse_px:.3f} after {result.epochs} epochs ({result.seconds:.0f} s)")
+    return 0

@@ -1,0 +1,166 @@
+"""Training configuration: typed, frozen dataclasses parsed once at the edge.
+
+A YAML config file (`posecore train --config`) has two sections, both optional:
+
+    model:
+      architecture: stacked_densenet
+      hyperparameters: {growth_rate: 32, n_stacks: 2}
+    train:
+      max_epochs: 100
+      batch_size: 8
+      ...
+
+Unknown keys and wrongly typed values are errors naming the key; nothing falls back silently.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from posecore.errors import InputError
+from posecore.models.registry import check_hyperparameters
+
+Accelerator = Literal["auto", "cpu", "gpu"]
+Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
+LRSchedule = Literal["cosine", "plateau", "none"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Attributes:
+        max_epochs: passes over the training split.
+        batch_size: frames per optimisation step.
+        learning_rate: Adam's initial learning rate.
+        sigma_px: standard deviation of the target Gaussians, in image pixels.
+        seed: seeds weights, shuffling and augmentation (lightning.seed_everything).
+        accelerator: "auto" (a GPU when there is one), "cpu" or "gpu".
+        precision: "auto" (bf16-mixed on a GPU that has bf16, else 16-mixed; 32-true on CPU),
+            or one of Lightning's; mixed precision is for GPUs only.
+        val_every_n_epochs: validate (and checkpoint) every this many epochs.
+        lr_schedule: "cosine" (to 0 over max_epochs), "plateau" (x0.2 after 10 validations
+            without a better val/loss) or "none".
+        flip: flip frames horizontally with probability 1/2, swapping the dataset's left/right
+            keypoint pairs.
+        translation_px: shift frames by up to this many pixels in x and in y (uniform).
+        rotation_deg: rotate frames about their centre by up to this many degrees (uniform).
+        num_workers: DataLoader worker processes (0: load in the main process).
+    """
+
+    max_epochs: int = 100
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    sigma_px: float = 5.0
+    seed: int = 0
+    accelerator: Accelerator = "auto"
+    precision: Precision = "auto"
+    val_every_n_epochs: int = 1
+    lr_schedule: LRSchedule = "cosine"
+    flip: bool = False
+    translation_px: float = 0.0
+    rotation_deg: float = 0.0
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _check_types(self, "train")
+        for name in ("max_epochs", "batch_size", "val_every_n_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("learning_rate", "sigma_px"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"train.{name} must be positive, got {getattr(self, name)}")
+        if self.val_every_n_epochs > self.max_epochs:
+            raise ValueError(
+                f"train.val_every_n_epochs ({self.val_every_n_epochs}) exceeds train.max_epochs ({self.max_epochs}): "
+                "no validation would run"
+            )
+        for name in ("translation_px", "rotation_deg", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | Path = "<config>") -> TrainConfig:
+        """Parse a mapping; an unknown key or a bad value is an InputError naming it."""
+        return _from_dict(cls, data, source, "train")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model to train.
+
+    Attributes:
+        architecture: a key of posecore.models.registry.MODELS.
+        hyperparameters: constructor arguments of that model (besides n_keypoints and
+            in_channels); the model's defaults fill the rest.
+    """
+
+    architecture: str = "stacked_densenet"
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hyperparameters, Mapping):
+            raise ValueError(f"model.hyperparameters must be a mapping, got {self.hyperparameters!r}")
+        check_hyperparameters(self.architecture, self.hyperparameters)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | Path = "<config>") -> ModelConfig:
+        """Parse a mapping; an unknown key, architecture or hyperparameter is an InputError naming it."""
+        return _from_dict(cls, data, source, "model")
+
+
+def load_config(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
+    """Read a YAML config file with optional sections `model` and `train`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise InputError(path, f"not valid YAML: {error}") from error
+    if not isinstance(data, Mapping):
+        raise InputError(path, "the config must be a mapping with sections 'model' and 'train'")
+    unknown = sorted(set(data) - {"model", "train"})
+    if unknown:
+        raise InputError(path, "unknown section (known: model, train)", where=f"key {unknown[0]}")
+    return ModelConfig.from_dict(data.get("model") or {}, path), TrainConfig.from_dict(data.get("train") or {}, path)
+
+
+def _from_dict(cls: type, data: Mapping[str, Any], source: str | Path, section: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise InputError(source, f"section {section!r} must be a mapping", where=f"key {section}")
+    known = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            raise InputError(source, f"unknown key; known: {', '.join(sorted(known))}", where=f"key {section}.{key}")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as error:
+        message = str(error)
+        key = next((k for k in data if f"{section}.{k}" in message or repr(k) in message), None)
+        raise InputError(source, message, where=f"key {section}.{key}" if key else f"key {section}") from error
+
+
+def _check_types(config: Any, section: str) -> None:
+    """Raise ValueError naming the first field whose value does not match its annotation."""
+    hints = typing.get_type_hints(type(config))
+    for f in fields(config):
+        value, expected = getattr(config, f.name), hints[f.name]
+        if typing.get_origin(expected) is Literal:
+            if value not in typing.get_args(expected):
+                choices = ", ".join(map(repr, typing.get_args(expected)))
+                raise ValueError(f"{section}.{f.name} must be one of {choices}, got {value!r}")
+        elif expected is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{section}.{f.name} must be a number, got {value!r}")
+        elif expected is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{section}.{f.name} must be an integer, got {value!r}")
+        elif expected is bool and not isinstance(value, bool):
+            raise ValueError(f"{section}.{f.name} must be true or false, got {value!r}")

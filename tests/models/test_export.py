@@ -1,0 +1,105 @@
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from posecore.errors import InputError
+from posecore.models import MODELS, ModelMeta, build_model, load_model, save_model
+from posecore.models.registry import hyperparameter_defaults
+
+SMALL = {"stacked_densenet": {"growth_rate": 8, "n_transitions": 2}}
+
+
+def _meta(name: str, hyperparameters: dict) -> ModelMeta:
+    return ModelMeta(
+        architecture=name,
+        hyperparameters={**hyperparameter_defaults(name), **hyperparameters},
+        keypoint_names=("snout", "left_ear", "right_ear"),
+        input_size=(48, 64),
+        in_channels=3,
+        mean=(100.0, 110.0, 120.0),
+        std=(50.0, 51.0, 52.0),
+        output_stride=4,
+        skeleton=((0, 1), (0, 2)),
+        swap_pairs=((1, 2),),
+        dataset_hash="abc",
+    )
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_round_trip_gives_identical_outputs(tmp_path, name):
+    torch.manual_seed(0)
+    model = build_model(name, 3, 3, **SMALL[name])
+    model.train()
+    model(torch.randn(4, 3, 48, 64))  # move BatchNorm running statistics off their initial values
+    model.eval()
+    meta = _meta(name, SMALL[name])
+    digest = save_model(tmp_path / "model.pt", model, meta)
+
+    loaded = load_model(tmp_path / "model.pt")
+    assert loaded.sha256 == digest == hashlib.sha256((tmp_path / "model.pt").read_bytes()).hexdigest()
+    assert loaded.meta == meta
+    assert not loaded.model.training
+    x = torch.randn(2, 3, 48, 64)
+    with torch.no_grad():
+        for expected, actual in zip(model(x), loaded.model(x), strict=True):
+            assert torch.equal(expected, actual)
+
+
+def test_file_is_plain_data_loadable_with_weights_only(tmp_path):
+    model = build_model("stacked_densenet", 3, 3, **SMALL["stacked_densenet"])
+    save_model(tmp_path / "model.pt", model, _meta("stacked_densenet", SMALL["stacked_densenet"]))
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert payload["format"] == "posecore-model" and payload["format_version"] == 1
+    assert payload["keypoint_names"] == ["snout", "left_ear", "right_ear"]
+    assert payload["input_size"] == [48, 64] and payload["output_stride"] == 4
+    assert payload["mean"] == [100.0, 110.0, 120.0] and payload["swap_pairs"] == [[1, 2]]
+    assert payload["architecture"] == "stacked_densenet" and payload["hyperparameters"]["growth_rate"] == 8
+    assert set(payload["state_dict"]) == set(model.state_dict())
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary left behind
+
+
+def test_loading_imports_no_training_code(tmp_path):
+    model = build_model("stacked_densenet", 3, 3, **SMALL["stacked_densenet"])
+    save_model(tmp_path / "model.pt", model, _meta("stacked_densenet", SMALL["stacked_densenet"]))
+    code = (
+        "import sys; from posecore.models import load_model; from posecore.predict import Predictor; "
+        f"Predictor(load_model({str(tmp_path / 'model.pt')!r})); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('pytorch_lightning', 'lightning', 'lightning_fabric')"
+        " or m.startswith('posecore.train')]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_missing_or_foreign_file_is_an_input_error_naming_it(tmp_path):
+    with pytest.raises(InputError, match=r"nothing\.pt: exported model not found"):
+        load_model(tmp_path / "nothing.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match=r"other\.pt: not a posecore exported model"):
+        load_model(tmp_path / "other.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(InputError, match=r"text\.pt: not a posecore exported model"):
+        load_model(tmp_path / "text.pt")
+
+
+def test_newer_format_version_is_refused(tmp_path):
+    model = build_model("stacked_densenet", 3, 3, **SMALL["stacked_densenet"])
+    save_model(tmp_path / "model.pt", model, _meta("stacked_densenet", SMALL["stacked_densenet"]))
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(InputError, match=r"future\.pt: model format version 99"):
+        load_model(tmp_path / "future.pt")
+
+
+def test_weights_that_do_not_fit_the_architecture_are_refused(tmp_path):
+    model = build_model("stacked_densenet", 3, 3, **SMALL["stacked_densenet"])
+    meta = _meta("stacked_densenet", {**SMALL["stacked_densenet"], "growth_rate": 12})
+    save_model(tmp_path / "model.pt", model, meta)
+    with pytest.raises(InputError, match=r"model\.pt: weights do not fit architecture 'stacked_densenet'"):
+        load_model(tmp_path / "model.pt")

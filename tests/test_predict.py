@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from posecore.models import LoadedModel, ModelMeta, build_model
+from posecore.predict import Predictor, prepare_images
+from posecore.train.targets import confidence_maps
+
+
+class BrightestPixelModel(nn.Module):
+    """Maps with a Gaussian (sigma 2 px) at each image's brightest pixel: a model whose answer is known."""
+
+    output_stride = 4
+    input_multiple = 16
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        b, _, h, w = x.shape
+        assert h % self.input_multiple == 0 and w % self.input_multiple == 0
+        index = x[:, 0].reshape(b, -1).argmax(dim=-1)
+        xy = torch.stack([index % w, index // w], dim=-1).float()  # (B, 2) image pixels
+        maps, _ = confidence_maps(xy[:, None, :], (h // 4, w // 4), 4, 2.0)  # (B, 1, h, w)
+        return [maps * 0.5, maps]
+
+
+def _meta(channels: int = 1) -> ModelMeta:
+    return ModelMeta("test", {}, ("dot",), (61, 83), channels, (10.0,) * channels, (2.0,) * channels, 4)
+
+
+def test_predictions_are_in_image_pixels_for_odd_sizes_and_batches():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 50, size=(5, 61, 83, 1), dtype=np.uint8)  # pads to 64 x 96
+    # (x, y), kept out of the outermost map cells, where find_peaks does not refine; 78 and 57 lie in
+    # cells whose right/lower neighbour partly covers padding (the image is 61 x 83, the map covers 64 x 96).
+    dots = np.array([[5, 6], [78, 57], [40, 30], [17, 45], [61, 8]])
+    for image, (x, y) in zip(images, dots, strict=True):
+        image[y, x] = 255
+    predictor = Predictor(LoadedModel(BrightestPixelModel(), _meta(), "sha"), batch_size=2)
+    out = predictor.predict(images)
+    assert out.shape == (5, 1, 3) and out.dtype == np.float32
+    assert np.allclose(out[:, 0, :2], dots, atol=0.1)
+    assert np.allclose(out[:, 0, 2], 1.0, atol=0.4)  # the final stack's map, not the first
+
+
+def test_prepare_images_normalises_and_pads_at_bottom_right():
+    images = np.full((2, 5, 7, 3), 30, dtype=np.uint8)
+    x = prepare_images(images, (10.0, 20.0, 30.0), (2.0, 5.0, 10.0), multiple=8)
+    assert x.shape == (2, 3, 8, 8) and x.dtype == torch.float32
+    assert x[0, :, :5, :7].flatten(1).unique(dim=1).squeeze(1).tolist() == [10.0, 2.0, 0.0]
+    assert (x[:, :, 5:] == 0).all() and (x[:, :, :, 7:] == 0).all()
+    with pytest.raises(ValueError, match="images have 3 channels, the model takes 1"):
+        prepare_images(images, (0.0,), (1.0,), 8)
+    with pytest.raises(ValueError, match="uint8"):
+        prepare_images(images.astype(np.float32), (0.0,) * 3, (1.0,) * 3, 8)
+
+
+def test_a_real_model_predicts_finite_points_on_any_image_size():
+    model = build_model("stacked_densenet", 3, 3, growth_rate=8, n_transitions=2).eval()
+    meta = ModelMeta(
+        "stacked_densenet",
+        {"growth_rate": 8, "n_transitions": 2},
+        ("a", "b", "c"),
+        (50, 70),
+        3,
+        (0.0,) * 3,
+        (1.0,) * 3,
+        4,
+    )
+    images = np.random.default_rng(1).integers(0, 255, size=(3, 50, 70, 3), dtype=np.uint8)
+    out = Predictor(LoadedModel(model, meta, "sha")).predict(images)
+    assert out.shape == (3, 3, 3) and np.isfinite(out).all()
+    assert (out[..., 0] >= -2).all() and (out[..., 0] <= 70).all() and (out[..., 1] <= 50).all()
+
+
+def test_resolve_device_never_falls_back_silently(monkeypatch):
+    from posecore.predict import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="no GPU"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="tpu"):
+        resolve_device("tpu")  # type: ignore[arg-type]

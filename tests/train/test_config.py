@@ -1,0 +1,48 @@
+import pytest
+
+from posecore.errors import InputError
+from posecore.train.config import ModelConfig, TrainConfig, load_config
+
+
+def test_defaults_and_overrides():
+    config = TrainConfig.from_dict({"max_epochs": 5, "learning_rate": 1, "flip": True})
+    assert config.max_epochs == 5 and config.learning_rate == 1 and config.flip and config.batch_size == 8
+
+
+def test_unknown_key_is_an_error_naming_it():
+    with pytest.raises(InputError, match=r"cfg.yaml \(key train.epochs\): unknown key"):
+        TrainConfig.from_dict({"epochs": 5}, "cfg.yaml")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("max_epochs", "ten", "must be an integer"),
+        ("batch_size", 0, "must be >= 1"),
+        ("accelerator", "tpu", "must be one of 'auto', 'cpu', 'gpu'"),
+        ("flip", "yes", "must be true or false"),
+        ("val_every_n_epochs", 500, "exceeds train.max_epochs"),
+    ],
+)
+def test_bad_values_are_errors_naming_the_key(key, value, message):
+    with pytest.raises(InputError, match=rf"cfg.yaml \(key train.{key}\): .*{message}"):
+        TrainConfig.from_dict({key: value}, "cfg.yaml")
+
+
+def test_model_config_checks_the_architecture_and_hyperparameters():
+    assert ModelConfig.from_dict({"hyperparameters": {"growth_rate": 16}}).hyperparameters == {"growth_rate": 16}
+    with pytest.raises(InputError, match="known: stacked_densenet"):
+        ModelConfig.from_dict({"architecture": "unet"}, "cfg.yaml")
+    with pytest.raises(InputError, match="no hyperparameter 'depth'"):
+        ModelConfig.from_dict({"hyperparameters": {"depth": 3}}, "cfg.yaml")
+
+
+def test_load_config_reads_both_sections(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("model:\n  hyperparameters: {growth_rate: 8}\ntrain:\n  max_epochs: 3\n  sigma_px: 2.5\n")
+    model, train = load_config(path)
+    assert model.architecture == "stacked_densenet" and model.hyperparameters == {"growth_rate": 8}
+    assert train.max_epochs == 3 and train.sigma_px == 2.5
+    path.write_text("optimizer: {}\n")
+    with pytest.raises(InputError, match=r"config.yaml \(key optimizer\): unknown section"):
+        load_config(path)
