@@ -24,7 +24,7 @@ def test_shard_plan_round_trip(tmp_path):
 
 def test_bad_shard_plan_is_named(tmp_path):
     (tmp_path / "v.tsv").write_text("a\tb\n1\t2\n")
-    with pytest.raises(InputError, match="v.tsv"):
+    with pytest.raises(InputError, match=r"v\.tsv"):
         read_shard_plan(tmp_path / "v.tsv")
     with pytest.raises(ValueError, match="shard_size"):
         plan_shards(10, 0)

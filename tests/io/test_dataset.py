@@ -62,12 +62,12 @@ def test_damaged_content_is_detected(tmp_path):
 
 
 def test_missing_and_foreign_files_are_named(tmp_path):
-    with pytest.raises(InputError, match="nope.h5"):
+    with pytest.raises(InputError, match=r"nope\.h5"):
         read_dataset(tmp_path / "nope.h5")
     foreign = tmp_path / "foreign.h5"
     with h5py.File(foreign, "w") as f:
         f["x"] = 1
-    with pytest.raises(InputError, match="foreign.h5"):
+    with pytest.raises(InputError, match=r"foreign\.h5"):
         read_dataset(foreign)
 
 
