@@ -12,7 +12,15 @@ from posecore.train.config import ModelConfig, TrainConfig
 validate(config, schema="../schemas/config.schema.yaml")
 
 VIDEOS = pd.read_csv(config["videos"], sep="\t", dtype=str, comment="#").fillna("")
-BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False, "": False}
+BOOLEANS = {
+    "true": True,
+    "yes": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "0": False,
+    "": False,
+}
 if "labeling" in VIDEOS.columns:
     # Anything else stays a string, which the schema then refuses, naming the column.
     VIDEOS["labeling"] = [BOOLEANS.get(value.lower(), value) for value in VIDEOS["labeling"]]
