@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+import posecore
 from posecore import __version__
 from posecore.errors import PosecoreError
 
@@ -19,7 +20,7 @@ SUBCOMMANDS = ("synth", "train", "evaluate")
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(prog="posecore", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="posecore", description=posecore.__doc__)
     parser.add_argument("--version", action="version", version=f"posecore {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:

@@ -43,9 +43,10 @@ def write_config(workdir: Path, config: dict, videos: list[tuple[str, str, bool]
 
 @pytest.fixture(scope="session")
 def demo_config() -> dict:
-    """The bundled config, made small enough to train in about a minute."""
+    """The bundled config, with a model small enough to train in about a minute."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["train"] = {**config["train"], "max_epochs": 25}
+    config["model"]["hyperparameters"] = {**config["model"]["hyperparameters"], "n_stacks": 1}
+    config["train"] = {**config["train"], "max_epochs": 50}
     config["inference"] = {**config["inference"], "shard_size": 35, "batch_size": 8}
     return config
 
