@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from posecore.evaluate import evaluate, score_predictions, write_evaluation
+from posecore.evaluate import evaluate, learning_curve, plot_predictions, score_predictions, write_evaluation
 from posecore.io.dataset import TrainingDataset
 from posecore.models import LoadedModel, ModelMeta
 from posecore.train.targets import confidence_maps
@@ -75,3 +75,55 @@ def test_evaluate_predicts_the_split_and_scores_it(tmp_path):
     assert result.errors["frame"].tolist() == [0, 1, 2]
     with pytest.raises(ValueError, match="differ from the dataset's"):
         evaluate(LoadedModel(FixedPointModel(), meta, "f00d"), TrainingDataset(images, labels, split, ("x",)))
+
+
+def test_pck_counts_labeled_points_within_each_threshold(tmp_path):
+    predictions = np.zeros((4, 2, 3), dtype=np.float32)
+    labels = np.array([[[1, 0], [0, 3]], [[0, 6], [NAN, NAN]], [[0, 12], [0, 0]], [[NAN, NAN], [30, 40]]], np.float32)
+    result = score_predictions(predictions, labels, ("a", "b"), pck_thresholds_px=(2, 5, 10))
+    # a: errors 1, 6, 12; b: errors 3, 0, 50 (unlabeled points are not counted at all)
+    assert result.pck["a"] == {2.0: 1 / 3, 5.0: 1 / 3, 10.0: 2 / 3}
+    assert result.pck["b"] == {2.0: 1 / 3, 5.0: 2 / 3, 10.0: 2 / 3}
+    assert result.pck_all == {2.0: 2 / 6, 5.0: 3 / 6, 10.0: 4 / 6}
+    metrics = json.loads(write_evaluation(result, tmp_path)[0].read_text())
+    assert metrics["pck_thresholds_px"] == [2.0, 5.0, 10.0] and metrics["pck_all"]["5"] == 0.5
+    assert metrics["pck"]["b"]["10"] == 2 / 3
+
+
+def test_prediction_figure_is_a_png_of_the_evaluated_frames(tmp_path):
+    images = np.zeros((4, 30, 40, 1), dtype=np.uint8)
+    labels = np.array([[[21.5, 13.5]], [[24.5, 17.5]], [[NAN, NAN]], [[0.0, 0.0]]], dtype=np.float32)
+    dataset = TrainingDataset(images, labels, np.array(["test"] * 3 + ["train"], dtype=object), ("dot",))
+    meta = ModelMeta("test", {}, ("dot",), (30, 40), 1, (0.0,), (1.0,), 4)
+    result = evaluate(LoadedModel(FixedPointModel(), meta, "f00d"), dataset, split="test")
+    path = plot_predictions(dataset, result, tmp_path / "figs" / "predictions.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(path.parent.glob(".*tmp*"))
+
+
+def _discs(n: int = 40, size: int = 32) -> TrainingDataset:
+    """A bright disc on a dark frame; its centre is the one keypoint."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 30, size=(n, size, size, 1), dtype=np.uint8)
+    centres = rng.uniform(6, size - 7, size=(n, 1, 2)).astype(np.float32)
+    rows, cols = np.mgrid[0:size, 0:size]
+    for i, (x, y) in enumerate(centres[:, 0]):
+        images[i, (cols - x) ** 2 + (rows - y) ** 2 <= 9, 0] = 250
+    split = np.array(["train"] * 24 + ["val"] * 8 + ["test"] * 8, dtype=object)
+    return TrainingDataset(images, centres, split, ("centre",))
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_learning_curve_trains_nested_subsets_and_reports_test_error(tmp_path):
+    from posecore.train import ModelConfig, TrainConfig
+
+    torch.set_num_threads(1)
+    model = ModelConfig("leap", {"filters": 4, "n_downsampling": 1, "convs_per_block": 1, "batch_norm": True})
+    train = TrainConfig(max_epochs=1, batch_size=4, accelerator="cpu", sigma_px=2.0)
+    curve = learning_curve(_discs(), model, train, sizes=[8, 4], out_dir=tmp_path)
+    assert curve["n_train"].tolist() == [4, 8]
+    assert {"rmse_px", "median_px", "p90_px", "pck_5px", "seconds"} <= set(curve.columns)
+    assert (curve["rmse_px"] > 0).all() and curve["pck_20px"].between(0, 1).all()
+    assert pd.read_csv(tmp_path / "learning_curve.csv").shape[0] == 2
+    assert (tmp_path / "learning_curve.png").stat().st_size > 0 and (tmp_path / "n4" / "model.pt").is_file()
+    with pytest.raises(ValueError, match=r"sizes \[100\] are not between 1 and the 24 'train' frames"):
+        learning_curve(_discs(), model, train, sizes=[100], out_dir=tmp_path)

@@ -7,8 +7,13 @@ To add a model:
    confidence maps (B, K, H / s, W / s) (one per supervised output, the last being the final
    one), and which has the attributes `output_stride` (s) and `input_multiple`;
 2. list it in `MODELS` below;
-3. add a test in `tests/models/` that checks the output shapes at two input sizes, and make
-   sure `tests/models/test_export.py` round-trips it (it runs over every entry of `MODELS`).
+3. add a test in `tests/models/` that checks the output shapes at two input sizes, and add it
+   to `SMALL` in `tests/models/test_export.py`, which round-trips every entry of `MODELS`.
+
+Every model also takes the registry's own hyperparameter `n_graph_maps` (default 0): the
+number of posture-graph maps (DeepPoseKit) it outputs after its K keypoint maps. The registry
+builds the class with `n_keypoints = K + n_graph_maps` output channels, so no model needs to
+know about graphs; consumers read the first K channels as keypoints.
 
 Models are found only through this table, never by import side effects.
 """
@@ -23,24 +28,34 @@ from typing import Any
 from torch import nn
 
 from posecore.models.densenet import StackedDenseNet
+from posecore.models.hourglass import StackedHourglass
+from posecore.models.leap import LEAPNet
+from posecore.models.resnet import ResNetDeconv
 
-MODELS: dict[str, type[nn.Module]] = {"stacked_densenet": StackedDenseNet}
+MODELS: dict[str, type[nn.Module]] = {
+    "stacked_densenet": StackedDenseNet,
+    "stacked_hourglass": StackedHourglass,
+    "leap": LEAPNet,
+    "resnet_deconv": ResNetDeconv,
+}
 
+GRAPH_MAPS = "n_graph_maps"
 _FIXED = ("n_keypoints", "in_channels")
 
 
 def hyperparameter_types(name: str) -> dict[str, type]:
-    """The hyperparameters a model takes (all constructor arguments but n_keypoints, in_channels)."""
+    """The hyperparameters a model takes (constructor arguments but n_keypoints, in_channels; plus n_graph_maps)."""
     cls = _model_class(name)
     hints = typing.get_type_hints(cls.__init__)
     parameters = inspect.signature(cls.__init__).parameters
-    return {key: hints[key] for key in parameters if key not in ("self", *_FIXED)}
+    types = {key: hints[key] for key in parameters if key not in ("self", *_FIXED)}
+    return {**types, GRAPH_MAPS: int}
 
 
 def hyperparameter_defaults(name: str) -> dict[str, Any]:
     """The default value of every hyperparameter of a model."""
     parameters = inspect.signature(_model_class(name).__init__).parameters
-    return {key: parameters[key].default for key in hyperparameter_types(name)}
+    return {key: parameters[key].default if key in parameters else 0 for key in hyperparameter_types(name)}
 
 
 def check_hyperparameters(name: str, hyperparameters: Mapping[str, Any]) -> None:
@@ -54,6 +69,8 @@ def check_hyperparameters(name: str, hyperparameters: Mapping[str, Any]) -> None
                 f"hyperparameter {key!r} of model {name!r} must be {types[key].__name__}, "
                 f"got {value!r} ({type(value).__name__})"
             )
+    if hyperparameters.get(GRAPH_MAPS, 0) < 0:
+        raise ValueError(f"hyperparameter {GRAPH_MAPS!r} must be >= 0, got {hyperparameters[GRAPH_MAPS]}")
 
 
 def build_model(name: str, n_keypoints: int, in_channels: int, **hyperparameters: Any) -> nn.Module:
@@ -61,16 +78,20 @@ def build_model(name: str, n_keypoints: int, in_channels: int, **hyperparameters
 
     Args:
         name: a key of `MODELS`.
-        n_keypoints: K, the number of confidence maps.
+        n_keypoints: K, the number of keypoint confidence maps.
         in_channels: C, image channels.
-        **hyperparameters: the model's other constructor arguments; unknown or wrongly typed
-            ones are an error naming them.
+        **hyperparameters: the model's other constructor arguments, and `n_graph_maps` (E, default
+            0); unknown or wrongly typed ones are an error naming them.
 
     Returns:
-        The model, in training mode, with freshly initialised weights.
+        The model, in training mode, with freshly initialised weights (or those its own
+        hyperparameters name, such as `weights_path`); its outputs have K + E channels, the K
+        keypoint maps first.
     """
     check_hyperparameters(name, hyperparameters)
-    return _model_class(name)(n_keypoints=n_keypoints, in_channels=in_channels, **hyperparameters)
+    model_arguments = {key: value for key, value in hyperparameters.items() if key != GRAPH_MAPS}
+    n_outputs = n_keypoints + int(hyperparameters.get(GRAPH_MAPS, 0))
+    return _model_class(name)(n_keypoints=n_outputs, in_channels=in_channels, **model_arguments)
 
 
 def _model_class(name: str) -> type[nn.Module]:

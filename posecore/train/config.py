@@ -24,7 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from posecore.errors import InputError
-from posecore.models.registry import check_hyperparameters
+from posecore.models.registry import GRAPH_MAPS, check_hyperparameters
 
 Accelerator = Literal["auto", "cpu", "gpu"]
 Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
@@ -49,8 +49,22 @@ class TrainConfig:
             without a better val/loss) or "none".
         flip: flip frames horizontally with probability 1/2, swapping the dataset's left/right
             keypoint pairs.
+        flip_vertical: flip frames vertically with probability 1/2 (a frame mirrored by exactly
+            one of the two flips swaps its left/right pairs).
         translation_px: shift frames by up to this many pixels in x and in y (uniform).
         rotation_deg: rotate frames about their centre by up to this many degrees (uniform).
+        scale: zoom frames about their centre by a factor in [1 - scale, 1 + scale] (< 1).
+        brightness: add up to +-brightness x 255 to the pixel values.
+        contrast: scale pixel values about the frame's mean by [1 - contrast, 1 + contrast] (< 1).
+        noise_std: add Gaussian noise of standard deviation up to noise_std x 255.
+        blur_sigma_px: blur with a Gaussian of standard deviation up to this many pixels.
+        posture_graph: also train DeepPoseKit's posture-graph maps, one per skeleton edge of the
+            dataset (the exported model outputs them after the keypoint maps).
+        early_stopping_patience: stop after this many validations without a better val/rmse_px
+            (0: never stop early).
+        devices: GPUs to train on (more than 1: DDP); 1 on CPU.
+        init_from: an exported model (model.pt) whose weights start training, e.g. the previous
+            round's model when refining; its architecture and keypoints must match ("": none).
         num_workers: DataLoader worker processes (0: load in the main process).
     """
 
@@ -64,8 +78,18 @@ class TrainConfig:
     val_every_n_epochs: int = 1
     lr_schedule: LRSchedule = "cosine"
     flip: bool = False
+    flip_vertical: bool = False
     translation_px: float = 0.0
     rotation_deg: float = 0.0
+    scale: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+    noise_std: float = 0.0
+    blur_sigma_px: float = 0.0
+    posture_graph: bool = False
+    early_stopping_patience: int = 0
+    devices: int = 1
+    init_from: str = ""
     num_workers: int = 0
 
     def __post_init__(self) -> None:
@@ -81,9 +105,15 @@ class TrainConfig:
                 f"train.val_every_n_epochs ({self.val_every_n_epochs}) exceeds train.max_epochs ({self.max_epochs}): "
                 "no validation would run"
             )
-        for name in ("translation_px", "rotation_deg", "num_workers"):
+        nonnegative = ("translation_px", "rotation_deg", "scale", "brightness", "contrast", "noise_std")
+        for name in (*nonnegative, "blur_sigma_px", "early_stopping_patience", "num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("scale", "contrast"):
+            if getattr(self, name) >= 1:
+                raise ValueError(f"train.{name} must be < 1, got {getattr(self, name)}")
+        if self.devices < 1:
+            raise ValueError(f"train.devices must be >= 1, got {self.devices}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | Path = "<config>") -> TrainConfig:
@@ -107,7 +137,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.hyperparameters, Mapping):
             raise ValueError(f"model.hyperparameters must be a mapping, got {self.hyperparameters!r}")
+        if not isinstance(self.architecture, str):
+            raise ValueError(f"model.architecture must be a string, got {self.architecture!r}")
         check_hyperparameters(self.architecture, self.hyperparameters)
+        if GRAPH_MAPS in self.hyperparameters:
+            raise ValueError(
+                f"hyperparameter {GRAPH_MAPS!r} is set from the dataset's skeleton: use train.posture_graph instead"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | Path = "<config>") -> ModelConfig:
@@ -143,7 +179,17 @@ def _from_dict(cls: type, data: Mapping[str, Any], source: str | Path, section: 
         return cls(**data)
     except (TypeError, ValueError) as error:
         message = str(error)
-        key = next((k for k in data if f"{section}.{k}" in message or repr(k) in message), None)
+        keys = list(data)
+        if isinstance(data.get("hyperparameters"), Mapping):
+            keys = [f"hyperparameters.{k}" for k in data["hyperparameters"]] + keys
+        key = next(
+            (
+                k
+                for k in keys
+                if f"{section}.{k}" in message or repr(k.split(".")[-1]) in message or f" {k} " in message
+            ),
+            None,
+        )
         raise InputError(source, message, where=f"key {section}.{key}" if key else f"key {section}") from error
 
 

@@ -16,20 +16,23 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
 import yaml
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
+from posecore.errors import InputError
 from posecore.io.dataset import TrainingDataset
-from posecore.models.export import ModelMeta, save_model
-from posecore.models.registry import hyperparameter_defaults
+from posecore.models.export import ModelMeta, load_model, save_model
+from posecore.models.registry import GRAPH_MAPS, hyperparameter_defaults
+from posecore.train.augment import Augmentation
 from posecore.train.config import ModelConfig, TrainConfig
-from posecore.train.data import Augmentation, PoseDataset, channel_stats
-from posecore.train.module import PoseModule
+from posecore.train.data import PoseDataset, channel_stats
+from posecore.train.module import PoseModule, augmentation_fields
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,12 @@ class TrainResult:
     meta: ModelMeta
 
 
-def resolve_devices(config: TrainConfig) -> tuple[str, str]:
-    """Lightning's (accelerator, precision) for a config: mixed precision on GPUs only."""
-    has_gpu = torch.cuda.is_available()
-    if config.accelerator == "gpu" and not has_gpu:
+def resolve_devices(config: TrainConfig) -> tuple[str, str, int]:
+    """Lightning's (accelerator, precision, devices) for a config: mixed precision and DDP on GPUs only."""
+    n_gpus = torch.cuda.device_count()
+    if config.accelerator == "gpu" and not n_gpus:
         raise ValueError("train.accelerator is 'gpu' but torch sees no CUDA device")
-    accelerator = "gpu" if config.accelerator == "gpu" or (config.accelerator == "auto" and has_gpu) else "cpu"
+    accelerator = "gpu" if config.accelerator == "gpu" or (config.accelerator == "auto" and n_gpus) else "cpu"
     precision = config.precision
     if precision == "auto":
         if accelerator == "cpu":
@@ -69,11 +72,65 @@ def resolve_devices(config: TrainConfig) -> tuple[str, str]:
             precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     elif accelerator == "cpu" and precision != "32-true":
         raise ValueError(f"train.precision {precision!r} is for GPUs; use '32-true' or 'auto' on CPU")
-    return accelerator, precision
+    if accelerator == "cpu" and config.devices != 1:
+        raise ValueError(f"train.devices is {config.devices}, but training runs on the CPU: use 1")
+    if accelerator == "gpu" and config.devices > n_gpus:
+        raise ValueError(f"train.devices is {config.devices}, but torch sees {n_gpus} GPU(s)")
+    return accelerator, precision, config.devices
+
+
+def check_training_input(
+    dataset: TrainingDataset,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    source: str | Path = "training dataset",
+    train_indices: np.ndarray | None = None,
+) -> None:
+    """Refuse, before anything trains, a dataset that cannot train this model.
+
+    Raises:
+        InputError: naming `source` and what is wrong: no "train" or "val" frames, a keypoint
+            with no label in any training frame, posture-graph maps asked for without a
+            skeleton, or an `init_from` model whose keypoints or architecture differ.
+    """
+    train = dataset.indices("train") if train_indices is None else np.asarray(train_indices)
+    for split, frames in (("train", train), ("val", dataset.indices("val"))):
+        if len(frames) == 0:
+            raise InputError(source, f"no {split!r} frames; training needs both 'train' and 'val'", "key split")
+    labeled = np.isfinite(dataset.keypoints[train]).all(axis=-1).any(axis=0)  # (K,)
+    unlabeled = [name for name, ok in zip(dataset.keypoint_names, labeled, strict=True) if not ok]
+    if unlabeled:
+        raise InputError(
+            source,
+            f"keypoint(s) {unlabeled} have no label in any 'train' frame: label them or remove them",
+            "key keypoints",
+        )
+    if train_config.posture_graph and not dataset.skeleton:
+        raise InputError(source, "train.posture_graph needs skeleton edges, and the dataset has none", "key skeleton")
+    if train_config.init_from:
+        meta = load_model(train_config.init_from).meta
+        if tuple(meta.keypoint_names) != tuple(dataset.keypoint_names):
+            raise InputError(
+                source,
+                f"keypoints {list(dataset.keypoint_names)} differ from those of train.init_from "
+                f"{train_config.init_from} {list(meta.keypoint_names)}",
+                "key keypoint_names",
+            )
+        if meta.architecture != model_config.architecture:
+            raise InputError(
+                train_config.init_from,
+                f"architecture {meta.architecture!r} differs from model.architecture {model_config.architecture!r}",
+                "key architecture",
+            )
 
 
 def train_model(
-    dataset: TrainingDataset, model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path
+    dataset: TrainingDataset,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    out_dir: str | Path,
+    source: str | Path = "training dataset",
+    train_indices: np.ndarray | None = None,
 ) -> TrainResult:
     """Train on the dataset's "train" split, select on its "val" split, export the best model.
 
@@ -82,44 +139,56 @@ def train_model(
         model_config: architecture and hyperparameters.
         train_config: optimisation, augmentation and device settings.
         out_dir: where checkpoints, the exported model and metrics go (created).
+        source: the dataset's file, named in errors.
+        train_indices: train on these dataset frames instead of the whole "train" split (a
+            learning curve's subsets).
 
     Returns:
         The paths written and the best validation RMSE.
+
+    Raises:
+        InputError: the dataset cannot train this model (`check_training_input`), before any training.
     """
     out_dir = Path(out_dir)
-    for split in ("train", "val"):
-        if len(dataset.indices(split)) == 0:
-            raise ValueError(f"the dataset has no {split!r} frames; training needs both 'train' and 'val'")
-    accelerator, precision = resolve_devices(train_config)
+    check_training_input(dataset, model_config, train_config, source, train_indices)
+    accelerator, precision, devices = resolve_devices(train_config)
     pl.seed_everything(train_config.seed, workers=True, verbose=False)
     hyperparameters = {**hyperparameter_defaults(model_config.architecture), **model_config.hyperparameters}
+    hyperparameters[GRAPH_MAPS] = len(dataset.skeleton) if train_config.posture_graph else 0
+    train = dataset.indices("train") if train_indices is None else np.asarray(train_indices)
+    mean, std = channel_stats(dataset.images[np.sort(train)])
+    augmentation = Augmentation(
+        flip=train_config.flip,
+        flip_vertical=train_config.flip_vertical,
+        rotation_deg=train_config.rotation_deg,
+        scale=train_config.scale,
+        translation_px=train_config.translation_px,
+        brightness=train_config.brightness,
+        contrast=train_config.contrast,
+        noise_std=train_config.noise_std,
+        blur_sigma_px=train_config.blur_sigma_px,
+    )
     module = PoseModule(
         architecture=model_config.architecture,
         hyperparameters=hyperparameters,
         n_keypoints=len(dataset.keypoint_names),
         in_channels=int(dataset.images.shape[-1]),
         image_size=dataset.image_size,
+        mean=mean,
+        std=std,
+        sigma_px=train_config.sigma_px,
+        skeleton=tuple(dataset.skeleton),
+        augmentation=augmentation_fields(augmentation),
+        swap_pairs=tuple(dataset.swap_pairs),
+        seed=train_config.seed,
         learning_rate=train_config.learning_rate,
         lr_schedule=train_config.lr_schedule,
         max_epochs=train_config.max_epochs,
     )
-    mean, std = channel_stats(dataset.images[dataset.indices("train")])
-    common = {
-        "dataset": dataset,
-        "mean": mean,
-        "std": std,
-        "input_multiple": int(module.model.input_multiple),
-        "output_stride": int(module.model.output_stride),
-        "sigma_px": train_config.sigma_px,
-    }
-    augmentation = Augmentation(
-        flip=train_config.flip,
-        translation_px=train_config.translation_px,
-        rotation_deg=train_config.rotation_deg,
-        swap_pairs=dataset.swap_pairs,
-    )
-    train_set = PoseDataset(split="train", augmentation=augmentation, **common)
-    val_set = PoseDataset(split="val", **common)
+    if train_config.init_from:
+        module.model.load_state_dict(_init_weights(train_config.init_from, hyperparameters), strict=True)
+    train_set = PoseDataset(dataset, "train", indices=train)
+    val_set = PoseDataset(dataset, "val")
     loader = {"num_workers": train_config.num_workers, "pin_memory": accelerator == "gpu"}
     loader["persistent_workers"] = train_config.num_workers > 0
     drop_last = len(train_set) > train_config.batch_size  # no batch of one through BatchNorm
@@ -137,14 +206,20 @@ def train_model(
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
+    callbacks: list[pl.Callback] = [checkpoint, LearningRateMonitor(logging_interval="epoch")]
+    if train_config.early_stopping_patience > 0:
+        callbacks.append(
+            EarlyStopping(monitor="val/rmse_px", mode="min", patience=train_config.early_stopping_patience)
+        )
     logger = CSVLogger(save_dir=out_dir, name="logs", version="")
     trainer = pl.Trainer(
         max_epochs=train_config.max_epochs,
         accelerator=accelerator,
-        devices=1,
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
         precision=precision,
         logger=logger,
-        callbacks=[checkpoint, LearningRateMonitor(logging_interval="epoch")],
+        callbacks=callbacks,
         check_val_every_n_epoch=train_config.val_every_n_epochs,
         deterministic=True if accelerator == "cpu" else "warn",
         enable_progress_bar=True,
@@ -158,9 +233,12 @@ def train_model(
         raise RuntimeError("no checkpoint was saved: validation never ran (val_every_n_epochs > max_epochs?)")
 
     best = PoseModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+    exported = dict(hyperparameters)
+    if "weights_path" in exported:
+        exported["weights_path"] = ""  # the weights are in the file; inference must not need the original
     meta = ModelMeta(
         architecture=model_config.architecture,
-        hyperparameters=hyperparameters,
+        hyperparameters=exported,
         keypoint_names=tuple(dataset.keypoint_names),
         input_size=dataset.image_size,
         in_channels=int(dataset.images.shape[-1]),
@@ -172,10 +250,13 @@ def train_model(
         dataset_hash=dataset.content_hash(),
     )
     model_path = out_dir / "model.pt"
-    save_model(model_path, best.model, meta)
-    metrics_path = flatten_metrics(Path(logger.log_dir) / "metrics.csv", out_dir / "metrics.csv")
-    config = {"model": asdict(model_config), "train": asdict(train_config)}
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if trainer.is_global_zero:
+        save_model(model_path, best.model, meta)
+        config = {"model": asdict(model_config), "train": asdict(train_config)}
+        (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    metrics_path = out_dir / "metrics.csv"
+    if trainer.is_global_zero:  # only rank 0 logs
+        flatten_metrics(Path(logger.log_dir) / "metrics.csv", metrics_path)
     score = checkpoint.best_model_score
     return TrainResult(
         model_path=model_path,
@@ -186,6 +267,17 @@ def train_model(
         seconds=seconds,
         meta=meta,
     )
+
+
+def _init_weights(path: str | Path, hyperparameters: dict) -> dict[str, torch.Tensor]:
+    """The weights of an exported model to start from; its hyperparameters must be these."""
+    loaded = load_model(path)
+    theirs = {k: v for k, v in loaded.meta.hyperparameters.items() if k != "weights_path"}
+    ours = {k: v for k, v in hyperparameters.items() if k != "weights_path"}
+    if theirs != ours:
+        differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise InputError(path, f"hyperparameters differ from model.hyperparameters: {differ}", f"key {differ[0]}")
+    return loaded.model.state_dict()
 
 
 def flatten_metrics(raw: Path, out: Path) -> Path:

@@ -1,8 +1,10 @@
 """The LightningModule that trains a registered pose model on confidence-map targets.
 
+Batches arrive as raw frames; `on_after_batch_transfer` prepares them on the accelerator
+(normalisation, seeded augmentation for training batches, targets: `posecore.train.data`).
 Loss: mean squared error between every stack's maps and the targets (intermediate
-supervision), over labeled keypoints only: an unlabeled keypoint's map is skipped, never
-trained towards zero. Metrics: `train/loss`, `val/loss` and `val/rmse_px`, the root mean
+supervision), over labeled keypoints (and posture-graph edges) only: an unlabeled keypoint's
+map is skipped, never trained towards zero. Metrics: `train/loss`, `val/loss` and `val/rmse_px`, the root mean
 squared distance in image pixels between the final stack's peaks (`posecore.ops.find_peaks`,
 `posecore.geometry.map_to_image`, as at inference) and the labeled keypoints.
 """
@@ -10,6 +12,7 @@ squared distance in image pixels between the final stack's peaks (`posecore.ops.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import Any
 
 import pytorch_lightning as pl
@@ -18,6 +21,8 @@ import torch
 from posecore.geometry import map_to_image
 from posecore.models.registry import build_model
 from posecore.ops import find_peaks
+from posecore.train.augment import Augmentation
+from posecore.train.data import prepare_batch
 
 
 def masked_mse(outputs: list[torch.Tensor], targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -61,14 +66,22 @@ def keypoint_errors(maps: torch.Tensor, keypoints: torch.Tensor, stride: int) ->
 
 
 class PoseModule(pl.LightningModule):
-    """A registered model with its loss, metrics and optimiser.
+    """A registered model with its batch preparation, loss, metrics and optimiser.
 
     Args:
         architecture: registry name of the model.
-        hyperparameters: its constructor arguments besides n_keypoints and in_channels.
+        hyperparameters: its constructor arguments besides n_keypoints and in_channels, with
+            `n_graph_maps` (E) when it also outputs posture-graph maps.
         n_keypoints: K.
         in_channels: C.
         image_size: (H, W) of the unpadded images, to crop maps as the predictor does.
+        mean: per-channel mean (C) in uint8 units, to normalise as the exported model will.
+        std: per-channel standard deviation (C) in uint8 units.
+        sigma_px: target Gaussian standard deviation in image pixels.
+        skeleton: the E posture-graph edges when E > 0 (their maps follow the K keypoint maps).
+        augmentation: `Augmentation` fields for training batches (without swap_pairs).
+        swap_pairs: left/right keypoint index pairs exchanged by a flip.
+        seed: seeds the augmentation's generator (one stream per process: seed + rank).
         learning_rate: Adam's initial learning rate.
         lr_schedule: "cosine", "plateau" or "none".
         max_epochs: length of the cosine schedule.
@@ -81,6 +94,13 @@ class PoseModule(pl.LightningModule):
         n_keypoints: int,
         in_channels: int,
         image_size: tuple[int, int],
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+        sigma_px: float = 5.0,
+        skeleton: tuple[tuple[int, int], ...] = (),
+        augmentation: dict[str, Any] | None = None,
+        swap_pairs: tuple[tuple[int, int], ...] = (),
+        seed: int = 0,
         learning_rate: float = 1e-3,
         lr_schedule: str = "cosine",
         max_epochs: int = 100,
@@ -88,39 +108,77 @@ class PoseModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(architecture, n_keypoints, in_channels, **hyperparameters)
+        self.n_keypoints = n_keypoints
         self.stride = int(self.model.output_stride)
         self.map_size = (math.ceil(image_size[0] / self.stride), math.ceil(image_size[1] / self.stride))
-        self._squared_error = 0.0
-        self._labeled = 0
+        self.mean = tuple(mean) if mean is not None else (0.0,) * in_channels
+        self.std = tuple(std) if std is not None else (1.0,) * in_channels
+        n_graph = int(hyperparameters.get("n_graph_maps", 0))
+        if n_graph != len(skeleton) and n_graph:
+            raise ValueError(f"n_graph_maps is {n_graph} but the skeleton has {len(skeleton)} edges")
+        self.skeleton = tuple(tuple(edge) for edge in skeleton) if n_graph else None
+        fields = dict(augmentation or {})
+        self.augmentation = Augmentation(**{**fields, "swap_pairs": tuple(tuple(p) for p in swap_pairs)})
+        self._generator: torch.Generator | None = None
+        self._sums = torch.zeros(2, dtype=torch.float64)  # squared pixel error, labeled keypoints
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Normalised images (B, C, H, W) -> one (B, K, H / s, W / s) map tensor per stack."""
+        """Normalised images (B, C, H, W) -> one (B, K + E, H / s, W / s) map tensor per supervised output."""
         return self.model(images)
 
+    def generator(self, device: torch.device) -> torch.Generator:
+        """The augmentation's random generator on `device`, seeded once per process (seed + global rank)."""
+        if self._generator is None or self._generator.device != device:
+            rank = self.trainer.global_rank if self._trainer is not None else 0
+            self._generator = torch.Generator(device=device)
+            self._generator.manual_seed(int(self.hparams.seed) + rank)
+        return self._generator
+
+    def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
+        """Raw frames on the device -> normalised, augmented (training only), padded images with targets."""
+        if "maps" in batch:  # already prepared
+            return batch
+        training = self._trainer is not None and self.trainer.training
+        augmentation = self.augmentation if training and self.augmentation.active else None
+        return prepare_batch(
+            batch,
+            self.mean,
+            self.std,
+            int(self.model.input_multiple),
+            self.stride,
+            float(self.hparams.sigma_px),
+            self.skeleton,
+            augmentation,
+            self.generator(batch["image"].device) if augmentation is not None else None,
+        )
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Masked MSE over all stacks, logged as train/loss."""
+        """Masked MSE over all supervised outputs, logged as train/loss."""
         loss = masked_mse(self.model(batch["image"]), batch["maps"], batch["mask"])
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 
     def on_validation_epoch_start(self) -> None:
         """Reset the RMSE accumulators."""
-        self._squared_error = 0.0
-        self._labeled = 0
+        self._sums = torch.zeros(2, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Log val/loss and accumulate squared pixel errors of labeled keypoints."""
         outputs = self.model(batch["image"])
         loss = masked_mse(outputs, batch["maps"], batch["mask"])
         self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
-        maps = outputs[-1][..., : self.map_size[0], : self.map_size[1]]  # (B, K, h, w) over the image
+        maps = outputs[-1][:, : self.n_keypoints, : self.map_size[0], : self.map_size[1]]  # (B, K, h, w) on the image
         errors, labeled = keypoint_errors(maps, batch["keypoints"], self.stride)
-        self._squared_error += float((errors[labeled] ** 2).sum())
-        self._labeled += int(labeled.sum())
+        batch_sums = torch.stack([(errors[labeled].double() ** 2).sum(), labeled.sum().double()])
+        self._sums = self._sums.to(batch_sums.device) + batch_sums
 
     def on_validation_epoch_end(self) -> None:
-        """Log val/rmse_px over every labeled keypoint of the validation split."""
-        rmse = math.sqrt(self._squared_error / self._labeled) if self._labeled else math.nan
+        """Log val/rmse_px over every labeled keypoint of the validation split (summed over all processes)."""
+        sums = self._sums
+        if self._trainer is not None and self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        squared, count = float(sums[0]), float(sums[1])
+        rmse = math.sqrt(squared / count) if count else math.nan
         self.log("val/rmse_px", rmse, prog_bar=True)
 
     def configure_optimizers(self) -> Any:
@@ -137,3 +195,8 @@ class PoseModule(pl.LightningModule):
         if schedule == "none":
             return optimizer
         raise ValueError(f"unknown lr_schedule {schedule!r}; known: cosine, plateau, none")
+
+
+def augmentation_fields(augmentation: Augmentation) -> dict[str, Any]:
+    """An `Augmentation` as the plain dict `PoseModule` takes (swap pairs travel separately)."""
+    return {key: value for key, value in asdict(augmentation).items() if key != "swap_pairs"}

@@ -10,10 +10,15 @@ from posecore.errors import InputError
 from posecore.models import MODELS, ModelMeta, build_model, load_model, save_model
 from posecore.models.registry import hyperparameter_defaults
 
-SMALL = {"stacked_densenet": {"growth_rate": 8, "n_transitions": 2}}
+SMALL = {
+    "stacked_densenet": {"growth_rate": 8, "n_transitions": 2},
+    "stacked_hourglass": {"n_features": 8, "n_transitions": 1, "n_graph_maps": 2},
+    "leap": {"filters": 4, "batch_norm": True},
+    "resnet_deconv": {"depth": 18, "deconv_channels": 8, "n_deconv": 1},
+}
 
 
-def _meta(name: str, hyperparameters: dict) -> ModelMeta:
+def _meta(name: str, hyperparameters: dict, output_stride: int = 4) -> ModelMeta:
     return ModelMeta(
         architecture=name,
         hyperparameters={**hyperparameter_defaults(name), **hyperparameters},
@@ -22,7 +27,7 @@ def _meta(name: str, hyperparameters: dict) -> ModelMeta:
         in_channels=3,
         mean=(100.0, 110.0, 120.0),
         std=(50.0, 51.0, 52.0),
-        output_stride=4,
+        output_stride=output_stride,
         skeleton=((0, 1), (0, 2)),
         swap_pairs=((1, 2),),
         dataset_hash="abc",
@@ -36,7 +41,7 @@ def test_round_trip_gives_identical_outputs(tmp_path, name):
     model.train()
     model(torch.randn(4, 3, 48, 64))  # move BatchNorm running statistics off their initial values
     model.eval()
-    meta = _meta(name, SMALL[name])
+    meta = _meta(name, SMALL[name], model.output_stride)
     digest = save_model(tmp_path / "model.pt", model, meta)
 
     loaded = load_model(tmp_path / "model.pt")

@@ -1,6 +1,7 @@
 import inspect
 
 import pytest
+import torch
 from torch import nn
 
 from posecore.models.registry import MODELS, build_model, hyperparameter_defaults
@@ -13,7 +14,10 @@ def test_builds_a_registered_model_with_its_hyperparameters():
 
 
 def test_unknown_architecture_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown model architecture 'resnet'; known: stacked_densenet"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown model architecture 'resnet'; known: leap, resnet_deconv, stacked_densenet, stacked_hourglass",
+    ):
         build_model("resnet", n_keypoints=3, in_channels=3)
 
 
@@ -33,3 +37,13 @@ def test_every_model_has_defaults_for_its_hyperparameters():
         defaults = hyperparameter_defaults(name)
         assert "n_keypoints" not in defaults and "in_channels" not in defaults
         assert all(value is not inspect.Parameter.empty for value in defaults.values())
+
+
+def test_graph_maps_add_output_channels_after_the_keypoints():
+    for name, hyperparameters in [("leap", {"filters": 4}), ("stacked_hourglass", {"n_features": 8})]:
+        model = build_model(name, n_keypoints=3, in_channels=1, n_graph_maps=2, **hyperparameters).eval()
+        assert hyperparameter_defaults(name)["n_graph_maps"] == 0
+        outputs = model(torch.zeros(1, 1, 32, 32))
+        assert all(maps.shape[1] == 5 for maps in outputs)
+    with pytest.raises(ValueError, match="'n_graph_maps' must be >= 0"):
+        build_model("leap", n_keypoints=3, in_channels=1, n_graph_maps=-1)

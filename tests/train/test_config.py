@@ -31,7 +31,7 @@ def test_bad_values_are_errors_naming_the_key(key, value, message):
 
 def test_model_config_checks_the_architecture_and_hyperparameters():
     assert ModelConfig.from_dict({"hyperparameters": {"growth_rate": 16}}).hyperparameters == {"growth_rate": 16}
-    with pytest.raises(InputError, match="known: stacked_densenet"):
+    with pytest.raises(InputError, match=r"\(key model.architecture\): .*known: leap, resnet_deconv, stacked_densenet"):
         ModelConfig.from_dict({"architecture": "unet"}, "cfg.yaml")
     with pytest.raises(InputError, match="no hyperparameter 'depth'"):
         ModelConfig.from_dict({"hyperparameters": {"depth": 3}}, "cfg.yaml")
@@ -46,3 +46,23 @@ def test_load_config_reads_both_sections(tmp_path):
     path.write_text("optimizer: {}\n")
     with pytest.raises(InputError, match=r"config.yaml \(key optimizer\): unknown section"):
         load_config(path)
+
+
+def test_augmentation_and_training_options_are_checked():
+    config = TrainConfig.from_dict({"flip_vertical": True, "scale": 0.2, "blur_sigma_px": 1, "posture_graph": True})
+    assert config.flip_vertical and config.scale == 0.2 and config.posture_graph and config.early_stopping_patience == 0
+    with pytest.raises(InputError, match=r"\(key train.scale\): train.scale must be < 1"):
+        TrainConfig.from_dict({"scale": 1.5}, "cfg.yaml")
+    with pytest.raises(InputError, match=r"\(key train.noise_std\): train.noise_std must be a number"):
+        TrainConfig.from_dict({"noise_std": "low"}, "cfg.yaml")
+
+
+def test_every_registered_architecture_is_configurable_and_checked():
+    config = ModelConfig.from_dict({"architecture": "resnet_deconv", "hyperparameters": {"depth": 18}})
+    assert config.hyperparameters == {"depth": 18}
+    with pytest.raises(
+        InputError, match=r"\(key model.hyperparameters.depth\): .*'depth' of model 'resnet_deconv' must"
+    ):
+        ModelConfig.from_dict({"architecture": "resnet_deconv", "hyperparameters": {"depth": "50"}}, "cfg.yaml")
+    with pytest.raises(InputError, match=r"use train\.posture_graph"):
+        ModelConfig.from_dict({"architecture": "leap", "hyperparameters": {"n_graph_maps": 2}}, "cfg.yaml")

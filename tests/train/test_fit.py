@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from posecore.models import load_model
+from posecore.errors import InputError
+from posecore.models import ModelMeta, build_model, load_model, save_model
 from posecore.predict import Predictor
 from posecore.train import ModelConfig, TrainConfig, train_model
 
@@ -42,7 +43,9 @@ def test_training_learns_far_better_than_a_constant_guess(disc_dataset, tmp_path
 
 
 def test_training_is_reproducible_with_a_seed(disc_dataset, tmp_path):
-    config = TrainConfig(max_epochs=1, batch_size=8, accelerator="cpu", flip=True, translation_px=4, rotation_deg=10)
+    config = TrainConfig(
+        max_epochs=1, batch_size=8, accelerator="cpu", flip=True, translation_px=4, rotation_deg=10, noise_std=0.05
+    )
     first = train_model(disc_dataset, SMALL, config, tmp_path / "a")
     second = train_model(disc_dataset, SMALL, config, tmp_path / "b")
     assert first.best_val_rmse_px == second.best_val_rmse_px
@@ -57,5 +60,56 @@ def test_a_dataset_without_validation_frames_is_refused(disc_dataset, tmp_path):
         np.full(len(disc_dataset.images), "train", dtype=object),
         disc_dataset.keypoint_names,
     )
-    with pytest.raises(ValueError, match="no 'val' frames"):
-        train_model(no_val, SMALL, TrainConfig(max_epochs=1, accelerator="cpu"), tmp_path)
+    with pytest.raises(InputError, match=r"data.h5 \(key split\): no 'val' frames"):
+        train_model(no_val, SMALL, TrainConfig(max_epochs=1, accelerator="cpu"), tmp_path, source="data.h5")
+    assert not (tmp_path / "checkpoints").exists()  # refused before training started
+
+
+def test_a_keypoint_never_labeled_in_training_is_named(disc_dataset, tmp_path):
+    keypoints = disc_dataset.keypoints.copy()
+    keypoints[disc_dataset.indices("train"), 1] = np.nan
+    data = type(disc_dataset)(disc_dataset.images, keypoints, disc_dataset.split, disc_dataset.keypoint_names)
+    with pytest.raises(InputError, match=r"data.h5 \(key keypoints\): keypoint\(s\) \['blue'\] have no label"):
+        train_model(data, SMALL, TrainConfig(max_epochs=1, accelerator="cpu"), tmp_path, source="data.h5")
+
+
+def test_posture_graph_without_a_skeleton_is_refused(disc_dataset, tmp_path):
+    config = TrainConfig(max_epochs=1, accelerator="cpu", posture_graph=True)
+    with pytest.raises(InputError, match="posture_graph needs skeleton edges"):
+        train_model(disc_dataset, SMALL, config, tmp_path)
+
+
+def test_a_starting_model_with_other_keypoints_is_refused(disc_dataset, tmp_path):
+    model = build_model("stacked_densenet", 3, 3, **SMALL.hyperparameters)
+    meta = ModelMeta(
+        "stacked_densenet",
+        {**SMALL.hyperparameters, "n_graph_maps": 0},
+        ("a", "b", "c"),
+        (64, 64),
+        3,
+        (0.0,) * 3,
+        (1.0,) * 3,
+        4,
+    )
+    save_model(tmp_path / "old.pt", model, meta)
+    config = TrainConfig(max_epochs=1, accelerator="cpu", init_from=str(tmp_path / "old.pt"))
+    with pytest.raises(InputError, match=r"keypoints \['red', 'blue'\] differ from those of train.init_from"):
+        train_model(disc_dataset, SMALL, config, tmp_path / "new", source="data.h5")
+
+
+def test_posture_graph_training_exports_keypoint_then_bone_maps(disc_dataset, tmp_path):
+    data = type(disc_dataset)(
+        disc_dataset.images[:24],
+        disc_dataset.keypoints[:24],
+        disc_dataset.split[:24].copy(),
+        disc_dataset.keypoint_names,
+        skeleton=((0, 1),),
+    )
+    data.split[16:] = "val"
+    model = ModelConfig("stacked_hourglass", {"n_features": 8, "n_transitions": 1})
+    config = TrainConfig(max_epochs=1, accelerator="cpu", posture_graph=True, flip_vertical=True, scale=0.1)
+    result = train_model(data, model, config, tmp_path)
+    loaded = load_model(result.model_path)
+    assert loaded.meta.hyperparameters["n_graph_maps"] == 1 and loaded.meta.skeleton == ((0, 1),)
+    with torch.no_grad():
+        assert [o.shape[1] for o in loaded.model(torch.zeros(1, 3, 64, 64))] == [3, 3]  # K = 2 keypoints + 1 bone

@@ -41,12 +41,23 @@ def test_keypoint_errors_are_in_image_pixels_over_labeled_points():
 
 
 @pytest.mark.filterwarnings(r"ignore:You are trying to `self.log\(\)`")
-def test_module_steps_and_saves_its_hyperparameters():
-    module = PoseModule("stacked_densenet", {"growth_rate": 8, "n_transitions": 1}, 2, 3, image_size=(30, 30))
-    assert module.hparams.hyperparameters == {"growth_rate": 8, "n_transitions": 1}
+def test_module_prepares_raw_batches_steps_and_saves_its_hyperparameters():
+    module = PoseModule(
+        "stacked_densenet",
+        {"growth_rate": 8, "n_transitions": 1, "n_graph_maps": 1},
+        2,
+        3,
+        image_size=(30, 30),
+        mean=(10.0,) * 3,
+        std=(2.0,) * 3,
+        skeleton=((0, 1),),
+    )
+    assert module.hparams.hyperparameters["n_graph_maps"] == 1 and module.hparams.mean == (10.0,) * 3
     keypoints = torch.tensor([[[10.0, 12.0], [float("nan")] * 2]] * 2)
-    maps, mask = confidence_maps(keypoints, (8, 8), 4, 2.0)
-    batch = {"image": torch.randn(2, 3, 32, 32), "maps": maps, "mask": mask, "keypoints": keypoints}
+    raw = {"image": torch.zeros(2, 30, 30, 3, dtype=torch.uint8), "keypoints": keypoints}
+    batch = module.on_after_batch_transfer(raw, 0)
+    assert batch["image"].shape == (2, 3, 32, 32) and torch.allclose(batch["image"][:, :, :30, :30], torch.tensor(-5.0))
+    assert batch["maps"].shape == (2, 3, 8, 8) and batch["mask"].tolist() == [[True, False, False]] * 2
     loss = module.training_step(batch, 0)
     assert loss.ndim == 0 and torch.isfinite(loss)
-    assert module.map_size == (8, 8)
+    assert module.map_size == (8, 8) and [o.shape[1] for o in module(batch["image"])] == [3, 3]

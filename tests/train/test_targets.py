@@ -3,7 +3,7 @@ import torch
 
 from posecore.geometry import map_to_image
 from posecore.ops import find_peaks
-from posecore.train.targets import confidence_maps
+from posecore.train.targets import confidence_maps, graph_maps, training_targets
 
 
 def test_peak_decodes_back_to_the_keypoint_within_a_tenth_of_a_pixel():
@@ -29,3 +29,21 @@ def test_unlabeled_keypoints_get_zero_maps_and_are_masked():
     maps, mask = confidence_maps(keypoints, (8, 8), stride=4, sigma=2.0)
     assert mask.tolist() == [[True, False, False]]
     assert maps[0, 1:].abs().sum() == 0 and torch.isfinite(maps).all()
+
+
+def test_graph_maps_are_one_along_each_bone_and_fall_off_across_it():
+    # Bone from (1.5, 5.5) to (25.5, 5.5): along row y = 5.5, the centres of map row 1 at stride 4.
+    keypoints = torch.tensor([[[1.5, 5.5], [25.5, 5.5], [float("nan"), 9.0]]])
+    maps, mask = graph_maps(keypoints, ((0, 1), (1, 2)), (4, 8), stride=4, sigma=2.0)
+    assert maps.shape == (1, 2, 4, 8) and mask.tolist() == [[True, False]]
+    assert torch.allclose(maps[0, 0, 1, :7], torch.ones(7))  # cells x = 1.5 ... 25.5 lie on the bone
+    assert np.isclose(float(maps[0, 0, 2, 3]), np.exp(-(4.0**2) / (2 * 2.0**2)), rtol=1e-5)  # 4 px off it
+    assert np.isclose(float(maps[0, 0, 1, 7]), np.exp(-(4.0**2) / (2 * 2.0**2)), rtol=1e-5)  # 4 px past its end
+    assert maps[0, 1].abs().sum() == 0  # an edge with an unlabeled end is masked and zero
+
+
+def test_training_targets_stack_keypoints_then_bones():
+    keypoints = torch.tensor([[[10.0, 10.0], [20.0, 12.0]]])
+    maps, mask = training_targets(keypoints, (8, 8), 4, 2.0, skeleton=((0, 1),))
+    assert maps.shape == (1, 3, 8, 8) and mask.all()
+    assert torch.equal(maps[:, :2], confidence_maps(keypoints, (8, 8), 4, 2.0)[0])

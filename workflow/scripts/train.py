@@ -13,5 +13,6 @@ result = train_model(
     ModelConfig.from_dict(snakemake.params.model, snakemake.params.source),
     TrainConfig.from_dict(snakemake.params.train, snakemake.params.source),
     Path(snakemake.output.model).parent,
+    source=snakemake.input.dataset[0],
 )
 print(result, file=sys.stderr)

@@ -1,0 +1,145 @@
+"""Test accuracy and training time of every model family on the real labeled datasets.
+
+    python benchmarks/accuracy.py --quick                    # tiny models, 2 epochs: proves the path end to end
+    python benchmarks/accuracy.py --out results/bench        # the full comparison (a GPU machine: hours on a CPU)
+    python benchmarks/accuracy.py --resnet-weights resnet50.pth --models resnet_deconv
+
+For each dataset in ../shared/data (dlc-openfield, lp-mirror-mouse) the frames are split once
+with a fixed seed: 10% test, 10% validation, 80% training (`posecore.io.assemble.SplitConfig`).
+Each model is trained with `posecore.train.train_model` (best checkpoint on val/rmse_px), then
+evaluated on the test frames with `posecore.evaluate.evaluate` (the inference path). Prints the
+test RMSE per keypoint and overall, median, 90th percentile, PCK@5px and the training wall time;
+with --out, also each run's model, metrics and prediction figure, and `accuracy.csv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from posecore.evaluate import evaluate, plot_predictions
+from posecore.io.assemble import SplitConfig, assemble_dataset
+from posecore.io.dataset import TrainingDataset
+from posecore.io.labels import read_labels
+from posecore.models import load_model
+from posecore.train import ModelConfig, TrainConfig, train_model
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+SPLIT = SplitConfig(val_fraction=0.1, test_fraction=0.1, seed=0)
+
+# (label files, skeleton, left/right swap pairs) per dataset.
+DATASETS = {
+    "dlc-openfield": (
+        "dlc-openfield/labeled-data/*/CollectedData_*.csv",
+        (("snout", "leftear"), ("snout", "rightear"), ("leftear", "tailbase"), ("rightear", "tailbase")),
+        (("leftear", "rightear"),),
+    ),
+    "lp-mirror-mouse": (
+        "lp-mirror-mouse/CollectedData.csv",
+        (("nose_top", "tailBase_top"), ("tailBase_top", "tailMid_top"), ("nose_bot", "tailBase_bot")),
+        tuple(
+            (f"{left}_{view}", f"{right}_{view}")
+            for view in ("top", "bot")
+            for left, right in (("paw1LH", "paw4RH"), ("paw2LF", "paw3RF"))
+        ),
+    ),
+}
+
+# Full-size models, as the papers use them, and tiny ones for --quick.
+MODELS = {
+    "stacked_densenet": ({"n_stacks": 2, "growth_rate": 48}, {"n_stacks": 1, "growth_rate": 8, "n_transitions": 2}),
+    "stacked_hourglass": ({"n_stacks": 2, "n_features": 128}, {"n_stacks": 1, "n_features": 8, "n_transitions": 2}),
+    "leap": ({"filters": 64, "batch_norm": True}, {"filters": 4, "convs_per_block": 1, "batch_norm": True}),
+    "resnet_deconv": ({"depth": 50}, {"depth": 18, "deconv_channels": 16}),
+}
+
+FULL = TrainConfig(
+    max_epochs=200,
+    batch_size=8,
+    learning_rate=1e-3,
+    sigma_px=5.0,
+    flip=True,
+    rotation_deg=15.0,
+    scale=0.1,
+    translation_px=16.0,
+    brightness=0.1,
+    contrast=0.2,
+    early_stopping_patience=40,
+)
+QUICK = TrainConfig(max_epochs=2, batch_size=4, learning_rate=1e-3, sigma_px=5.0, accelerator="cpu", rotation_deg=10.0)
+
+
+def load(name: str) -> TrainingDataset:
+    """Assemble one dataset from its label files with the fixed split."""
+    pattern, skeleton, swap_pairs = DATASETS[name]
+    files = sorted(DATA.glob(pattern))
+    if not files:
+        raise SystemExit(f"no label files match {DATA / pattern}: is ../shared/data there?")
+    names = read_labels(files[0]).keypoint_names
+    return assemble_dataset(files, names, skeleton, swap_pairs, SPLIT)
+
+
+def run(dataset_name: str, model_name: str, args: argparse.Namespace, out: Path) -> dict:
+    """Train, evaluate on the test frames, print and return one row."""
+    dataset = load(dataset_name)
+    full, quick = MODELS[model_name]
+    hyperparameters = dict(quick if args.quick else full)
+    if model_name == "resnet_deconv" and args.resnet_weights:
+        hyperparameters["weights_path"] = str(args.resnet_weights)
+    config = QUICK if args.quick else replace(FULL, accelerator=args.accelerator)
+    if args.epochs:
+        config = replace(config, max_epochs=args.epochs)
+    run_dir = out / dataset_name / model_name
+    start = time.perf_counter()
+    trained = train_model(dataset, ModelConfig(model_name, hyperparameters), config, run_dir, source=dataset_name)
+    wall = time.perf_counter() - start
+    device = "cuda" if torch.cuda.is_available() and args.accelerator != "cpu" else "cpu"
+    result = evaluate(load_model(trained.model_path), dataset, "test", device=device)
+    plot_predictions(dataset, result, run_dir / "test_predictions.png")
+    errors = result.errors["error_px"].dropna()
+    print(f"\n{dataset_name} / {model_name}: {trained.epochs} epochs, training {wall:.0f} s ({device})")
+    print(
+        f"  test RMSE {result.rmse_px:.2f} px over {result.n_labeled} points in {result.n_frames} frames; "
+        f"median {errors.median():.2f}, p90 {errors.quantile(0.9):.2f}, PCK@5px {result.pck_all[5.0]:.2f}"
+    )
+    for name, stats in result.per_keypoint.items():
+        print(f"    {name:>14}: RMSE {stats['rmse_px']:7.2f} px  ({stats['n_labeled']} labeled)")
+    return {
+        "dataset": dataset_name,
+        "model": model_name,
+        "rmse_px": result.rmse_px,
+        "median_px": float(errors.median()),
+        "p90_px": float(errors.quantile(0.9)),
+        "pck_5px": result.pck_all[5.0],
+        "train_seconds": wall,
+        "epochs": trained.epochs,
+        **{f"rmse_px/{k}": v["rmse_px"] for k, v in result.per_keypoint.items()},
+    }
+
+
+def main() -> None:
+    """Parse arguments, run every (dataset, model) pair, print the summary table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny models, 2 epochs, CPU: an end-to-end check")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--epochs", type=int, help="override max_epochs")
+    parser.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument("--resnet-weights", type=Path, help="torchvision-layout ResNet state_dict (.pth) to start from")
+    parser.add_argument("--out", type=Path, default=Path("results/benchmarks/accuracy"), help="output folder")
+    args = parser.parse_args()
+    rows = [run(d, m, args, args.out) for d in args.datasets for m in args.models]
+    table = pd.DataFrame(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "accuracy.csv", index=False)
+    columns = ["dataset", "model", "rmse_px", "median_px", "p90_px", "pck_5px", "train_seconds", "epochs"]
+    print("\n" + table[columns].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+
+
+if __name__ == "__main__":
+    main()
