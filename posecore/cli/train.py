@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     for split in ("train", "val"):
         if len(dataset.indices(split)) == 0:
             raise InputError(args.dataset, f"no {split!r} frames; training needs both 'train' and 'val'", "key split")
-    result = train_model(dataset, model_config, train_config, args.out)
+    result = train_model(dataset, model_config, train_config, args.out, source=args.dataset)
     print(f"model: {result.model_path}")
     print(f"best val/rmse_px: {result.best_val_rmse_px:.3f} after {result.epochs} epochs ({result.seconds:.0f} s)")
     return 0
