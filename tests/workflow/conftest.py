@@ -46,7 +46,7 @@ def demo_config() -> dict:
     """The bundled config, with a model small enough to train in about a minute."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["model"]["hyperparameters"] = {**config["model"]["hyperparameters"], "n_stacks": 1}
-    config["train"] = {**config["train"], "max_epochs": 50}
+    config["train"] = {**config["train"], "max_epochs": 30}
     config["inference"] = {**config["inference"], "shard_size": 35, "batch_size": 8}
     return config
 
