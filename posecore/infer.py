@@ -1,29 +1,35 @@
 """Video inference: shard plans, and one shard of one video to one Parquet file.
 
 A shard is a frame range [start, stop) of one video. `infer_shard` streams its frames from
-the video (never the whole video in memory), a background thread decoding the next batch
-while the model runs on the current one, finds the peaks and writes the shard's Parquet file
-atomically.
+the video (never the whole video in memory), a background thread decoding the next batches
+while the model runs on the current one, finds the peaks and streams the rows into the
+shard's Parquet file under a temporary name, renamed into place only once every frame is in
+(so memory does not grow with the length of the shard, and a killed job leaves no output).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
 from tqdm import tqdm
 
 from posecore.errors import InputError
 from posecore.io import trajectories
+from posecore.io.atomic import atomic_path
 from posecore.io.video import FrameBatch, VideoInfo, read_frames
-from posecore.models.export import load_model
-from posecore.predict import Predictor
+from posecore.models.export import LoadedModel, ModelMeta, load_model
+from posecore.predict import CompileMode, Precision, Predictor
+
+ROW_GROUP_ROWS = 65536  # rows buffered before they go to the Parquet file as one row group
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,34 @@ def read_shard_plan(path: str | Path) -> list[Shard]:
     if list(frame.columns) != ["shard", "start", "stop"]:
         raise InputError(path, f"a shard plan has columns shard, start, stop; found {list(frame.columns)}")
     return [Shard(int(r.shard), int(r.start), int(r.stop)) for r in frame.itertuples()]
+
+
+def check_keypoints(meta: ModelMeta, expected: Sequence[str], model_path: str | Path) -> None:
+    """Refuse a model whose keypoints are not `expected`, in that order.
+
+    Raises:
+        InputError: naming the model file, the keypoints missing from it, the extra ones, or
+            the first position where the order differs.
+    """
+    got, want = list(meta.keypoint_names), list(expected)
+    if got == want:
+        return
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want]
+    if missing or extra:
+        detail = f"missing {missing}" if missing else ""
+        detail += ("; " if missing and extra else "") + (f"not in the config {extra}" if extra else "")
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
+        detail = f"keypoint {i} is {got[i]!r}, the config says {want[i]!r}"
+    raise InputError(model_path, f"the model's keypoints {got} do not match the config's {want}: {detail}")
+
+
+def set_threads(threads: int) -> None:
+    """Give the model `threads` CPU threads (intra-op); decoding runs in ffmpeg's own process beside them."""
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
 
 
 def _prefetch(batches: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBatch]:
@@ -99,42 +133,114 @@ def _prefetch(batches: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBa
         raise failure[0]
 
 
-def infer_range(
+def iter_keypoint_tables(
     video: str | Path, start: int, stop: int, predictor: Predictor, info: VideoInfo, *, progress: bool = True
-) -> pa.Table:
-    """Keypoints of frames [start, stop) of `video` as a trajectory table (`trajectories.SCHEMA`)."""
-    tables = []
+) -> Iterator[pa.Table]:
+    """Keypoints of frames [start, stop) of `video`, one trajectory table (`trajectories.SCHEMA`) per batch.
+
+    Frames are decoded by a background thread while the model runs; a progress bar on stderr
+    shows frames per second.
+    """
     batches = read_frames(video, start, stop, info=info, batch_size=predictor.batch_size)
     with tqdm(
         total=stop - start, desc=f"{Path(video).name} [{start}, {stop})", unit="frame", disable=not progress
     ) as bar:
         for batch in _prefetch(batches):
             peaks = predictor.predict(batch.images)  # (B, K, 3) in image pixels
-            tables.append(trajectories.keypoint_table(batch.indices, batch.times, peaks, predictor.keypoint_names))
+            yield trajectories.keypoint_table(batch.indices, batch.times, peaks, predictor.keypoint_names)
             bar.update(len(batch.indices))
+
+
+def infer_range(
+    video: str | Path, start: int, stop: int, predictor: Predictor, info: VideoInfo, *, progress: bool = True
+) -> pa.Table:
+    """Keypoints of frames [start, stop) of `video` as one trajectory table (`trajectories.SCHEMA`), in memory."""
+    tables = list(iter_keypoint_tables(video, start, stop, predictor, info, progress=progress))
     return (
         pa.concat_tables(tables).unify_dictionaries().combine_chunks() if tables else trajectories.SCHEMA.empty_table()
     )
 
 
+def write_keypoint_tables(tables: Iterator[pa.Table], out_path: str | Path, provenance: trajectories.Provenance) -> int:
+    """Stream trajectory tables into one Parquet file, atomically; return the number of rows.
+
+    Rows are written in row groups of about `ROW_GROUP_ROWS` as they come, so memory holds one
+    row group, not the file. The file appears at `out_path` only when `tables` is exhausted.
+    """
+    schema = trajectories.SCHEMA.with_metadata(provenance.to_metadata())
+    n_rows = 0
+    with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        pending: list[pa.Table] = []
+        pending_rows = 0
+        for table in tables:
+            pending.append(table)
+            pending_rows += table.num_rows
+            if pending_rows >= ROW_GROUP_ROWS:
+                writer.write_table(pa.concat_tables(pending).unify_dictionaries().combine_chunks())
+                n_rows += pending_rows
+                pending, pending_rows = [], 0
+        if pending:
+            writer.write_table(pa.concat_tables(pending).unify_dictionaries().combine_chunks())
+            n_rows += pending_rows
+        if n_rows == 0:
+            writer.write_table(schema.empty_table())
+        writer.close()  # before the rename in atomic_path
+    return n_rows
+
+
 def infer_shard(
     video: str | Path,
     shard: Shard,
-    model_path: str | Path,
+    model: str | Path | LoadedModel,
     out_path: str | Path,
     *,
     info: VideoInfo,
     batch_size: int = 16,
     device: str = "cpu",
     config: dict[str, Any] | None = None,
+    keypoints: Sequence[str] | None = None,
+    precision: Precision = "auto",
+    compile: CompileMode = "auto",
     progress: bool = True,
-) -> pa.Table:
-    """Run the model on one shard of a video and write its trajectories to `out_path` atomically."""
-    loaded = load_model(model_path, device=device)
-    predictor = Predictor(loaded, device=device, batch_size=batch_size)
-    table = infer_range(video, shard.start, shard.stop, predictor, info, progress=progress)
-    if table.num_rows != (shard.stop - shard.start) * len(predictor.keypoint_names):
-        raise InputError(video, f"shard {shard.index} [{shard.start}, {shard.stop}) came out incomplete")
+) -> int:
+    """Run the model on one shard of a video and write its trajectories to `out_path` atomically.
+
+    Args:
+        video: the video file.
+        shard: the frames to run on.
+        model: an exported model file, or a model already loaded from one.
+        out_path: the shard's Parquet file (columns of `trajectories.SCHEMA`, provenance in its metadata).
+        info: the video's probe.
+        batch_size: frames per forward pass.
+        device: "cpu", "cuda" or "cuda:N".
+        config: the workflow config, recorded in the file's provenance.
+        keypoints: the keypoint names the config expects; a model with others is refused
+            before any frame is decoded.
+        precision: see `Predictor`.
+        compile: see `Predictor`.
+        progress: show a progress bar (frames per second) on stderr.
+
+    Returns:
+        The number of rows written: frames times keypoints.
+
+    Raises:
+        InputError: the model does not match `keypoints`, or the shard came out incomplete.
+    """
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device)
+    model_path = loaded.path or str(model)
+    if keypoints is not None:
+        check_keypoints(loaded.meta, keypoints, model_path)
+    predictor = Predictor(loaded, device=device, batch_size=batch_size, precision=precision, compile=compile)
     provenance = trajectories.Provenance.for_video(loaded.sha256, config or {}, video)
-    trajectories.write_atomic(table, out_path, provenance)
-    return table
+    tables = iter_keypoint_tables(video, shard.start, shard.stop, predictor, info, progress=progress)
+    expected = (shard.stop - shard.start) * len(predictor.keypoint_names)
+
+    def checked() -> Iterator[pa.Table]:
+        n = 0
+        for table in tables:
+            n += table.num_rows
+            yield table
+        if n != expected:  # raised inside the writer: the temporary file is removed, nothing appears
+            raise InputError(video, f"shard {shard.index} [{shard.start}, {shard.stop}) came out incomplete")
+
+    return write_keypoint_tables(checked(), out_path, provenance)

@@ -17,6 +17,7 @@ forward runs under bfloat16 autocast and `torch.compile` (`precision` and `compi
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -24,7 +25,6 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from posecore.geometry import map_to_image
@@ -90,32 +90,89 @@ def prepare_images(
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
-    """Fold every BatchNorm2d that directly follows a Conv2d inside `nn.Sequential`s into that convolution.
+    """Fold the model's BatchNorms into its convolutions, for inference; exact up to float rounding.
 
-    Works in place on `module` (give it a copy) and only in eval mode: the convolution takes
-    the normalisation's scale into its weights and its shift into its bias, the BatchNorm
-    becomes an `nn.Identity`. Nested sequentials count as one chain, so a convolution that
-    ends one block folds the BatchNorm that starts the next. Pre-activation BatchNorms (those
-    that follow a concatenation or a pooling) stay as they are.
+    Works in place on `module` (give it a copy), in eval mode, on chains of modules inside
+    `nn.Sequential`s (nested sequentials count as one chain):
+
+    - Conv2d then BatchNorm2d: the convolution takes the normalisation's scale into its
+      weights and its shift into its bias.
+    - BatchNorm2d, ReLU, then a 1x1 Conv2d (a pre-activation, as in DenseNet-BC and ResNet v2):
+      with a = gamma / sqrt(var + eps) and b = beta - a * mean, relu(a x + b) equals
+      a * clamp(x, lo, hi) + b, where the clamp bound is -b / a (a lower bound where a > 0,
+      an upper one where a < 0). So the three layers become one `ClampConv`: a clamp (one
+      pass over the features instead of two) then the convolution with a folded into its
+      weights and b into its bias.
+
+    Folded modules become `nn.Identity`. Anything else (a BatchNorm after a concatenation and
+    before a 3x3 convolution, say) stays as it is.
 
     Returns:
         `module`, for chaining.
     """
     if module.training:
         raise ValueError("fold_batchnorm needs a model in eval mode")
-    for child in module.modules():
-        if isinstance(child, nn.Sequential) and _plain_sequential(child):
-            chain = _flatten(child)
-            for (parent_a, name_a, first), (parent_b, name_b, second) in zip(chain, chain[1:], strict=False):
-                if (
-                    type(first) is nn.Conv2d
-                    and type(second) is nn.BatchNorm2d
-                    and second.track_running_stats
-                    and second.num_features == first.out_channels
-                ):
-                    setattr(parent_a, name_a, fuse_conv_bn_eval(first, second))
-                    setattr(parent_b, name_b, nn.Identity())
+    for child in list(module.modules()):
+        if not _plain_sequential(child):
+            continue
+        chain = _flatten(child)
+        for (parent_a, name_a, first), (parent_b, name_b, second) in itertools.pairwise(chain):
+            if type(first) is nn.Conv2d and _is_folding_batchnorm(second, first.out_channels):
+                setattr(parent_a, name_a, fuse_conv_bn_eval(first, second))
+                setattr(parent_b, name_b, nn.Identity())
+        chain = _flatten(child)
+        for (pa, na, bn), (pb, nb, relu), (pc, nc, conv) in zip(chain, chain[1:], chain[2:], strict=False):
+            if (
+                type(relu) is nn.ReLU
+                and type(conv) is nn.Conv2d
+                and _is_folding_batchnorm(bn, conv.in_channels)
+                and conv.kernel_size == (1, 1)
+                and conv.stride == (1, 1)
+                and conv.padding == (0, 0)
+                and conv.groups == 1
+            ):
+                setattr(pc, nc, ClampConv(bn, conv))
+                setattr(pa, na, nn.Identity())
+                setattr(pb, nb, nn.Identity())
     return module
+
+
+def _is_folding_batchnorm(module: nn.Module, channels: int) -> bool:
+    """Whether `module` is a BatchNorm2d over `channels` channels that normalises with running statistics."""
+    return type(module) is nn.BatchNorm2d and module.track_running_stats and module.num_features == channels
+
+
+class ClampConv(nn.Module):
+    """BatchNorm2d, ReLU and a 1x1 Conv2d (eval mode) as a per-channel clamp and one convolution.
+
+    (B, C, H, W) -> (B, C_out, H, W), equal to conv(relu(bn(x))) up to float rounding (see
+    `fold_batchnorm`).
+    """
+
+    def __init__(self, bn: nn.BatchNorm2d, conv: nn.Conv2d) -> None:
+        super().__init__()
+        with torch.no_grad():
+            a = torch.rsqrt(bn.running_var + bn.eps)  # (C,)
+            if bn.weight is not None:
+                a = a * bn.weight
+            b = -bn.running_mean * a + (bn.bias if bn.bias is not None else 0.0)  # (C,)
+            zero = a == 0
+            bound = torch.where(zero, torch.zeros_like(b), -b / torch.where(zero, torch.ones_like(a), a))
+            inf = torch.full_like(b, math.inf)
+            lo = torch.where(a > 0, bound, torch.where(zero, 0.0, -inf))
+            hi = torch.where(a < 0, bound, torch.where(zero, 0.0, inf))
+            shift = torch.where(zero, b.clamp_min(0.0), b)  # where a == 0 the output is relu(b)
+            weight = conv.weight * a.view(1, -1, 1, 1)  # (C_out, C, 1, 1)
+            bias = conv.weight.flatten(1) @ shift + (conv.bias if conv.bias is not None else 0.0)  # (C_out,)
+        self.register_buffer("lo", lo.view(1, -1, 1, 1))
+        self.register_buffer("hi", hi.view(1, -1, 1, 1))
+        self.conv = nn.Conv2d(conv.in_channels, conv.out_channels, 1, bias=True).to(conv.weight.device)
+        self.conv.weight = nn.Parameter(weight, requires_grad=False)
+        self.conv.bias = nn.Parameter(bias, requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """conv(relu(bn(x))) for x (B, C, H, W)."""
+        return self.conv(torch.clamp(x, self.lo, self.hi))
 
 
 def _plain_sequential(module: nn.Module) -> bool:

@@ -1,10 +1,26 @@
+import subprocess
 import threading
 import time
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
+import torch
 
 from posecore.errors import InputError
-from posecore.infer import Shard, _prefetch, plan_shards, read_shard_plan, write_shard_plan
+from posecore.infer import (
+    Shard,
+    _prefetch,
+    check_keypoints,
+    infer_shard,
+    plan_shards,
+    read_shard_plan,
+    write_shard_plan,
+)
+from posecore.io.trajectories import read_provenance
+from posecore.io.video import ffmpeg_executable, probe, read_frame_array
+from posecore.models import ModelMeta, build_model, load_model, save_model
+from posecore.predict import Predictor
 
 
 @pytest.mark.parametrize(("n_frames", "size"), [(10, 3), (9, 3), (1, 5), (2330, 1000), (7, 7)])
@@ -68,3 +84,84 @@ def test_prefetch_stops_when_the_consumer_stops_early():
             break
     time.sleep(0.3)
     assert not [t for t in threading.enumerate() if t.name == "posecore-decode" and t.is_alive()]
+
+
+# --- infer_shard on a real (tiny) video and an exported model -----------------------------
+
+N_FRAMES, HEIGHT, WIDTH = 21, 48, 64
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("video") / "dot.mp4"
+    frames = np.zeros((N_FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    for i in range(N_FRAMES):
+        frames[i, 10 + i : 14 + i, 5 + 2 * i : 9 + 2 * i] = 255
+    command = [ffmpeg_executable(), "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    command += ["-s", f"{WIDTH}x{HEIGHT}", "-r", "30", "-i", "-", "-c:v", "libx264", "-g", "8", "-pix_fmt", "yuv444p"]
+    subprocess.run([*command, str(path)], input=frames.tobytes(), check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    torch.manual_seed(0)
+    hyperparameters = {"growth_rate": 4, "n_transitions": 1, "n_stacks": 1}
+    model = build_model("stacked_densenet", 2, 3, **hyperparameters).eval()
+    meta = ModelMeta(
+        "stacked_densenet", hyperparameters, ("head", "tail"), (HEIGHT, WIDTH), 3, (0.0,) * 3, (255.0,) * 3, 4
+    )
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_model(path, model, meta)
+    return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared: one thread is faster than two contended ones
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_shard_gives_the_predictors_points_for_exactly_its_frames(video, model_path, tmp_path, one_torch_thread):
+    info = probe(video)
+    out = tmp_path / "shard-00001.parquet"
+    n_rows = infer_shard(
+        video, Shard(1, 7, 19), model_path, out, info=info, batch_size=5, config={"k": 1}, progress=False
+    )
+    table = pq.read_table(out).to_pandas()
+    assert n_rows == len(table) == 12 * 2
+    assert table.frame.tolist() == [f for f in range(7, 19) for _ in range(2)]
+    assert np.allclose(table.time_s, table.frame / 30.0)
+    loaded = load_model(model_path)
+    expected = Predictor(loaded).predict(read_frame_array(video, np.arange(7, 19), info=info))  # (12, 2, 3)
+    assert np.allclose(table[["x", "y", "score"]].to_numpy(), expected.reshape(-1, 3), atol=1e-4)
+    provenance = read_provenance(out)
+    assert provenance["model_hash"] == loaded.sha256 and provenance["config"] == {"k": 1}
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left behind
+
+
+def test_a_model_with_other_keypoints_is_refused_before_any_frame_is_read(video, model_path, tmp_path):
+    missing_video = tmp_path / "never-opened.mp4"
+    info = probe(video)  # of another video: the check comes before any reading
+    with pytest.raises(InputError, match=r"model\.pt.*\['head', 'tail'\].*\['head', 'nose'\]"):
+        infer_shard(
+            missing_video, Shard(0, 0, 5), model_path, tmp_path / "x.parquet", info=info, keypoints=["head", "nose"]
+        )
+    assert not (tmp_path / "x.parquet").exists()
+    meta = load_model(model_path).meta
+    with pytest.raises(InputError, match="keypoint 0 is 'head', the config says 'tail'"):
+        check_keypoints(meta, ["tail", "head"], model_path)
+    check_keypoints(meta, ["head", "tail"], model_path)
+
+
+def test_a_failing_decode_leaves_no_shard_file(video, model_path, tmp_path, one_torch_thread):
+    info = probe(video)
+    broken = tmp_path / "broken.mp4"
+    data = video.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])  # truncated mid-stream: decoding stops early
+    out = tmp_path / "shard.parquet"
+    with pytest.raises(InputError):
+        infer_shard(broken, Shard(0, 0, N_FRAMES), model_path, out, info=info, progress=False)
+    assert list(tmp_path.iterdir()) == [broken]

@@ -82,3 +82,32 @@ def test_resolve_device_never_falls_back_silently(monkeypatch):
         resolve_device("cuda")
     with pytest.raises(ValueError, match="tpu"):
         resolve_device("tpu")  # type: ignore[arg-type]
+
+
+def test_folding_batchnorm_keeps_what_the_model_computes():
+    from posecore.predict import ClampConv, fold_batchnorm
+
+    torch.manual_seed(0)
+    model = build_model("stacked_densenet", 3, 3, growth_rate=8, n_transitions=2, n_stacks=2)
+    for module in model.modules():  # trained-looking statistics, with negative and zero scales
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.2, 3)
+            module.weight.data.uniform_(-1.5, 1.5)
+            module.weight.data[0] = 0.0
+            module.bias.data.uniform_(-0.5, 0.5)
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    meta = ModelMeta("stacked_densenet", {}, ("a", "b", "c"), (64, 80), 3, (0.0,) * 3, (1.0,) * 3, 4)
+    predictor = Predictor(LoadedModel(model, meta, "sha"))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in predictor.model.modules())
+    assert any(isinstance(m, ClampConv) for m in predictor.model.modules())
+    x = torch.randn(2, 3, 64, 80)
+    with torch.inference_mode():
+        reference = model(x)
+        folded = predictor.model(x.contiguous(memory_format=torch.channels_last))
+    for want, got in zip(reference, folded, strict=True):
+        assert torch.allclose(want, got, atol=1e-5 * want.abs().max().item())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the loaded model is untouched
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(model.train())
