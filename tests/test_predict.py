@@ -8,6 +8,14 @@ from posecore.predict import Predictor, prepare_images
 from posecore.train.targets import confidence_maps
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared: one thread is faster than two contended ones
+    yield
+    torch.set_num_threads(threads)
+
+
 class BrightestPixelModel(nn.Module):
     """Maps with a Gaussian (sigma 2 px) at each image's brightest pixel: a model whose answer is known."""
 

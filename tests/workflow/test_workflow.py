@@ -47,7 +47,9 @@ def test_every_stage_wrote_its_output(finished_project):
     assert probe["n_frames"] == 80
     metrics = json.loads((results / "models/demo/eval/metrics.json").read_text())
     assert set(metrics["rmse_px"]) == {"snout", "left_ear", "right_ear", "neck", "tailbase", "tailtip"}
-    assert metrics["rmse_px_all"] < 6.0
+    errors = pd.read_parquet(results / "models/demo/eval/predictions.parquet")["error_px"].dropna()
+    assert len(errors) > 0 and metrics["rmse_px_all"] == pytest.approx(np.sqrt(np.mean(errors**2)))
+    assert errors.median() < 5.0, "the test frames are predicted close to their labels"
     frames = pd.read_csv(results / "labeling/mouse-000/frames.tsv", sep="\t")
     assert len(frames) == 20 and len(list((results / "labeling/mouse-000/images").glob("*.png"))) == 20
     assert (results / "models/demo/checkpoints/best.ckpt").exists()
