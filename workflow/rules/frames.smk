@@ -12,7 +12,7 @@ rule probe_video:
         "../envs/posecore.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=10,
     script:
         "../scripts/probe_video.py"

@@ -12,7 +12,7 @@ checkpoint plan_shards:
         "../envs/posecore.yaml"
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
         runtime=5,
     params:
         shard_size=config["inference"]["shard_size"],

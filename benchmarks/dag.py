@@ -1,0 +1,111 @@
+"""Scale of the SLURM profile: DAG build time and SLURM submissions for a large archive.
+
+    python benchmarks/dag.py                          # 1,000 videos of 10 shards each
+    python benchmarks/dag.py --videos 200 --shards 50
+    python benchmarks/dag.py --profile path/to/your/profile
+
+Generates a project in a temporary folder: a video sheet of --videos entries (empty
+placeholder files: a dry run opens no video), each video already probed and its shard plan
+written (as `posecore.infer.write_shard_plan` writes it) so that the plan_shards checkpoint
+is complete and the DAG holds every shard job. Then runs `snakemake --dry-run` through the
+profile, as `snakemake --workflow-profile profiles/slurm` would start on a cluster, and prints
+its wall time, the jobs per rule and the SLURM submissions: one per group job, plus one per
+job outside any group (the `all` rule runs inside Snakemake and is not submitted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from posecore.infer import plan_shards, write_shard_plan
+
+REPO = Path(__file__).resolve().parents[1]
+# A dry run prints each job as "[time]\nrule NAME:" at the left margin, and each group job
+# as "[time] Group job NAME (...)" followed by its member jobs, indented.
+GROUP_JOB = re.compile(r"^\[[^\]]+\] Group job (\S+) ")
+TOP_LEVEL_JOB = re.compile(r"^(?:rule|checkpoint) (\w+):$")
+MEMBER_JOB = re.compile(r"^\s+(?:rule|checkpoint) (\w+):$")
+NOT_SUBMITTED = {"all"}
+
+
+def make_project(workdir: Path, n_videos: int, n_shards: int, shard_size: int) -> None:
+    """Write the config, the video sheet, placeholder videos and labels, probes and shard plans."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["inference"]["shard_size"] = shard_size
+    config["dataset"]["labels"] = ["data/labels/CollectedData_bench.csv"]
+    (workdir / "config").mkdir(parents=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "data" / "videos").mkdir(parents=True)
+    (workdir / "data" / "labels").mkdir(parents=True)
+    (workdir / "data" / "labels" / "CollectedData_bench.csv").touch()
+    names = [f"video-{i:05d}" for i in range(n_videos)]
+    rows = ["video\tpath\tlabeling"]
+    for i, name in enumerate(names):
+        (workdir / "data" / "videos" / f"{name}.mp4").touch()
+        rows.append(f"{name}\tdata/videos/{name}.mp4\t{str(i == 0).lower()}")
+    (workdir / "config" / "videos.tsv").write_text("\n".join(rows) + "\n")
+    # Probes and plans are written after the videos, so they are up to date.
+    time.sleep(0.01)
+    plan = plan_shards(n_shards * shard_size, shard_size)
+    (workdir / "results" / "videos").mkdir(parents=True)
+    for name in names:
+        (workdir / "results" / "videos" / f"{name}.json").write_text("{}\n")
+        write_shard_plan(plan, workdir / "results" / "shards" / f"{name}.tsv")
+
+
+def count_submissions(dry_run_output: str) -> tuple[collections.Counter, collections.Counter]:
+    """Jobs per rule, and SLURM submissions per group or ungrouped rule, from a dry run's output."""
+    jobs, submissions = collections.Counter(), collections.Counter()
+    for line in dry_run_output.splitlines():
+        if match := GROUP_JOB.match(line):
+            submissions[f"group {match.group(1)}"] += 1
+        elif match := TOP_LEVEL_JOB.match(line):
+            jobs[match.group(1)] += 1
+            if match.group(1) not in NOT_SUBMITTED:
+                submissions[match.group(1)] += 1
+        elif match := MEMBER_JOB.match(line):
+            jobs[match.group(1)] += 1
+    return jobs, submissions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=1000, help="videos in the sheet")
+    parser.add_argument("--shards", type=int, default=10, help="shards per video")
+    parser.add_argument("--shard-size", type=int, default=150, help="frames per shard")
+    parser.add_argument("--profile", type=Path, default=REPO / "profiles" / "slurm", help="workflow profile")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="posecore-dag-") as folder:
+        workdir = Path(folder)
+        make_project(workdir, args.videos, args.shards, args.shard_size)
+        command = [
+            sys.executable, "-m", "snakemake", "--dry-run",
+            "--snakefile", str(REPO / "workflow" / "Snakefile"),
+            "--directory", str(workdir),
+            "--workflow-profile", str(args.profile),
+        ]  # fmt: skip
+        started = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        sys.exit(f"snakemake --dry-run failed:\n{result.stderr[-4000:]}")
+    jobs, submissions = count_submissions(result.stdout + result.stderr)
+    print(f"{args.videos} videos x {args.shards} shards, profile {args.profile}")
+    print(f"dry run (DAG build): {seconds:.1f} s wall")
+    print(f"jobs: {sum(jobs.values())}  " + "  ".join(f"{rule}={n}" for rule, n in sorted(jobs.items())))
+    per_kind = "  ".join(f"{kind}={n}" for kind, n in sorted(submissions.items()))
+    print(f"SLURM submissions: {sum(submissions.values())}  {per_kind}")
+
+
+if __name__ == "__main__":
+    main()
