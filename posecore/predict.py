@@ -268,7 +268,8 @@ class Predictor:
         height, width = images.shape[1], images.shape[2]
         x = prepare_images(images, self.meta.mean, self.meta.std, self.multiple, self.device, self.memory_format)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-            maps = self._forward(x)[-1]  # (B, K, H' / s, W' / s), the final stack
+            # The final output; keypoint maps first, posture-graph maps (if any) after them.
+            maps = self._forward(x)[-1][:, : self.meta.n_keypoints]  # (B, K, H' / s, W' / s)
         return maps[..., : math.ceil(height / self.stride), : math.ceil(width / self.stride)].float()
 
     @torch.inference_mode()

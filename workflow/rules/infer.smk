@@ -20,9 +20,29 @@ checkpoint plan_shards:
         "../scripts/plan_shards.py"
 
 
+rule check_model:
+    input:
+        model=rules.train.output.model,
+    output:
+        checked="results/models/{model}/keypoints.checked",
+    log:
+        "logs/check_model/{model}.log",
+    conda:
+        "../envs/posecore.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        keypoints=config["dataset"]["keypoints"],
+    script:
+        "../scripts/check_model.py"
+
+
 rule infer_shard:
     input:
         model=rules.train.output.model,
+        checked=rules.check_model.output.checked,
         video=video_path,
         probe=rules.probe_video.output.probe,
         plan=rules.plan_shards.output.plan,

@@ -2,13 +2,11 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-import torch
-
-from posecore.infer import infer_shard, read_shard_plan
+from posecore.infer import infer_shard, read_shard_plan, set_threads
 from posecore.io.video import VideoInfo
 from posecore.predict import resolve_device
 
-torch.set_num_threads(snakemake.threads)
+set_threads(snakemake.threads)
 shard = read_shard_plan(snakemake.input.plan)[int(snakemake.wildcards.shard)]
 infer_shard(
     snakemake.input.video,
@@ -19,4 +17,5 @@ infer_shard(
     batch_size=snakemake.params.batch_size,
     device=resolve_device(snakemake.params.device),
     config=snakemake.params.config,
+    keypoints=snakemake.params.keypoints,
 )

@@ -1,0 +1,208 @@
+"""Inference speed and memory on a real video, with DeepPoseKit's default Stacked DenseNet.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/inference.py [--frames N] [--repeats R] [--long-model tiny]
+
+Prints, for frames [0, N) of the video (default: all of it):
+
+- decode-only frames/s (`posecore.io.video.read_frames`, RGB, batches),
+- forward-only frames/s of the model on the same frames, already decoded and prepared,
+- end-to-end frames/s, video to Parquet (`posecore.infer.infer_shard`: decode in a background
+  thread, model, peaks, streamed atomic write), run in a child process,
+- each repeat's end-to-end / forward-only ratio, and their medians;
+- CPU seconds per frame of the end-to-end run (the process and its ffmpeg), which a machine
+  shared with other jobs changes less than frames/s: compare it with the peer's user + sys
+  time per frame (`time python ../shared/peers/dpk_speed.py ...`);
+
+then the peak RSS of end-to-end runs (each in its own child process) on the whole video and on
+the video concatenated `--long-factor` times (stream copy, so the same frames), and their
+ratio. `--long-model tiny` runs these two on a small model of the same family, for machines
+where the full model would take hours over the long video (the pipeline's memory, not the
+model's, is what grows with length); the output says which model ran.
+
+The model: Stacked DenseNet with DeepPoseKit's defaults (2 stacks, growth rate 32, maps at
+1/4 of the input, full-size input), 4 keypoints, random weights (speed only), saved and
+loaded as an exported model file like any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDEO = ROOT.parent / "shared" / "data" / "dlc-openfield" / "videos" / "m3v1mp4.mp4"
+KEYPOINTS = ("snout", "leftear", "rightear", "tailbase")
+DPK_DEFAULTS = {"n_stacks": 2, "growth_rate": 32}
+TINY = {"n_stacks": 1, "growth_rate": 4, "n_transitions": 1}
+
+
+def export_model(path: Path, hyperparameters: dict, height: int, width: int) -> Path:
+    """Save a randomly initialised Stacked DenseNet as an exported model file."""
+    from posecore.models import ModelMeta, build_model, save_model
+
+    torch.manual_seed(0)
+    model = build_model("stacked_densenet", len(KEYPOINTS), 3, **hyperparameters).eval()
+    meta = ModelMeta("stacked_densenet", hyperparameters, KEYPOINTS, (height, width), 3, (128.0,) * 3, (64.0,) * 3, 4)
+    save_model(path, model, meta)
+    return path
+
+
+def decode_fps(video: Path, info: object, n: int, batch_size: int) -> tuple[float, np.ndarray]:
+    """Frames/s of decoding frames [0, n) to RGB; also returns up to 64 of them (uint8 (F, H, W, 3))."""
+    from posecore.io.video import read_frames
+
+    kept = []
+    start = time.perf_counter()
+    for batch in read_frames(video, 0, n, info=info, batch_size=batch_size):
+        if sum(len(k) for k in kept) < 64:
+            kept.append(batch.images)
+    return n / (time.perf_counter() - start), np.concatenate(kept)[:64]
+
+
+def forward_fps(predictor: object, frames: np.ndarray, n: int) -> tuple[float, float]:
+    """Frames/s and CPU s/frame of the model's forward alone on `n` frames (cycling through `frames`).
+
+    The input is prepared once, outside the timing.
+    """
+    from posecore.predict import prepare_images
+
+    batch_size = predictor.batch_size
+    x = prepare_images(
+        frames[:batch_size],
+        predictor.meta.mean,
+        predictor.meta.std,
+        predictor.multiple,
+        predictor.device,
+        predictor.memory_format,
+    )
+    with torch.inference_mode():
+        predictor.model(x)  # warm-up
+        start, cpu = time.perf_counter(), time.process_time()
+        done = 0
+        while done < n:
+            predictor.model(x)
+            done += batch_size
+    return done / (time.perf_counter() - start), (time.process_time() - cpu) / done
+
+
+def end_to_end(video: Path, model: Path, n: int | None, batch_size: int, threads: int, out: Path) -> dict:
+    """Run `infer_shard` on frames [0, n) (None: all) in a child process; its frames/s and peak RSS."""
+    command = [sys.executable, __file__, "--worker", str(video), str(model), str(out), str(n or 0)]
+    command += ["--batch-size", str(batch_size), "--threads", str(threads)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def worker(args: argparse.Namespace) -> None:
+    """The child process of `end_to_end`: one shard, timed from model load to renamed Parquet file."""
+    from posecore.infer import Shard, infer_shard, set_threads
+    from posecore.io.video import probe
+
+    set_threads(args.threads)
+    video, model, out, n = Path(args.worker[0]), Path(args.worker[1]), Path(args.worker[2]), int(args.worker[3])
+    info = probe(video)
+    n = n or info.n_frames
+    start = time.perf_counter()
+    rows = infer_shard(video, Shard(0, 0, n), model, out, info=info, batch_size=args.batch_size, progress=False)
+    wall = time.perf_counter() - start
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime  # ffmpeg included
+    rss_mb = own.ru_maxrss / 1024
+    print(json.dumps({"frames": n, "rows": rows, "wall_s": wall, "fps": n / wall, "cpu_s": cpu, "peak_rss_mb": rss_mb}))
+
+
+def concatenate(video: Path, times: int, out: Path) -> Path:
+    """The video `times` over, one after the other, by stream copy (ffmpeg's concat demuxer)."""
+    from posecore.io.video import ffmpeg_executable
+
+    listing = out.with_suffix(".txt")
+    listing.write_text(f"file '{video.resolve()}'\n" * times)
+    command = [ffmpeg_executable(), "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
+    subprocess.run([*command, "-c", "copy", str(out)], check=True)
+    return out
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=VIDEO)
+    parser.add_argument("--frames", type=int, default=None, help="frames for the speed ratios (default: all)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for the model")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--long-factor", type=int, default=10)
+    parser.add_argument("--long-model", choices=("same", "tiny", "skip"), default="same")
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+
+    from posecore.infer import set_threads
+    from posecore.io.video import probe
+    from posecore.models import load_model
+    from posecore.predict import Predictor
+
+    set_threads(args.threads)
+    info = probe(args.video)
+    n = min(args.frames or info.n_frames, info.n_frames)
+    work = Path(tempfile.mkdtemp(prefix="posecore-bench-"))
+    model_path = export_model(work / "model.pt", DPK_DEFAULTS, info.height, info.width)
+    predictor = Predictor(load_model(model_path), batch_size=args.batch_size)
+    n_params = sum(p.numel() for p in load_model(model_path).model.parameters())
+    print(f"video {args.video.name}: {info.width}x{info.height}, {info.n_frames} frames; timing frames [0, {n})")
+    print(
+        f"model stacked_densenet {DPK_DEFAULTS}, {n_params:,} parameters; batch {args.batch_size}, "
+        f"{args.threads} torch threads; torch {torch.__version__}"
+    )
+    rows, cpu_per_frame, cpu_ratios = [], [], []
+    for repeat in range(args.repeats):
+        decode, frames = decode_fps(args.video, info, n, args.batch_size)
+        forward, forward_cpu = forward_fps(predictor, frames, n)
+        e2e = end_to_end(args.video, model_path, n, args.batch_size, args.threads, work / "e2e.parquet")
+        rows.append((decode, forward, e2e["fps"]))
+        cpu_per_frame.append(e2e["cpu_s"] / n)
+        cpu_ratios.append(forward_cpu / cpu_per_frame[-1])
+        print(
+            f"repeat {repeat}: decode {decode:.1f} fps, forward {forward:.2f} fps, end-to-end {e2e['fps']:.2f} fps, "
+            f"end-to-end / forward {e2e['fps'] / forward:.3f}; CPU s/frame: forward {forward_cpu:.3f}, "
+            f"end-to-end {cpu_per_frame[-1]:.3f}, forward / end-to-end {cpu_ratios[-1]:.3f}",
+            flush=True,
+        )
+    decode, forward, e2e = (statistics.median(column) for column in zip(*rows, strict=True))
+    ratio = statistics.median(r[2] / r[1] for r in rows)
+    print(
+        f"median: decode {decode:.1f} fps, forward {forward:.2f} fps, end-to-end {e2e:.2f} fps; "
+        f"end-to-end / forward {ratio:.3f}; end-to-end / min(decode, forward) {e2e / min(decode, forward):.3f}; "
+        f"end-to-end CPU {statistics.median(cpu_per_frame):.3f} s/frame (process and its ffmpeg, model load included), "
+        f"forward / end-to-end CPU time {statistics.median(cpu_ratios):.3f}"
+    )
+
+    if args.long_model == "skip":
+        return
+    long_video = concatenate(args.video, args.long_factor, work / f"long{args.long_factor}.mp4")
+    rss_model = model_path
+    if args.long_model == "tiny":
+        rss_model = export_model(work / "tiny.pt", TINY, info.height, info.width)
+    label = "the same model" if args.long_model == "same" else f"a tiny model {TINY}"
+    short = end_to_end(args.video, rss_model, None, args.batch_size, args.threads, work / "short.parquet")
+    long = end_to_end(long_video, rss_model, None, args.batch_size, args.threads, work / "long.parquet")
+    print(
+        f"peak RSS with {label}: {short['peak_rss_mb']:.0f} MB on {short['frames']} frames "
+        f"({short['fps']:.1f} fps), {long['peak_rss_mb']:.0f} MB on {long['frames']} frames "
+        f"({long['fps']:.1f} fps); ratio {long['peak_rss_mb'] / short['peak_rss_mb']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""`posecore predict VIDEO --model FILE`: trajectories of one video without Snakemake.
+
+Writes, into `--out` (default: beside the video), `<video>.parquet` (the long-format
+trajectories of DESIGN.md, with provenance), and with `--filter` the filtered coordinates
+beside the raw ones, and with `--export` DeepLabCut H5/CSV and NWB files of the same points.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from posecore.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXPORTS = ("dlc-h5", "dlc-csv", "nwb")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `predict` subcommand."""
+    parser = subparsers.add_parser("predict", help="keypoints of one video with an exported model")
+    parser.add_argument("video", type=Path, help="the video file")
+    parser.add_argument("--model", type=Path, required=True, help="exported model (model.pt)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the video's folder)")
+    parser.add_argument("--keypoints", default=None, help="comma-separated keypoints the model must have, in order")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
+    parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: torch's)")
+    parser.add_argument("--start", type=int, default=0, help="first frame")
+    parser.add_argument("--stop", type=int, default=None, help="one past the last frame (default: the end)")
+    parser.add_argument("--filter", choices=("none", "median", "savgol"), default="none", help="temporal filter")
+    parser.add_argument("--window", type=int, default=5, help="filter window in frames (odd)")
+    parser.add_argument("--min-score", type=float, default=0.1, help="points below it are interpolated over")
+    parser.add_argument("--max-gap", type=int, default=5, help="longest gap (frames) the filter interpolates")
+    parser.add_argument("--export", choices=EXPORTS, nargs="*", default=[], help="also write these formats")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Probe, infer, optionally filter and export; print where the files went."""
+    import pandas as pd
+
+    from posecore.filters import FilterConfig, filter_trajectories
+    from posecore.infer import Shard, check_keypoints, infer_shard, set_threads
+    from posecore.io import exports
+    from posecore.io.trajectories import read_provenance
+    from posecore.io.video import probe
+    from posecore.models.export import load_model
+    from posecore.predict import resolve_device
+
+    device = resolve_device(args.device)
+    if args.threads is not None:
+        set_threads(args.threads)
+    loaded = load_model(args.model, device=device)
+    if args.keypoints is not None:
+        check_keypoints(loaded.meta, [k.strip() for k in args.keypoints.split(",") if k.strip()], args.model)
+    info = probe(args.video)
+    stop = info.n_frames if args.stop is None else args.stop
+    if not 0 <= args.start < stop <= info.n_frames:
+        raise InputError(args.video, f"frames [{args.start}, {stop}) are not inside [0, {info.n_frames})")
+    out_dir = args.out or args.video.parent
+    parquet = out_dir / f"{args.video.stem}.parquet"
+    config = {"command": "predict", "model": str(args.model), "filter": args.filter}
+    n_rows = infer_shard(
+        args.video,
+        Shard(0, args.start, stop),
+        loaded,
+        parquet,
+        info=info,
+        batch_size=args.batch_size,
+        device=device,
+        config=config,
+        progress=not args.quiet,
+    )
+    written = [parquet]
+    if args.filter != "none" or args.export:
+        table = pd.read_parquet(parquet)
+        values = "raw"
+        if args.filter != "none":
+            fc = FilterConfig(method=args.filter, window=args.window, min_score=args.min_score, max_gap=args.max_gap)
+            table = filter_trajectories(table, fc)
+            values = "filtered"
+            metadata = read_provenance(parquet)
+            _write_filtered(table, parquet, metadata)
+        scorer = f"posecore-{loaded.sha256[:12]}"
+        names = loaded.meta.keypoint_names
+        for kind in args.export:
+            if kind == "dlc-h5":
+                path = out_dir / f"{args.video.stem}_{scorer}.h5"
+                exports.write_dlc_h5(table, path, scorer, names, values)
+            elif kind == "dlc-csv":
+                path = out_dir / f"{args.video.stem}_{scorer}.csv"
+                exports.write_dlc_csv(table, path, scorer, names, values)
+            else:
+                path = out_dir / f"{args.video.stem}.nwb"
+                exports.write_nwb(
+                    table,
+                    path,
+                    keypoint_names=names,
+                    skeleton=loaded.meta.skeleton,
+                    video_path=args.video,
+                    scorer=scorer,
+                    values=values,
+                )
+            written.append(path)
+    print(f"{args.video}: {n_rows // max(len(loaded.meta.keypoint_names), 1)} frames")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+def _write_filtered(table: pd.DataFrame, path: Path, provenance: dict[str, Any]) -> None:
+    """Rewrite the trajectory file with the filtered columns beside the raw ones, keeping its provenance."""
+    import json
+
+    import pyarrow as pa
+
+    from posecore.io.trajectories import METADATA_KEY, write_atomic
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({METADATA_KEY: json.dumps(provenance, sort_keys=True).encode()})
+    write_atomic(arrow, path)

@@ -1,0 +1,76 @@
+import argparse
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from posecore.cli import predict as predict_cli
+from posecore.errors import InputError
+from posecore.io.trajectories import read_provenance
+from posecore.io.video import ffmpeg_executable
+from posecore.models import ModelMeta, build_model, save_model
+
+N_FRAMES, HEIGHT, WIDTH = 12, 32, 48
+
+
+def _run(argv: list[str]) -> int:
+    # Until predict is listed in posecore.cli.SUBCOMMANDS, build the parser here.
+    parser = argparse.ArgumentParser(prog="posecore")
+    predict_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["predict", *argv])
+    return args.func(args)
+
+
+@pytest.fixture
+def video(tmp_path):
+    path = tmp_path / "clip.mp4"
+    frames = np.random.default_rng(0).integers(0, 255, size=(N_FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    command = [ffmpeg_executable(), "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    command += ["-s", f"{WIDTH}x{HEIGHT}", "-r", "25", "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv444p"]
+    subprocess.run([*command, str(path)], input=frames.tobytes(), check=True)
+    return path
+
+
+@pytest.fixture
+def model(tmp_path):
+    torch.manual_seed(0)
+    hyperparameters = {"growth_rate": 4, "n_transitions": 1, "n_stacks": 1}
+    network = build_model("stacked_densenet", 2, 3, **hyperparameters).eval()
+    meta = ModelMeta(
+        "stacked_densenet", hyperparameters, ("nose", "tail"), (HEIGHT, WIDTH), 3, (0.0,) * 3, (255.0,) * 3, 4
+    )
+    meta = ModelMeta(**{**meta.__dict__, "skeleton": ((0, 1),)})
+    save_model(tmp_path / "model.pt", network, meta)
+    return tmp_path / "model.pt"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared: one thread is faster than two contended ones
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_predict_writes_trajectories_filtered_columns_and_exports(video, model, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [str(video), "--model", str(model), "--out", str(out), "--device", "cpu", "--quiet"]
+    assert _run([*argv, "--filter", "median", "--window", "3", "--export", "dlc-h5", "dlc-csv", "nwb"]) == 0
+    table = pd.read_parquet(out / "clip.parquet")
+    assert len(table) == N_FRAMES * 2 and table.frame.max() == N_FRAMES - 1
+    assert {"x", "y", "score", "x_filtered", "y_filtered"} <= set(table.columns)
+    assert read_provenance(out / "clip.parquet")["config"]["filter"] == "median"
+    h5 = next(out.glob("clip_posecore-*.h5"))
+    dlc = pd.read_hdf(h5)
+    assert dlc.shape == (N_FRAMES, 6) and list(dlc.columns.get_level_values("bodyparts").unique()) == ["nose", "tail"]
+    assert next(out.glob("clip_posecore-*.csv")).exists() and (out / "clip.nwb").exists()
+    printed = capsys.readouterr().out
+    assert f"{N_FRAMES} frames" in printed and "clip.nwb" in printed
+
+
+def test_predict_refuses_a_model_with_other_keypoints(video, model, tmp_path):
+    with pytest.raises(InputError, match=r"model\.pt.*missing \['ear'\]"):
+        _run([str(video), "--model", str(model), "--keypoints", "nose,ear", "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,13 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from pathlib import Path
+
+from posecore.infer import check_keypoints
+from posecore.models.export import load_model
+
+# Refuse a model whose keypoints are not the config's once, before any shard runs.
+loaded = load_model(snakemake.input.model)
+check_keypoints(loaded.meta, snakemake.params.keypoints, snakemake.input.model)
+Path(snakemake.output.checked).write_text("\n".join(loaded.meta.keypoint_names) + "\n")
