@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from posecore.models.inputs import check_input
+
 
 def _bn_relu_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
     """Pre-activation convolution: BatchNorm, ReLU, then a 'same' convolution without bias."""
@@ -138,14 +140,7 @@ class StackedHourglass(nn.Module):
         Returns:
             One (B, K, H / 4, W / 4) tensor per stack, in order; the last is the final output.
         """
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected input (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        height, width = x.shape[-2:]
-        if height % self.input_multiple or width % self.input_multiple:
-            raise ValueError(
-                f"input size {height}x{width} is not a multiple of {self.input_multiple}: pad it first "
-                "(posecore.predict.prepare_images does)"
-            )
+        check_input(x, self.in_channels, self.input_multiple)
         x = self.front(x)  # (B, F, H / 4, W / 4)
         outputs = []
         for stack, (hourglass, features, head) in enumerate(

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from posecore.models.inputs import check_input
+
 
 def _conv_block(in_channels: int, out_channels: int, n_convs: int, batch_norm: bool) -> nn.Sequential:
     """`n_convs` 3x3 'same' convolutions with ReLU (and BatchNorm): (B, C_in, H, W) -> (B, C_out, H, W)."""
@@ -93,12 +95,5 @@ class LEAPNet(nn.Module):
         Returns:
             A one-element list: (B, K, H, W).
         """
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected input (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        height, width = x.shape[-2:]
-        if height % self.input_multiple or width % self.input_multiple:
-            raise ValueError(
-                f"input size {height}x{width} is not a multiple of {self.input_multiple}: pad it first "
-                "(posecore.predict.prepare_images does)"
-            )
+        check_input(x, self.in_channels, self.input_multiple)
         return [self.head(self.decoder(self.encoder(x)))]  # [(B, K, H, W)]

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from posecore.errors import InputError
+from posecore.models.inputs import check_input
 
 _LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 
@@ -210,12 +211,5 @@ class ResNetDeconv(nn.Module):
         Returns:
             A one-element list: (B, K, H / output_stride, W / output_stride).
         """
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected input (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        height, width = x.shape[-2:]
-        if height % self.input_multiple or width % self.input_multiple:
-            raise ValueError(
-                f"input size {height}x{width} is not a multiple of {self.input_multiple}: pad it first "
-                "(posecore.predict.prepare_images does)"
-            )
+        check_input(x, self.in_channels, self.input_multiple)
         return [self.head(self.deconv(self.backbone(x)))]  # [(B, K, H / s, W / s)]
