@@ -63,6 +63,7 @@ rule infer_shard:
         batch_size=config["inference"]["batch_size"],
         device=config["inference"]["device"],
         config=config,
+        keypoints=config["dataset"]["keypoints"],
     script:
         "../scripts/infer_shard.py"
 
