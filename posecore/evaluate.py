@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from posecore import __version__
+from posecore.io.atomic import atomic_path
 from posecore.io.dataset import Split, TrainingDataset
 from posecore.models.export import LoadedModel
 from posecore.predict import Predictor
@@ -189,16 +189,9 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path) -> tuple[Pat
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics_path, table_path = out_dir / "metrics.json", out_dir / "predictions.parquet"
-    tmp_metrics = out_dir / f".metrics.json.tmp-{os.getpid()}"
-    tmp_table = out_dir / f".predictions.parquet.tmp-{os.getpid()}"
-    try:
+    with atomic_path(table_path) as tmp_table, atomic_path(metrics_path) as tmp_metrics:
         tmp_metrics.write_text(json.dumps(result.metrics(), indent=2) + "\n")
         result.errors.to_parquet(tmp_table, index=False)
-        os.replace(tmp_table, table_path)
-        os.replace(tmp_metrics, metrics_path)
-    finally:
-        tmp_metrics.unlink(missing_ok=True)
-        tmp_table.unlink(missing_ok=True)
     return metrics_path, table_path
 
 
@@ -263,14 +256,11 @@ def plot_predictions(
     figure.legend(handles=handles, loc="lower center", ncol=min(len(names), 6), fontsize=7, frameon=False)
     figure.suptitle(f"{result.split}: labels (o) and predictions (x), RMSE {result.rmse_px:.2f} px", fontsize=10)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
     try:
-        figure.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=100, format="png")
     finally:
         plt.close(figure)
-        tmp.unlink(missing_ok=True)
     return path
 
 
