@@ -14,10 +14,13 @@ from pathlib import Path
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it is renamed to `path`, on error removed."""
+    """Yield a temporary path to write; on success it is renamed to `path`, on error removed.
+
+    The temporary name keeps the suffix of `path`, for writers that go by it (pynwb, matplotlib).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)

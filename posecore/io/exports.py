@@ -16,7 +16,6 @@ NaN in every format. Files are written atomically.
 from __future__ import annotations
 
 import datetime
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -202,15 +201,8 @@ def write_nwb(
     behavior = nwb.create_processing_module(name="behavior", description="pose estimation")
     behavior.add(Skeletons(skeletons=[nodes_skeleton]))
     behavior.add(pose)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")  # pynwb wants the .nwb suffix
-    try:
-        with NWBHDF5IO(str(tmp), mode="w") as io:
-            io.write(nwb)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, NWBHDF5IO(str(tmp), mode="w") as io:  # tmp keeps the .nwb suffix pynwb wants
+        io.write(nwb)
 
 
 def read_trajectory_table(path: str | Path) -> pd.DataFrame:

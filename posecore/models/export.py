@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from torch import nn
 
 from posecore import __version__
 from posecore.errors import InputError
+from posecore.io.atomic import atomic_path
 from posecore.models.registry import build_model
 
 FORMAT = "posecore-model"
@@ -149,12 +149,8 @@ def save_model(path: str | Path, model: nn.Module, meta: ModelMeta) -> str:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return hashlib.sha256(data).hexdigest()
 
 
