@@ -116,14 +116,6 @@ def model_path(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: one thread is faster than two contended ones
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_a_shard_gives_the_predictors_points_for_exactly_its_frames(video, model_path, tmp_path, one_torch_thread):
     info = probe(video)
     out = tmp_path / "shard-00001.parquet"

@@ -7,13 +7,7 @@ from posecore.models import LoadedModel, ModelMeta, build_model
 from posecore.predict import Predictor, prepare_images
 from posecore.train.targets import confidence_maps
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: one thread is faster than two contended ones
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class BrightestPixelModel(nn.Module):

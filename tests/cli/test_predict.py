@@ -12,6 +12,8 @@ from posecore.io.trajectories import read_provenance
 from posecore.io.video import ffmpeg_executable
 from posecore.models import ModelMeta, build_model, save_model
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 N_FRAMES, HEIGHT, WIDTH = 12, 32, 48
 
 
@@ -44,14 +46,6 @@ def model(tmp_path):
     meta = ModelMeta(**{**meta.__dict__, "skeleton": ((0, 1),)})
     save_model(tmp_path / "model.pt", network, meta)
     return tmp_path / "model.pt"
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: one thread is faster than two contended ones
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_predict_writes_trajectories_filtered_columns_and_exports(video, model, tmp_path, capsys):

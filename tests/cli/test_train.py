@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from posecore.cli import evaluate as evaluate_cli
 from posecore.cli import train as train_cli
@@ -31,14 +30,6 @@ def dataset_path(tmp_path):
     path = tmp_path / "data.h5"
     write_dataset(TrainingDataset(images, keypoints, split, ("a", "b")), path)
     return path
-
-
-@pytest.fixture
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a shared 2-core machine runs torch's thread pool ~10x slower
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.usefixtures("one_torch_thread")

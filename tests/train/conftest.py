@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from posecore.io.dataset import TrainingDataset
 
@@ -35,9 +34,5 @@ def disc_dataset() -> TrainingDataset:
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Train on one thread: on a shared 2-core machine, torch's thread pool oversubscribes and runs ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _train_on_one_thread(one_torch_thread):
+    """Every training test runs torch on one thread (see tests/conftest.py)."""
