@@ -7,8 +7,6 @@ of the other stages through `posecore.qc.inputs`, which checks them against thei
 
 from __future__ import annotations
 
-import html
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -22,6 +20,7 @@ from posecore import __version__
 from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
 from posecore.qc import plots
+from posecore.qc.html import CSS, esc, figure, fmt, table
 from posecore.qc.inputs import (
     EvalMetrics,
     VideoSummary,
@@ -31,28 +30,6 @@ from posecore.qc.inputs import (
     read_training_log,
     summarize_trajectories,
 )
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    """A number for a table cell; "–" for missing."""
-    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-def _esc(value: Any) -> str:
-    """`value` as HTML-escaped text."""
-    return html.escape(str(value))
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], css_class: str) -> str:
-    """An HTML table; cells are given already escaped."""
-    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _figure(uri: str, alt: str, caption: str) -> str:
-    """An inline image with its caption."""
-    return f'<figure><img src="{uri}" alt="{_esc(alt)}"><figcaption>{_esc(caption)}</figcaption></figure>'
 
 
 def _video_status(summary: VideoSummary) -> str:
@@ -83,22 +60,22 @@ def _video_table(summaries: Sequence[VideoSummary], score_threshold: float) -> s
         has = s.figure_uri is not None
         rows.append(
             [
-                _esc(s.name),
-                f'<span class="{"ok" if status == "ok" else "bad"}">{_esc(status)}</span>',
-                _esc(probe.get("n_frames", "–")),
+                esc(s.name),
+                f'<span class="{"ok" if status == "ok" else "bad"}">{esc(status)}</span>',
+                esc(probe.get("n_frames", "–")),
                 str(s.n_frames) if has else "–",
-                _fmt(probe.get("fps"), 3),
-                _esc(size),
-                _esc(codec),
+                fmt(probe.get("fps"), 3),
+                esc(size),
+                esc(codec),
                 vfr,
                 str(s.n_instances) if has else "–",
-                _fmt(s.median_score, 3),
+                fmt(s.median_score, 3),
                 "–" if s.fraction_low is None else f"{100 * s.fraction_low:.1f} %",
             ]
         )
     header = ["video", "status", "frames probed", "frames with trajectories", "fps", "size", "codec", "VFR",
               "instances", "median score", f"points with score < {score_threshold:g}"]  # fmt: skip
-    return _table(header, rows, "videos")
+    return table(header, rows, "videos")
 
 
 def _error_table(metrics: EvalMetrics, labeled: Mapping[str, int]) -> str:
@@ -106,24 +83,12 @@ def _error_table(metrics: EvalMetrics, labeled: Mapping[str, int]) -> str:
     extra = [(name, t) for name, t in (("median (px)", metrics.median_px), ("p90 (px)", metrics.p90_px)) if t]
     rows = []
     for k in metrics.keypoints:
-        cells = [_esc(k), _fmt(metrics.rmse_px.get(k))]
-        cells += [_fmt(table.get(k)) for _, table in extra]
+        cells = [esc(k), fmt(metrics.rmse_px.get(k))]
+        cells += [fmt(table.get(k)) for _, table in extra]
         rows.append([*cells, str(labeled.get(k, 0))])
-    total = ["<b>all keypoints</b>", _fmt(metrics.rmse_px_all), *["–" for _ in extra], str(sum(labeled.values()))]
+    total = ["<b>all keypoints</b>", fmt(metrics.rmse_px_all), *["–" for _ in extra], str(sum(labeled.values()))]
     rows.append(total)
-    return _table(["keypoint", "RMSE (px)", *[name for name, _ in extra], "n labeled"], rows, "errors")
-
-
-_CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 1em auto; padding: 0 1em; color: #222; }
-h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.6em; }
-.meta { color: #555; } table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
-.ok { color: #2a7a2a; } .bad { color: #b22222; font-weight: bold; }
-figure { margin: 0.8em 0; } img { max-width: 100%; height: auto; }
-figcaption { color: #555; font-size: 0.85em; } details { margin: 0.4em 0; font-size: 0.85em; }
-"""
+    return table(["keypoint", "RMSE (px)", *[name for name, _ in extra], "n labeled"], rows, "errors")
 
 
 def build_report(
@@ -187,14 +152,14 @@ def render_page(
     )
     frames = "" if metrics.n_frames is None else f", {metrics.n_frames} frames"
     parts = [
-        f"<h1>QC report: {_esc(model_name)}</h1>",
-        f'<p class="meta">model <b>{_esc(model_name)}</b> · built {date} · posecore {_esc(__version__)}'
+        f"<h1>QC report: {esc(model_name)}</h1>",
+        f'<p class="meta">model <b>{esc(model_name)}</b> · built {date} · posecore {esc(__version__)}'
         f" · score threshold {score_threshold:g}</p>",
         "<h2>Videos</h2>",
         _video_table(videos, score_threshold) if videos else "<p>No videos were given.</p>",
-        f"<h2>Test error ({_esc(metrics.split)} split{frames})</h2>",
+        f"<h2>Test error ({esc(metrics.split)} split{frames})</h2>",
         _error_table(metrics, labeled),
-        _figure(
+        figure(
             plots.figure_to_data_uri(error_chart),
             "bar chart of test error per keypoint",
             "Root-mean-square distance in pixels between prediction and label, per keypoint; "
@@ -206,7 +171,7 @@ def render_page(
         parts.append("<p>No training log was given.</p>")
     else:
         parts.append(
-            _figure(
+            figure(
                 plots.figure_to_data_uri(plots.training_curves(log)),
                 "training curves",
                 "Loss (training per step, validation per epoch) and validation RMSE in pixels.",
@@ -217,7 +182,7 @@ def render_page(
         parts.append("<p>No trajectories to take scores from.</p>")
     else:
         parts.append(
-            _figure(
+            figure(
                 plots.figure_to_data_uri(plots.score_histograms(metrics.keypoints, score_counts, score_threshold)),
                 "score histograms per keypoint",
                 f"Peak scores over all videos, one panel per keypoint, as fractions of its points; "
@@ -228,23 +193,23 @@ def render_page(
     parts += [_trajectory_section(video, score_threshold) for video in videos]
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>QC report: {_esc(model_name)}</title><style>{_CSS}</style></head>\n"
+        f"<title>QC report: {esc(model_name)}</title><style>{CSS}</style></head>\n"
         "<body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
 
 
 def _trajectory_section(video: VideoSummary, score_threshold: float) -> str:
     """One video's trajectory figure and provenance, or why it has none."""
-    title = f"<h3>{_esc(video.name)}</h3>"
+    title = f"<h3>{esc(video.name)}</h3>"
     if video.figure_uri is None:
-        return f'{title}<p class="bad">{_esc(_video_status(video))}</p>'
-    figure = _figure(
+        return f'{title}<p class="bad">{esc(_video_status(video))}</p>'
+    shown = figure(
         video.figure_uri,
         f"trajectories of {video.name}",
         f"x and y in pixels against time (y grows downwards, as in the image); "
         f"× marks points scoring below {score_threshold:g}.",
     )
     if not video.provenance:
-        return title + figure
-    items = "".join(f"<dt>{_esc(k)}</dt><dd><code>{_esc(v)}</code></dd>" for k, v in video.provenance.items())
-    return f"{title}{figure}<details><summary>provenance</summary><dl>{items}</dl></details>"
+        return title + shown
+    items = "".join(f"<dt>{esc(k)}</dt><dd><code>{esc(v)}</code></dd>" for k, v in video.provenance.items())
+    return f"{title}{shown}<details><summary>provenance</summary><dl>{items}</dl></details>"
