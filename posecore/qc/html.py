@@ -1,15 +1,67 @@
 """HTML building blocks shared by the sections of the QC report: escaping, numbers, tables, figures.
 
-Every section module returns an HTML fragment built from these, so the page has one look and
-one escaping rule: text from inputs goes through `esc`, cells are passed to `table` escaped.
+Every section module (labels, training, archive) returns a `Section`: an HTML fragment built from
+these, so the page has one look and one escaping rule (text from inputs goes through `esc`, cells
+are passed to `table` escaped), and the figures it shows as `ReportFigure`s, which the page inlines
+and the workflow also writes as files for Snakemake's `--report`, each with its caption.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import math
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """One figure of the report: PNG bytes, a file-name stem and the caption shown under it.
+
+    Attributes:
+        name: file stem, unique within a report, lowercase `[a-z0-9_.-]` (e.g. "labels-positions").
+        png: the image, PNG-encoded.
+        caption: what the figure shows and how to read it, in a sentence or two.
+        alt: a short text alternative for the image.
+    """
+
+    name: str
+    png: bytes
+    caption: str
+    alt: str
+
+    def __post_init__(self) -> None:
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"figure name {self.name!r} must match {_NAME.pattern}")
+
+    def html(self) -> str:
+        """The figure as an inline `<figure>` with a base64 data URI."""
+        uri = "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+        return figure(uri, self.alt, self.caption)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the report: its heading, its HTML body and the figures that body shows.
+
+    Attributes:
+        title: the section heading (plain text; escaped when rendered).
+        body: the section's HTML fragment; it places its figures with `ReportFigure.html()`.
+        figures: the figures in `body`, in order, for writing as separate files.
+    """
+
+    title: str
+    body: str
+    figures: tuple[ReportFigure, ...] = field(default_factory=tuple)
+
+    def html(self) -> str:
+        """The section as HTML: an `<h2>` heading and the body."""
+        return f"<section><h2>{esc(self.title)}</h2>\n{self.body}</section>"
 
 
 def fmt(value: float | None, digits: int = 2) -> str:

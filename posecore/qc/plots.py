@@ -45,11 +45,16 @@ def _colors(n: int) -> list[tuple[float, float, float, float]]:
     return [colormaps["turbo"](i / max(n - 1, 1)) for i in range(n)]
 
 
-def figure_to_data_uri(figure: Figure) -> str:
-    """Render `figure` to PNG and return it as a `data:image/png;base64,...` URI."""
+def figure_to_png(figure: Figure) -> bytes:
+    """Render `figure` to PNG bytes at `DPI`."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def figure_to_data_uri(figure: Figure) -> str:
+    """Render `figure` to PNG and return it as a `data:image/png;base64,...` URI."""
+    return "data:image/png;base64," + base64.b64encode(figure_to_png(figure)).decode("ascii")
 
 
 def error_bar_chart(
