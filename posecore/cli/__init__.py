@@ -15,7 +15,7 @@ import posecore
 from posecore import __version__
 from posecore.errors import PosecoreError
 
-SUBCOMMANDS = ("synth", "train", "evaluate", "predict")
+SUBCOMMANDS = ("synth", "train", "evaluate", "predict", "outliers")
 
 
 def build_parser() -> argparse.ArgumentParser:
