@@ -1,23 +1,40 @@
-"""Assemble a training dataset from label files: read, map names, load images, validate, split.
+"""Assemble a training dataset from label files: read, merge, map names, load images, validate, split.
 
 `assemble_dataset` is what the `assemble_dataset` workflow rule calls. Every problem with the
 input is an `InputError` naming the label file and the row (and the image or keypoint), raised
 before anything is written, so a bad label file never yields a half-checked dataset.
+
+What it keeps going through, logging each (module logger `posecore.io.assemble`):
+
+- Corrected labels. Label files are taken in the order given; a frame that a later file labels
+  again (the same image file, or the same video and frame number: see `FrameRef.keys`) takes the
+  later file's labels, in the earlier one's place. One INFO line per pair of files says
+  "N frames of <file> replace labels from <earlier file>". Within one file, a frame labeled
+  twice is an error.
+- Labels outside their image. The point becomes NaN in `keypoints` and keeps its labeled (x, y)
+  in `outside_xy`; one WARNING per point names the file, row and keypoint.
+- Images of different sizes. Each is padded with zeros at the bottom and right to the largest
+  height and width (pixel coordinates unchanged) and `image_sizes` keeps its own size; one INFO
+  line lists the sizes.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-import matplotlib.image
 import numpy as np
 
 from posecore.errors import InputError
 from posecore.io.dataset import TrainingDataset
-from posecore.io.labels import LabelTable, frame_index, read_labels, resolve_image
+from posecore.io.label_table import FrameRef, LabelTable
+from posecore.io.labels import read_labels
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,37 +93,13 @@ def _count(fraction: float, n_frames: int) -> int:
     return max(count, 1) if fraction > 0 and n_frames >= 3 else count
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read a PNG or JPEG image as uint8 RGB (H, W, 3); grey is replicated, alpha dropped.
+@dataclass(frozen=True)
+class _Label:
+    """One labeled frame picked for the dataset: row `row` of table `table`, whose image is `ref`."""
 
-    Raises:
-        OSError or ValueError: the file cannot be decoded (`assemble_dataset` turns these into an
-            `InputError` naming the label file and row).
-    """
-    image = np.asarray(matplotlib.image.imread(path))
-    if image.dtype.kind == "f":  # PNGs come back as float in [0, 1], whatever their bit depth
-        image = np.clip(np.rint(image * 255.0), 0, 255)
-    image = image.astype(np.uint8)
-    if image.ndim == 2:  # grey (H, W) -> (H, W, 3)
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    elif image.ndim == 3 and image.shape[2] in (1, 2):  # grey (+ alpha) -> (H, W, 3)
-        image = np.repeat(image[:, :, :1], 3, axis=2)
-    elif image.ndim == 3 and image.shape[2] == 4:  # RGBA -> RGB
-        image = image[:, :, :3]
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"unsupported image shape {image.shape}")
-    return np.ascontiguousarray(image)
-
-
-def source_video(label_path: Path, image_path: str) -> str:
-    """The video a labeled frame came from: its folder under labeled-data.
-
-    `labeled-data/<video>/img0001.png` gives `<video>`. When the image sits directly in
-    `labeled-data/` (Lightning Pose), or its path has no folder, the label file's folder name
-    (the project) stands in.
-    """
-    parent = PurePosixPath(image_path.replace("\\", "/")).parent.name
-    return parent if parent not in ("", "labeled-data") else label_path.parent.absolute().name
+    table: int
+    row: int
+    ref: FrameRef
 
 
 def assemble_dataset(
@@ -118,26 +111,30 @@ def assemble_dataset(
 ) -> TrainingDataset:
     """Read label files and their images into one validated, split `TrainingDataset`.
 
-    Frames are in the order of `label_files`, then of the rows within each file; keypoints in the
-    order of `keypoints`, matched to each file's by name.
+    Frames are in the order of `label_files`, then of the rows within each file, a frame that a
+    later file labels again staying where it first came; keypoints are in the order of
+    `keypoints`, matched to each file's by name.
 
     Args:
-        label_files: label files of any format `read_labels` knows.
+        label_files: label files of any format `read_labels` knows, earliest first: a later
+            file's labels of a frame replace an earlier one's (corrected labels).
         keypoints: the K keypoint names of the config; every file must name exactly these.
         skeleton: edges of the posture graph, as pairs of keypoint names.
         swap_pairs: (left, right) keypoint pairs that swap under a horizontal flip.
         split: how to divide the frames into train / val / test.
 
     Returns:
-        images uint8 (N, H, W, 3), keypoints float32 (N, K, 2) (x, y) with NaN for missing,
-        the split, and each frame's source video, frame number (-1 when the image name has
-        none) and image path.
+        images uint8 (N, H, W, 3) (H, W the largest of the images, smaller ones padded at the
+        bottom and right), keypoints float32 (N, K, 2) (x, y) with NaN for missing and for
+        labels outside their image, those labels in `outside_xy`, each frame's own size in
+        `image_sizes`, the split, and each frame's source video, frame number (-1 when
+        unknown) and file.
 
     Raises:
         InputError: naming the label file and, where it has one, the row: an empty file, a
             keypoint the config lacks or a config keypoint the file lacks, an image that is
-            missing or unreadable, an image of another size than the first, a coordinate outside
-            the image (x < -0.5 or x > W - 0.5, the same for y), the same image twice.
+            missing or unreadable, the same frame twice in one file, a config keypoint that no
+            frame labels (inside its image).
         ValueError: a skeleton edge or swap pair names a keypoint not in `keypoints`, or
             `label_files` or `keypoints` is empty or has duplicates.
     """
@@ -148,60 +145,137 @@ def assemble_dataset(
         raise ValueError("no label files given")
     edges = _name_pairs(skeleton, names, "skeleton edge")
     pairs = _name_pairs(swap_pairs, names, "swap pair")
+    tables = [read_labels(label_file) for label_file in label_files]
+    orders = [_column_order(table, names) for table in tables]
+    labels = _merge(tables)
 
-    images: list[np.ndarray] = []
-    coords: list[np.ndarray] = []
-    videos: list[str] = []
-    frames: list[int] = []
-    paths: list[str] = []
-    first: tuple[Path, int, str, tuple[int, int]] | None = None  # (label file, row, image, (H, W)) of frame 0
-    seen: dict[Path, tuple[Path, int]] = {}  # resolved image -> (label file, row)
-    for label_file in label_files:
-        table = read_labels(label_file)
-        order = _column_order(table, names)
-        for row, image_path in enumerate(table.image_paths):
-            where = f"row {row}"
-            found = resolve_image(table.path, image_path, row=row)
-            key = found.resolve()
-            if key in seen:
-                other_file, other_row = seen[key]
-                other = f"row {other_row}" if other_file == table.path else f"{other_file} (row {other_row})"
-                raise InputError(table.path, f"image {image_path!r} is labeled twice, also in {other}", where=where)
-            seen[key] = (table.path, row)
-            try:
-                image = load_image(found)
-            except (OSError, ValueError, SyntaxError) as error:
-                raise InputError(table.path, f"cannot read image {str(found)!r} ({error})", where=where) from error
-            size = (image.shape[0], image.shape[1])
-            if first is None:
-                first = (table.path, row, image_path, size)
-            elif size != first[3]:
-                at = f"row {first[1]}" if first[0] == table.path else f"{first[0]} (row {first[1]})"
-                raise InputError(
-                    table.path,
-                    f"image {image_path!r} is {size[1]}x{size[0]} (WxH) but image {first[2]!r} in {at} is "
-                    f"{first[3][1]}x{first[3][0]}: all images of a dataset must have one size",
-                    where=where,
-                )
-            xy = table.keypoints[row][order]  # (K, 2) (x, y), in config order
-            _check_inside(table.path, row, image_path, xy, names, size)
-            images.append(image)
-            coords.append(xy)
-            videos.append(source_video(table.path, image_path))
-            frames.append(frame_index(image_path))
-            paths.append(str(found))
-
+    n = len(labels)
+    loaded: list[np.ndarray] = [np.empty(0, np.uint8)] * n  # (H_i, W_i, 3) each
+    for t, table in enumerate(tables):
+        slots = [i for i, label in enumerate(labels) if label.table == t]
+        for i, image in zip(slots, table.images.load([labels[i].row for i in slots]), strict=True):
+            loaded[i] = image
+    sizes = np.array([image.shape[:2] for image in loaded], dtype=np.int32).reshape(n, 2)  # (N, 2) (H, W)
+    coords = np.stack([tables[label.table].keypoints[label.row][orders[label.table]] for label in labels])  # (N, K, 2)
+    coords = coords.astype(np.float32)
+    outside_xy = _take_outside(tables, labels, coords, sizes, names)
+    _check_every_keypoint_labeled(label_files, coords, outside_xy, names)
+    images = _pad(loaded, sizes)  # (N, H, W, 3)
     return TrainingDataset(
-        images=np.stack(images),  # (N, H, W, 3)
-        keypoints=np.stack(coords).astype(np.float32),  # (N, K, 2)
-        split=split_frames(len(images), split),
+        images=images,
+        keypoints=coords,
+        split=split_frames(n, split),
         keypoint_names=names,
         skeleton=edges,
         swap_pairs=pairs,
-        source_video=np.array(videos, dtype=object),
-        source_frame=np.array(frames, dtype=np.int64),
-        source_path=np.array(paths, dtype=object),
+        source_video=np.array([label.ref.video for label in labels], dtype=object),
+        source_frame=np.array([label.ref.frame for label in labels], dtype=np.int64),
+        source_path=np.array([label.ref.location for label in labels], dtype=object),
+        image_sizes=sizes,
+        outside_xy=outside_xy,
     )
+
+
+def _merge(tables: list[LabelTable]) -> list[_Label]:
+    """Locate every row's image and keep one label per frame: a later file's replaces an earlier one's."""
+    labels: list[_Label | None] = []
+    owner: dict[tuple, int] = {}  # frame key -> index into labels
+    for t, table in enumerate(tables):
+        in_file: dict[tuple, int] = {}  # frame key -> row of this file
+        replaced: Counter[int] = Counter()  # earlier table -> frames of this one replacing its labels
+        for row in range(len(table)):
+            ref = table.images.locate(row)
+            keys = ref.keys()
+            twice = next((in_file[key] for key in keys if key in in_file), None)
+            if twice is not None:
+                raise InputError(
+                    table.path,
+                    f"image {table.image_paths[row]!r} is labeled twice, also in row {twice}",
+                    where=f"row {row}",
+                )
+            in_file.update((key, row) for key in keys)
+            earlier = sorted({owner[key] for key in keys if key in owner})
+            label = _Label(t, row, ref)
+            if earlier:
+                for i in earlier:
+                    old = labels[i]
+                    if old is not None:
+                        replaced[old.table] += 1
+                    labels[i] = None
+                slot = earlier[0]  # the frame stays where it first came
+                labels[slot] = label
+            else:
+                slot = len(labels)
+                labels.append(label)
+            owner.update((key, slot) for key in keys)
+        for old_table, count in replaced.items():
+            logger.info("%d frames of %s replace labels from %s", count, table.path, tables[old_table].path)
+    return [label for label in labels if label is not None]
+
+
+def _take_outside(
+    tables: list[LabelTable], labels: list[_Label], coords: np.ndarray, sizes: np.ndarray, names: tuple[str, ...]
+) -> np.ndarray:
+    """Move labels outside their image from `coords` (N, K, 2), in place, to the returned (N, K, 2).
+
+    A point is inside when -0.5 <= x <= W - 0.5 and -0.5 <= y <= H - 0.5 (the outer edges of the
+    border pixels), W and H its own image's size.
+    """
+    limits = sizes[:, None, ::-1].astype(np.float32) - 0.5  # (N, 1, 2) (W - 0.5, H - 0.5)
+    with np.errstate(invalid="ignore"):
+        outside = ((coords < -0.5) | (coords > limits)).any(axis=2)  # (N, K), NaN compares False
+    outside_xy = np.full_like(coords, np.nan)
+    outside_xy[outside] = coords[outside]
+    coords[outside] = np.nan
+    for i, k in zip(*np.nonzero(outside), strict=True):
+        label = labels[i]
+        height, width = (int(v) for v in sizes[i])
+        x, y = (float(v) for v in outside_xy[i, k])
+        logger.warning(
+            "%s (row %d): keypoint %r at (%g, %g) is outside image %r (%dx%d); it is left unlabeled (NaN) and "
+            "kept in outside_xy",
+            tables[label.table].path,
+            label.row,
+            names[k],
+            x,
+            y,
+            tables[label.table].image_paths[label.row],
+            width,
+            height,
+        )
+    return outside_xy
+
+
+def _check_every_keypoint_labeled(
+    label_files: Sequence[Path], coords: np.ndarray, outside_xy: np.ndarray, names: tuple[str, ...]
+) -> None:
+    """Raise if a keypoint has no label (inside its image) in any frame: nothing could learn it."""
+    never = np.isnan(coords).any(axis=2).all(axis=0)  # (K,)
+    if never.any():
+        k = int(np.flatnonzero(never)[0])
+        n_outside = int((~np.isnan(outside_xy[:, k, 0])).sum())
+        why = f" ({n_outside} labels of it lie outside their images)" if n_outside else ""
+        files = ", ".join(str(f) for f in label_files)
+        raise InputError(label_files[0], f"keypoint {names[k]!r} is labeled in no frame of {files}{why}")
+
+
+def _pad(images: list[np.ndarray], sizes: np.ndarray) -> np.ndarray:
+    """Stack (H_i, W_i, 3) images into (N, H, W, 3), H and W the largest, zeros at the bottom and right."""
+    height, width = (int(v) for v in sizes.max(axis=0))
+    out = np.zeros((len(images), height, width, 3), dtype=np.uint8)  # (N, H, W, 3)
+    for i, image in enumerate(images):
+        out[i, : image.shape[0], : image.shape[1]] = image
+    distinct = Counter((int(w), int(h)) for h, w in sizes)
+    if len(distinct) > 1:
+        listed = ", ".join(f"{w}x{h}: {count} frames" for (w, h), count in sorted(distinct.items()))
+        logger.info(
+            "images come in %d sizes (%s); smaller ones are padded with zeros at the bottom and right to %dx%d",
+            len(distinct),
+            listed,
+            width,
+            height,
+        )
+    return out
 
 
 def _name_pairs(pairs: Sequence[tuple[str, str]], names: tuple[str, ...], what: str) -> tuple[tuple[int, int], ...]:
@@ -230,20 +304,3 @@ def _column_order(table: LabelTable, names: tuple[str, ...]) -> list[int]:
             where="header",
         )
     return [table.keypoint_names.index(name) for name in names]
-
-
-def _check_inside(
-    label_file: Path, row: int, image_path: str, xy: np.ndarray, names: tuple[str, ...], size: tuple[int, int]
-) -> None:
-    """Raise if a labeled (non-NaN) point of `xy` (K, 2) lies outside an image of `size` (H, W)."""
-    height, width = size
-    with np.errstate(invalid="ignore"):
-        outside = (xy < -0.5) | (xy > np.array([width - 0.5, height - 0.5]))  # (K, 2), NaN compares False
-    if outside.any():
-        k, c = (int(a[0]) for a in np.nonzero(outside))
-        raise InputError(
-            label_file,
-            f"keypoint {names[k]!r} {'xy'[c]} = {xy[k, c]:g} is outside image {image_path!r} "
-            f"({width}x{height}, valid {'x' if c == 0 else 'y'} range [-0.5, {(width if c == 0 else height) - 0.5}])",
-            where=f"row {row}",
-        )

@@ -8,9 +8,17 @@ Layout of the file:
     /split             str     (N,)           "train", "val" or "test"
     /source/video      str     (N,)           the video (or labeled-data folder) a frame came from
     /source/frame      int64   (N,)           its frame index in that video, -1 when unknown
-    /source/path       str     (N,)           the image file it was read from
+    /source/path       str     (N,)           the file it was read from (image, video, or SLEAP package)
+    /image_sizes       int32   (N, 2)         each frame's own (height, width) before padding (format 2)
+    /outside_xy        float32 (N, K, 2)      labels that lay outside their image, as labeled (x, y);
+                                               NaN everywhere else (format 2)
     attrs: format_version, keypoint_names, skeleton (E, 2) int, swap_pairs (S, 2) int,
-           content_hash (sha256 of images, keypoints and names), posecore_version
+           content_hash (sha256, see `TrainingDataset.content_hash`), posecore_version
+
+Frames of different sizes share one (H, W), the largest: a smaller frame is padded with zeros at
+the bottom and right, so its pixel coordinates are unchanged, and `image_sizes` keeps its own
+size. Files of format 1 have neither `image_sizes` nor `outside_xy`; they read as every frame at
+the full size and no label outside.
 
 Training reads only this file; it never opens the source videos or images.
 """
@@ -29,7 +37,8 @@ from posecore import __version__
 from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)  # format 1: without image_sizes and outside_xy
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
 
@@ -47,7 +56,12 @@ class TrainingDataset:
         swap_pairs: pairs of keypoint indices that swap under a horizontal flip (left, right).
         source_video: str (N,), where each frame came from.
         source_frame: int64 (N,), the frame's index in its video, -1 when unknown.
-        source_path: str (N,), the image file each frame was read from.
+        source_path: str (N,), the file each frame was read from: an image, or the video (or
+            SLEAP package, `<file>#<dataset>`) holding it.
+        image_sizes: int32 (N, 2), each frame's own (height, width) before padding to the
+            dataset's (H, W). Left out: every frame is (H, W).
+        outside_xy: float32 (N, K, 2), (x, y) of the labels that lay outside their image (NaN in
+            `keypoints` there), NaN everywhere else. Left out: all NaN.
     """
 
     images: np.ndarray
@@ -59,6 +73,8 @@ class TrainingDataset:
     source_video: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
     source_frame: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
     source_path: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+    image_sizes: np.ndarray | None = None
+    outside_xy: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, k = len(self.images), len(self.keypoint_names)
@@ -71,6 +87,19 @@ class TrainingDataset:
         for name in ("source_video", "source_frame", "source_path"):
             if len(getattr(self, name)) not in (0, n):
                 raise ValueError(f"{name} must have one entry per frame ({n})")
+        # Frozen: fill the defaults of the two per-frame arrays through object.__setattr__.
+        if self.image_sizes is None:
+            object.__setattr__(self, "image_sizes", np.tile(np.array(self.image_size, np.int32), (n, 1)))
+        object.__setattr__(self, "image_sizes", np.asarray(self.image_sizes, dtype=np.int32))
+        if self.image_sizes.shape != (n, 2):
+            raise ValueError(f"image_sizes must be (N, 2) = ({n}, 2), got {self.image_sizes.shape}")
+        if ((self.image_sizes < 1) | (self.image_sizes > np.array(self.image_size))).any():
+            raise ValueError(f"image_sizes must lie in [1, (H, W) = {self.image_size}]")
+        if self.outside_xy is None:
+            object.__setattr__(self, "outside_xy", np.full((n, k, 2), np.nan, dtype=np.float32))
+        object.__setattr__(self, "outside_xy", np.asarray(self.outside_xy, dtype=np.float32))
+        if self.outside_xy.shape != (n, k, 2):
+            raise ValueError(f"outside_xy must be (N, K, 2) = ({n}, {k}, 2), got {self.outside_xy.shape}")
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -81,13 +110,26 @@ class TrainingDataset:
         """Indices of the frames in one split, in file order."""
         return np.flatnonzero(self.split == split)
 
+    @property
+    def padded(self) -> np.ndarray:
+        """Which frames are padded, bool (N,): those smaller than (H, W), padded with zeros at the bottom and right."""
+        return (self.image_sizes != np.array(self.image_size)).any(axis=1)
+
     def content_hash(self) -> str:
-        """sha256 over images, keypoints, split and keypoint names: equal data, equal hash."""
+        """sha256 over images, keypoints, split and keypoint names: equal data, equal hash.
+
+        `image_sizes` and `outside_xy` count too, but only when they say something (a padded
+        frame, a label outside), so a dataset without either hashes as format 1 did.
+        """
         digest = hashlib.sha256()
         digest.update(np.ascontiguousarray(self.images).tobytes())
         digest.update(np.ascontiguousarray(self.keypoints, dtype=np.float32).tobytes())
         digest.update("\n".join(map(str, self.split)).encode())
         digest.update("\n".join(self.keypoint_names).encode())
+        if self.padded.any():
+            digest.update(b"image_sizes" + np.ascontiguousarray(self.image_sizes, dtype="<i4").tobytes())
+        if not np.isnan(self.outside_xy).all():
+            digest.update(b"outside_xy" + np.ascontiguousarray(self.outside_xy, dtype="<f4").tobytes())
         return digest.hexdigest()
 
 
@@ -109,6 +151,8 @@ def write_dataset(dataset: TrainingDataset, path: str | Path) -> str:
         frames = dataset.source_frame if len(dataset.source_frame) == n else np.full(n, -1)
         f.create_dataset("source/frame", data=np.asarray(frames, dtype=np.int64))
         f.create_dataset("source/path", data=_strings(dataset.source_path, n), dtype=text)
+        f.create_dataset("image_sizes", data=dataset.image_sizes.astype(np.int32))
+        f.create_dataset("outside_xy", data=dataset.outside_xy.astype(np.float32))
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["keypoint_names"] = list(dataset.keypoint_names)
         f.attrs["skeleton"] = np.asarray(dataset.skeleton, dtype=np.int64).reshape(-1, 2)
@@ -130,8 +174,8 @@ def read_dataset(path: str | Path) -> TrainingDataset:
     try:
         with h5py.File(path, "r") as f:
             version = int(f.attrs.get("format_version", -1))
-            if version != FORMAT_VERSION:
-                raise InputError(path, f"dataset format version {version}, expected {FORMAT_VERSION}")
+            if version not in READ_VERSIONS:
+                raise InputError(path, f"dataset format version {version}, this posecore reads {list(READ_VERSIONS)}")
             dataset = TrainingDataset(
                 images=f["images"][()],
                 keypoints=f["keypoints"][()].astype(np.float32),
@@ -142,9 +186,13 @@ def read_dataset(path: str | Path) -> TrainingDataset:
                 source_video=_decode(f["source/video"][()]),
                 source_frame=f["source/frame"][()],
                 source_path=_decode(f["source/path"][()]),
+                image_sizes=f["image_sizes"][()] if "image_sizes" in f else None,
+                outside_xy=f["outside_xy"][()] if "outside_xy" in f else None,
             )
             stored_hash = str(f.attrs["content_hash"])
-    except (OSError, KeyError) as error:
+    except (OSError, KeyError, ValueError) as error:
+        if isinstance(error, InputError):
+            raise
         raise InputError(path, f"not a posecore training dataset ({error})") from error
     if dataset.content_hash() != stored_hash:
         raise InputError(path, "content hash does not match the stored one: the file is damaged")

@@ -2,7 +2,8 @@
 
 `read_labels(path)` is the one factory for label formats. It dispatches on the file's suffix
 through `READERS`, a plain dict from suffix to reader; each reader turns one file into a
-`LabelTable` and raises `InputError` naming the file (and the row or header) for bad input.
+`LabelTable` (with an `ImageSource` that finds and loads each row's image) and raises
+`InputError` naming the file (and the row, frame or key) for bad input.
 
 Formats read today:
 
@@ -12,12 +13,15 @@ Formats read today:
   `CollectedData.csv` is the same format.
 - DeepLabCut HDF5 (`.h5`, `.hdf5`): the same table written by `pandas.to_hdf` (key
   `df_with_missing`), with either row-index layout.
+- SLEAP (`.slp`, also `.pkg.slp` with embedded images): `posecore.io.sleap_labels`.
+- COCO keypoints (`.json`): `posecore.io.coco_labels`.
 
-To add a format: write `read_<format>(path) -> LabelTable` in this module (or a sibling module
-imported here when it grows past a screenful), add its suffixes to `READERS`, and add to
-`tests/io/test_labels.py` a test that reads a real or fixture file of that format and checks
-the numbers against the DeepLabCut CSV of the same labels, plus a test that a malformed file of
-that format raises an `InputError` naming the file.
+To add a format: write `read_<format>(path) -> LabelTable` in a module of its own
+(`posecore/io/<format>_labels.py`, building on `posecore.io.label_table`), give it an
+`ImageSource` (`ImageFiles` when the images are files), add its suffixes to `READERS` here, and
+add `tests/io/test_<format>_labels.py`: a test that reads a file written by the format's own
+tool or library and checks the numbers against what was written, and a test that a malformed
+file of that format raises an `InputError` naming the file.
 
 Row numbers in messages ("row 12") count labeled rows from 0, in file order, the header not
 counted: the same numbering for every format.
@@ -27,43 +31,32 @@ from __future__ import annotations
 
 import csv
 import itertools
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 
 from posecore.errors import InputError
+from posecore.io.coco_labels import read_coco
+from posecore.io.label_table import ImageFiles, LabelTable, frame_index, require_file, resolve_image
+from posecore.io.sleap_labels import read_slp
+
+__all__ = [
+    "READERS",
+    "LabelTable",
+    "frame_index",
+    "read_coco",
+    "read_dlc_csv",
+    "read_dlc_h5",
+    "read_labels",
+    "read_slp",
+    "resolve_image",
+]
 
 HEADER_ROWS = ("scorer", "bodyparts", "coords")
 DLC_H5_KEY = "df_with_missing"
-
-
-@dataclass(frozen=True, eq=False)
-class LabelTable:
-    """The labels of one file, as read (no images opened, no names mapped).
-
-    Attributes:
-        path: the label file.
-        image_paths: N image paths as written in the file, "/"-joined when the file splits them
-            over several index columns (DLC style, relative to the project folder).
-        keypoint_names: the K keypoint names, in file order.
-        keypoints: float32 (N, K, 2), (x, y) in image pixels (x the column, y the row, centre of
-            the top-left pixel at (0, 0)); NaN where a keypoint is not labeled.
-        scorer: the labeler's name from the file's "scorer" header row.
-    """
-
-    path: Path
-    image_paths: tuple[str, ...]
-    keypoint_names: tuple[str, ...]
-    keypoints: np.ndarray
-    scorer: str
-
-    def __len__(self) -> int:
-        return len(self.image_paths)
 
 
 def read_labels(path: str | Path) -> LabelTable:
@@ -90,7 +83,7 @@ def read_dlc_csv(path: str | Path) -> LabelTable:
             value is not a number (naming the row and the column).
     """
     path = Path(path)
-    _require_file(path)
+    require_file(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as stream:
             head = list(itertools.islice(csv.reader(stream), len(HEADER_ROWS) + 1))  # header (+ 1 to spot a 4th row)
@@ -129,7 +122,7 @@ def read_dlc_h5(path: str | Path) -> LabelTable:
             which is `df_with_missing`, or holds something other than a label table.
     """
     path = Path(path)
-    _require_file(path)
+    require_file(path)
     if not h5py.is_hdf5(path):
         raise InputError(path, "not a readable pandas HDF5 label file (no HDF5 signature)")
     try:
@@ -152,59 +145,9 @@ READERS: dict[str, Callable[[str | Path], LabelTable]] = {
     ".csv": read_dlc_csv,
     ".h5": read_dlc_h5,
     ".hdf5": read_dlc_h5,
+    ".slp": read_slp,
+    ".json": read_coco,
 }
-
-
-def resolve_image(label_path: str | Path, image_path: str, row: int | None = None) -> Path:
-    """Find the image a label row points to.
-
-    DeepLabCut writes image paths relative to the project folder (`labeled-data/<video>/img.png`)
-    and keeps the label file in `labeled-data/<video>/`, while Lightning Pose keeps it in the
-    project folder itself. So the path is tried, in order: as an absolute path; relative to the
-    label file's folder, then one and two levels up; and last, the bare file name in the label
-    file's folder. Windows separators (backslashes) are read as "/".
-
-    Args:
-        label_path: the label file the row is in.
-        image_path: the image path as written in the file.
-        row: the row's number, for the error message.
-
-    Returns:
-        The first candidate that is an existing file.
-
-    Raises:
-        InputError: none exists; names the label file, the row and the folders searched.
-    """
-    label_path = Path(label_path)
-    relative = PurePosixPath(image_path.replace("\\", "/"))
-    folder = label_path.parent
-    if relative.is_absolute():
-        candidates = [Path(relative)]
-    else:
-        candidates = [folder / relative, folder.parent / relative, folder.parent.parent / relative]
-    candidates.append(folder / relative.name)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    searched = ", ".join(dict.fromkeys(str(c) for c in candidates))
-    raise InputError(
-        label_path,
-        f"image {image_path!r} not found (looked for {searched})",
-        where=None if row is None else f"row {row}",
-    )
-
-
-def frame_index(image_path: str) -> int:
-    """The frame number in a DLC-style image name (`img0042.png` -> 42), or -1 when it has none."""
-    match = re.search(r"img(\d+)", PurePosixPath(image_path.replace("\\", "/")).name)
-    return int(match.group(1)) if match else -1
-
-
-def _require_file(path: Path) -> None:
-    if not path.is_file():
-        raise InputError(path, "label file not found")
-    if path.stat().st_size == 0:
-        raise InputError(path, "the label file is empty")
 
 
 def _table_from_frame(path: Path, frame: pd.DataFrame) -> LabelTable:
@@ -243,7 +186,14 @@ def _table_from_frame(path: Path, frame: pd.DataFrame) -> LabelTable:
         i, k, c = (int(a[0]) for a in np.nonzero(np.isinf(keypoints)))
         raise InputError(path, f"{names[k]} {'xy'[c]} is infinite", where=f"row {i}")
     image_paths = tuple(_join_index(entry) for entry in frame.index)
-    return LabelTable(path=path, image_paths=image_paths, keypoint_names=names, keypoints=keypoints, scorer=scorers[0])
+    return LabelTable(
+        path=path,
+        image_paths=image_paths,
+        keypoint_names=names,
+        keypoints=keypoints,
+        scorer=scorers[0],
+        images=ImageFiles(path, image_paths),
+    )
 
 
 def _join_index(entry: object) -> str:

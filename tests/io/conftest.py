@@ -2,15 +2,19 @@
 
 Reference frames come from a plain full sequential decode with ffmpeg (no seeking, no filters),
 kept as one sha1 per frame, so tests compare the reader against ffmpeg itself.
+
+Label files that point into a video: a SLEAP project written by sleap-io's own API.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import ffmpeg
+import numpy as np
 import pytest
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -122,3 +126,80 @@ def real_videos() -> dict[str, Path]:
 def real_hashes(real_videos: dict[str, Path]) -> dict[str, list[str]]:
     """name -> per-frame sha1 of the full sequential decode of the real videos (computed once)."""
     return {name: frame_hashes(path) for name, path in real_videos.items()}
+
+
+# Label files that point into a video (SLEAP) and the formats built on them.
+LABEL_VIDEO_FRAMES = 30
+SLEAP_NODES = ("head", "neck", "tail")
+SLEAP_FRAMES = (3, 11, 12, 27)  # labeled frames of the label video, in file order
+
+
+@pytest.fixture(scope="session")
+def label_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 64x48 H.264 video of 30 frames (GOP of 10, B-frames), named m1.mp4."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    path = tmp_path_factory.mktemp("label_video") / "m1.mp4"
+    source = ffmpeg.input("testsrc2=size=64x48:rate=25", f="lavfi").filter("noise", alls=30, allf="t")
+    source.output(str(path), vcodec="libx264", pix_fmt="yuv420p", g=10, bf=2, vframes=LABEL_VIDEO_FRAMES).run(
+        quiet=True
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def sleap_points() -> np.ndarray:
+    """float (len(SLEAP_FRAMES), 3, 2) (x, y) of the SLEAP fixture's user instances; NaN: not labeled.
+
+    The tail of frame 3 has coordinates in the file but is marked not visible, so it reads as NaN.
+    """
+    return np.array(
+        [
+            [[5.25, 7.5], [20.0, 30.75], [np.nan, np.nan]],
+            [[0.0, 0.0], [63.5, 47.5], [np.nan, np.nan]],  # the first pixel's centre, the last's outer corner
+            [[10.1, 11.2], [12.3, 13.4], [14.5, 15.6]],
+            [[33.0, 22.0], [np.nan, np.nan], [1.5, 2.5]],
+        ]
+    )
+
+
+@pytest.fixture(scope="session")
+def write_sleap(sleap_points: np.ndarray) -> Callable[..., Path]:
+    """write(folder, video, embed=False, name="labels.slp") -> path of a SLEAP file made with sleap-io.
+
+    One user instance on each of SLEAP_FRAMES (`sleap_points`); frame 11 also carries a predicted
+    instance, and frame 20 only a predicted one (neither is a label). `embed` writes a package
+    with the labeled frames' images inside (sleap-io's `embed="user"`).
+    """
+    sio = pytest.importorskip("sleap_io")
+
+    def write(folder: Path, video: Path, *, embed: bool = False, name: str = "labels.slp") -> Path:
+        skeleton = sio.Skeleton(list(SLEAP_NODES))
+        sleap_video = sio.Video.from_filename(str(video))
+        frames = []
+        for frame, xy in zip(SLEAP_FRAMES, sleap_points, strict=True):
+            if frame == 3:
+                xy = xy.copy()
+                xy[2] = (60.5, 40.0)  # written, then marked not visible below
+            instances = [sio.Instance.from_numpy(xy, skeleton=skeleton)]
+            if frame == 3:
+                instances[0].points["visible"][2] = False
+            if frame == 11:
+                instances.append(sio.PredictedInstance.from_numpy(xy + 1.0, skeleton=skeleton, score=0.9))
+            frames.append(sio.LabeledFrame(video=sleap_video, frame_idx=frame, instances=instances))
+        predicted = sio.PredictedInstance.from_numpy(sleap_points[2], skeleton=skeleton, score=0.5)
+        frames.append(sio.LabeledFrame(video=sleap_video, frame_idx=20, instances=[predicted]))
+        labels = sio.Labels(labeled_frames=frames, skeletons=[skeleton], videos=[sleap_video])
+        path = folder / name
+        sio.save_slp(labels, str(path), embed="user" if embed else False, verbose=False)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def sleap_project(tmp_path: Path, label_video: Path, write_sleap: Callable[..., Path]) -> Path:
+    """A SLEAP file beside a copy of m1.mp4, which it names by its absolute path."""
+    video = tmp_path / label_video.name
+    shutil.copy(label_video, video)
+    return write_sleap(tmp_path, video)

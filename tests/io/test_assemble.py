@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -10,9 +11,13 @@ import pytest
 from PIL import Image
 
 from posecore.errors import InputError
-from posecore.io.assemble import SplitConfig, assemble_dataset, load_image, split_frames
+from posecore.io.assemble import SplitConfig, assemble_dataset, split_frames
 from posecore.io.dataset import read_dataset, write_dataset
+from posecore.io.label_table import load_image
 from posecore.io.labels import read_labels
+from posecore.io.video import read_frame_array
+
+from .conftest import SLEAP_FRAMES
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 MIRROR = DATA / "lp-mirror-mouse"
@@ -72,6 +77,8 @@ def test_mirror_mouse_dataset_matches_the_labels_and_pngs(mirror_dataset, mirror
     np.testing.assert_array_equal(ds.source_frame, np.arange(1, 91))
     assert set(ds.source_video) == {"lp-mirror-mouse"}
     assert ds.source_path[0].endswith("labeled-data/img01.png")
+    assert (ds.image_sizes == [406, 396]).all() and not ds.padded.any()
+    assert np.isnan(ds.outside_xy).all()
     assert {name: int((ds.split == name).sum()) for name in ("train", "val", "test")} == {
         "train": 72,
         "val": 9,
@@ -177,18 +184,27 @@ def test_unreadable_image_names_file_and_row(mini_project: Path, mirror_keypoint
 
 
 @pytest.mark.parametrize(("coord", "value"), [("x", 395.6), ("x", -0.6), ("y", 405.51)])
-def test_coordinate_outside_the_image_names_file_row_and_keypoint(
-    mini_project: Path, mirror_keypoints, coord: str, value: float
+def test_coordinate_outside_the_image_is_kept_apart_and_logged(
+    mini_project: Path, mirror_keypoints, coord: str, value: float, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     def edit(frame: pd.DataFrame) -> pd.DataFrame:
         frame.loc[frame.index[3], ("rick", "nose_bot", coord)] = value
         return frame
 
     _edit(mini_project, edit)
-    with pytest.raises(InputError, match="outside image") as caught:
-        assemble_dataset([mini_project], mirror_keypoints)
-    message = str(caught.value)
+    labeled = read_labels(mini_project).keypoints[3, mirror_keypoints.index("nose_bot")]  # (x, y) as in the file
+    with caplog.at_level(logging.WARNING, logger="posecore.io.assemble"):
+        ds = assemble_dataset([mini_project], mirror_keypoints)
+    k = mirror_keypoints.index("nose_bot")
+    assert np.isnan(ds.keypoints[3, k]).all()
+    np.testing.assert_array_equal(ds.outside_xy[3, k], labeled)
+    assert int((~np.isnan(ds.outside_xy)).sum()) == 2  # that point's x and y, NaN everywhere else
+    (record,) = caplog.records
+    message = record.getMessage()
     assert str(mini_project) in message and "(row 3)" in message and "'nose_bot'" in message and f"{value:g}" in message
+    # The HDF5 file keeps them.
+    write_dataset(ds, tmp_path / "d.h5")
+    np.testing.assert_array_equal(read_dataset(tmp_path / "d.h5").outside_xy, ds.outside_xy)
 
 
 def test_coordinates_on_the_border_are_accepted(mini_project: Path, mirror_keypoints) -> None:
@@ -202,15 +218,22 @@ def test_coordinates_on_the_border_are_accepted(mini_project: Path, mirror_keypo
     np.testing.assert_array_equal(ds.keypoints[0, mirror_keypoints.index("nose_bot")], [395.5, -0.5])
 
 
-def test_images_of_different_sizes_name_both(mini_project: Path, mirror_keypoints) -> None:
+def test_images_of_different_sizes_are_padded_at_the_bottom_right(
+    mini_project: Path, mirror_keypoints, caplog: pytest.LogCaptureFixture
+) -> None:
     _need(OPENFIELD)
     shutil.copy(OPENFIELD / "img0000.png", mini_project.parent / "labeled-data" / "img04.png")  # 640x480
-    with pytest.raises(InputError) as caught:
-        assemble_dataset([mini_project], mirror_keypoints)
-    message = str(caught.value)
-    assert str(mini_project) in message and "(row 3)" in message
-    assert "labeled-data/img04.png" in message and "640x480" in message
-    assert "labeled-data/img01.png" in message and "396x406" in message
+    with caplog.at_level(logging.INFO, logger="posecore.io.assemble"):
+        ds = assemble_dataset([mini_project], mirror_keypoints)
+    assert ds.images.shape == (5, 480, 640, 3)
+    assert ds.image_sizes.tolist() == [[406, 396]] * 3 + [[480, 640]] + [[406, 396]]
+    assert ds.padded.tolist() == [True, True, True, False, True]
+    grey = np.rint(matplotlib.image.imread(mini_project.parent / "labeled-data" / "img01.png") * 255).astype(np.uint8)
+    np.testing.assert_array_equal(ds.images[0, :406, :396, 0], grey)
+    assert not ds.images[0, 406:].any() and not ds.images[0, :, 396:].any()  # zeros below and to the right
+    np.testing.assert_array_equal(ds.images[3], load_image(OPENFIELD / "img0000.png"))
+    np.testing.assert_array_equal(ds.keypoints, read_labels(mini_project).keypoints)  # coordinates unchanged
+    assert any("396x406: 4 frames, 640x480: 1 frames" in r.getMessage() for r in caplog.records)
 
 
 def test_duplicate_rows_name_both(mini_project: Path, mirror_keypoints) -> None:
@@ -222,12 +245,87 @@ def test_duplicate_rows_name_both(mini_project: Path, mirror_keypoints) -> None:
     assert "labeled-data/img02.png" in message
 
 
-def test_the_same_image_in_two_files_names_both(mini_project: Path, mirror_keypoints) -> None:
+def test_a_later_file_replaces_the_labels_of_the_same_image(
+    mini_project: Path, mirror_keypoints, caplog: pytest.LogCaptureFixture
+) -> None:
     copy = mini_project.with_name("CollectedData_copy.csv")
-    shutil.copy(mini_project, copy)
-    with pytest.raises(InputError, match="labeled twice") as caught:
-        assemble_dataset([mini_project, copy], mirror_keypoints)
-    assert str(copy) in str(caught.value) and str(mini_project) in str(caught.value)
+    _edit(mini_project, lambda frame: frame)  # the same numbers, written by pandas like the copy
+    frame = pd.read_csv(mini_project, header=[0, 1, 2], index_col=0).iloc[[1, 3]] + 0.25
+    frame.to_csv(copy)
+    with caplog.at_level(logging.INFO, logger="posecore.io.assemble"):
+        ds = assemble_dataset([mini_project, copy], mirror_keypoints)
+    original = read_labels(mini_project).keypoints
+    expected = original.copy()
+    expected[[1, 3]] += 0.25
+    np.testing.assert_allclose(ds.keypoints, expected, rtol=1e-6)  # in place: frames keep their order
+    assert [r.getMessage() for r in caplog.records] == [f"2 frames of {copy} replace labels from {mini_project}"]
+
+
+def test_refined_frames_from_another_folder_replace_earlier_labels(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DeepLabCut's refinement: corrected frames of a video in another project folder, as H5."""
+    _need(OPENFIELD_CSV)
+    labels = pd.read_csv(OPENFIELD_CSV, header=[0, 1, 2], index_col=0)
+    first = tmp_path / "project" / "labeled-data" / "m4s1"
+    refine = tmp_path / "refine" / "labeled-data" / "m4s1"
+    for folder, rows in ((first, [0, 1, 2, 3]), (refine, [2, 0, 5])):
+        folder.mkdir(parents=True)
+        for image in labels.index[rows]:
+            shutil.copy(OPENFIELD / Path(image).name, folder)
+    labels.iloc[[0, 1, 2, 3]].to_csv(first / "CollectedData_Pranav.csv")
+    corrected = labels.iloc[[2, 0, 5]].copy()
+    corrected.iloc[:2] += 1.5
+    corrected.index = pd.MultiIndex.from_tuples([tuple(p.split("/")) for p in corrected.index])  # DLC >= 2.2 rows
+    corrected.to_hdf(refine / "CollectedData_Pranav.h5", key="df_with_missing", mode="w")
+    with caplog.at_level(logging.INFO, logger="posecore.io.assemble"):
+        ds = assemble_dataset(
+            [first / "CollectedData_Pranav.csv", refine / "CollectedData_Pranav.h5"],
+            OPENFIELD_KEYPOINTS,
+            split=SplitConfig(0, 0),
+        )
+    truth = read_labels(OPENFIELD_CSV).keypoints
+    expected = truth[[0, 1, 2, 3, 5]].copy()
+    expected[[0, 2]] += 1.5
+    np.testing.assert_allclose(ds.keypoints, expected, rtol=1e-6)
+    frames = [int(Path(p).stem[3:]) for p in labels.index[[0, 1, 2, 3, 5]]]
+    assert list(ds.source_frame) == frames and set(ds.source_video) == {"m4s1"}
+    assert [Path(p).parent for p in ds.source_path] == [refine, first, refine, first, refine]
+    message = f"2 frames of {refine / 'CollectedData_Pranav.h5'} replace labels from {first}/CollectedData_Pranav.csv"
+    assert [r.getMessage() for r in caplog.records] == [message]
+
+
+def test_a_keypoint_labeled_nowhere_is_refused(mini_project: Path, mirror_keypoints) -> None:
+    def drop(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[:, ("rick", "nose_bot", "x")] = np.nan
+        frame.loc[:, ("rick", "nose_bot", "y")] = np.nan
+        return frame
+
+    _edit(mini_project, drop)
+    with pytest.raises(InputError, match="keypoint 'nose_bot' is labeled in no frame") as caught:
+        assemble_dataset([mini_project], mirror_keypoints)
+    assert str(mini_project) in str(caught.value)
+
+
+def test_sleap_frames_and_dlc_pngs_of_one_video_merge(sleap_project: Path, tmp_path: Path) -> None:
+    """Frame 12 of m1.mp4 labeled in SLEAP, then corrected as labeled-data/m1/img00012.png."""
+    sleap = read_labels(sleap_project)
+    folder = tmp_path / "refine" / "labeled-data" / "m1"
+    folder.mkdir(parents=True)
+    frame = read_frame_array(sleap_project.parent / "m1.mp4", [12])[0]
+    Image.fromarray(frame).save(folder / "img00012.png")
+    columns = pd.MultiIndex.from_product(
+        [["me"], list(sleap.keypoint_names), ["x", "y"]], names=["scorer", "bodyparts", "coords"]
+    )
+    row = pd.DataFrame([[1, 2, 3, 4, 5, 6]], index=["labeled-data/m1/img00012.png"], columns=columns, dtype=float)
+    row.to_csv(folder / "CollectedData_me.csv")
+    ds = assemble_dataset([sleap_project, folder / "CollectedData_me.csv"], sleap.keypoint_names)
+    assert ds.images.shape == (4, 48, 64, 3)
+    assert list(ds.source_frame) == list(SLEAP_FRAMES) and set(ds.source_video) == {"m1"}
+    np.testing.assert_array_equal(ds.keypoints[2], [[1, 2], [3, 4], [5, 6]])
+    np.testing.assert_array_equal(ds.images, read_frame_array(sleap_project.parent / "m1.mp4", list(SLEAP_FRAMES)))
+    assert ds.source_path[2] == str(folder / "img00012.png")
+    assert ds.source_path[0] == str(sleap_project.parent / "m1.mp4")
 
 
 def test_empty_label_file_is_refused(mini_project: Path, mirror_keypoints) -> None:
@@ -254,18 +352,3 @@ def test_dlc_layout_gives_the_video_folder(tmp_path: Path) -> None:
     assert list(ds.source_video) == ["m4s1", "m4s1"]
     assert list(ds.source_frame) == [0, 7]
     assert list(ds.split) == ["train", "train"]
-
-
-def test_load_image_gives_rgb_uint8_for_grey_rgba_and_jpeg(tmp_path: Path) -> None:
-    rows, cols = np.mgrid[0:16, 0:24]
-    rgb = np.dstack([rows * 15, cols * 10, np.full_like(rows, 128)]).astype(np.uint8)  # smooth, so JPEG keeps it
-    Image.fromarray(rgb[:, :, 0], mode="L").save(tmp_path / "grey.png")
-    Image.fromarray(np.dstack([rgb, np.full((16, 24), 7, np.uint8)]), mode="RGBA").save(tmp_path / "rgba.png")
-    Image.fromarray(rgb).save(tmp_path / "rgb.jpg", quality=100)
-    grey = load_image(tmp_path / "grey.png")
-    assert grey.shape == (16, 24, 3) and grey.dtype == np.uint8
-    np.testing.assert_array_equal(grey, np.repeat(rgb[:, :, :1], 3, axis=2))
-    np.testing.assert_array_equal(load_image(tmp_path / "rgba.png"), rgb)
-    jpeg = load_image(tmp_path / "rgb.jpg")
-    assert jpeg.shape == (16, 24, 3) and jpeg.dtype == np.uint8
-    assert np.abs(jpeg.astype(int) - rgb).max() <= 8  # lossy, but the same picture

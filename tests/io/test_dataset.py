@@ -1,3 +1,5 @@
+import hashlib
+
 import h5py
 import numpy as np
 import pytest
@@ -75,3 +77,60 @@ def test_shapes_are_checked():
     dataset = make_dataset()
     with pytest.raises(ValueError, match="keypoints"):
         TrainingDataset(dataset.images, dataset.keypoints[:, :2], dataset.split, dataset.keypoint_names)
+
+
+def _with_extras(dataset: TrainingDataset) -> TrainingDataset:
+    """The dataset with frame 2 padded from 20x30 (H x W) and a label outside frame 4."""
+    outside = np.full_like(dataset.keypoints, np.nan)
+    outside[4, 1] = (35.5, -2.0)
+    sizes = np.tile(np.array([24, 32], np.int32), (len(dataset.images), 1))
+    sizes[2] = (20, 30)
+    return TrainingDataset(
+        dataset.images, dataset.keypoints, dataset.split, dataset.keypoint_names, image_sizes=sizes, outside_xy=outside
+    )
+
+
+def test_image_sizes_and_outside_labels_round_trip(tmp_path):
+    dataset = _with_extras(make_dataset())
+    write_dataset(dataset, tmp_path / "d.h5")
+    back = read_dataset(tmp_path / "d.h5")
+    assert back.image_sizes.dtype == np.int32 and back.outside_xy.dtype == np.float32
+    np.testing.assert_array_equal(back.image_sizes, dataset.image_sizes)
+    assert back.padded.tolist() == [False, False, True, False, False, False]
+    np.testing.assert_array_equal(back.outside_xy, dataset.outside_xy)
+    with h5py.File(tmp_path / "d.h5", "r") as f:
+        assert f.attrs["format_version"] == 2
+        assert f["image_sizes"][2].tolist() == [20, 30]
+    # They count in the hash: a changed outside label is damage.
+    with h5py.File(tmp_path / "d.h5", "r+") as f:
+        f["outside_xy"][4, 1, 0] = 36.0
+    with pytest.raises(InputError, match="hash"):
+        read_dataset(tmp_path / "d.h5")
+
+
+def test_a_format_1_file_reads_as_full_size_and_nothing_outside(tmp_path):
+    dataset = make_dataset()
+    path = tmp_path / "d.h5"
+    write_dataset(dataset, path)
+    with h5py.File(path, "r+") as f:  # what format 1 wrote: no image_sizes, no outside_xy, its own hash
+        del f["image_sizes"], f["outside_xy"]
+        f.attrs["format_version"] = 1
+        digest = hashlib.sha256()
+        digest.update(dataset.images.tobytes())
+        digest.update(dataset.keypoints.astype(np.float32).tobytes())
+        digest.update("\n".join(dataset.split).encode())
+        digest.update("\n".join(dataset.keypoint_names).encode())
+        f.attrs["content_hash"] = digest.hexdigest()
+    back = read_dataset(path)
+    assert (back.image_sizes == [24, 32]).all() and back.image_sizes.shape == (6, 2)
+    assert back.outside_xy.shape == (6, 3, 2) and np.isnan(back.outside_xy).all()
+
+
+def test_extra_fields_are_checked():
+    dataset = make_dataset()
+    with pytest.raises(ValueError, match="outside_xy"):
+        TrainingDataset(dataset.images, dataset.keypoints, dataset.split, ("a", "b", "c"), outside_xy=np.zeros((6, 2)))
+    with pytest.raises(ValueError, match="image_sizes must lie in"):
+        TrainingDataset(
+            dataset.images, dataset.keypoints, dataset.split, ("a", "b", "c"), image_sizes=np.full((6, 2), 40)
+        )

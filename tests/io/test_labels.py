@@ -88,7 +88,7 @@ def test_mirror_mouse_keeps_missing_labels_as_nan() -> None:
 
 
 def test_unknown_format_lists_the_known_ones(tmp_path: Path) -> None:
-    path = tmp_path / "labels.json"
+    path = tmp_path / "labels.txt"
     path.write_text("{}")
     with pytest.raises(InputError, match="unknown label format") as caught:
         read_labels(path)
@@ -184,3 +184,8 @@ def test_frame_index_parses_dlc_image_names() -> None:
     assert frame_index("labeled-data/m4s1/img0042.png") == 42
     assert frame_index("labeled-data/img01.png") == 1
     assert frame_index("labeled-data/v/frame_7.png") == -1
+
+
+def test_sleap_and_coco_suffixes_have_readers() -> None:
+    assert READERS[".slp"].__name__ == "read_slp"
+    assert READERS[".json"].__name__ == "read_coco"

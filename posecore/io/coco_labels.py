@@ -1,0 +1,134 @@
+"""COCO keypoint label files (`.json`): `images`, `annotations` and `categories`.
+
+The category with `keypoints` (a list of names) gives the keypoint names; several such
+categories must all name the same keypoints. Each annotation of that category has `keypoints`
+[x1, y1, v1, x2, y2, v2, ...]: v = 0 is not labeled (NaN); v = 1 (labeled, hidden) and v = 2
+(labeled, visible) are both labels. posecore trains one animal per image today, so an image
+with more than one annotation that labels keypoints is an error; an annotation with every v = 0
+labels nothing and is skipped, and so is an image with no annotation. Rows are the labeled
+images in the order of `images`.
+
+Image files: `file_name` is tried as an absolute path, then relative to the JSON file's folder,
+then relative to an `images/` folder beside the JSON file. An image's `width` and `height`,
+when given (above 0), must match the file.
+
+Coordinates: taken as they are, because COCO keypoints are already in posecore's convention
+(the centre of the top-left pixel at (0, 0)). The COCO dataset's keypoints are integer pixel
+indices in [0, W - 1] x [0, H - 1] (unlike its segmentation polygons, continuous in [0, W] x
+[0, H]): detectron2 reads them as pixel indices and adds 0.5 to get its own corner-origin
+coordinates, and subtracts 0.5 again when it writes COCO results. pycocotools imposes nothing
+(its keypoint similarity compares differences of coordinates), and sleap-io, whose SLEAP
+coordinates share posecore's convention, reads and writes COCO keypoints without a shift.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from posecore.errors import InputError
+from posecore.io.label_table import ImageFiles, LabelTable, require_file
+
+IMAGE_ROOTS = (".", "images")
+
+
+def read_coco(path: str | Path) -> LabelTable:
+    """Read a COCO keypoint JSON file.
+
+    Raises:
+        InputError: the file is missing or not JSON, lacks `images` / `annotations` /
+            `categories`, has no category with keypoints or several naming different ones, an
+            annotation's keypoints are not 3 numbers per keypoint or name an unknown image, an
+            image has more than one labeling annotation (naming the image), or nothing is labeled.
+    """
+    path = Path(path)
+    require_file(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(path, f"not a readable COCO JSON file ({error})") from error
+    if not isinstance(data, dict) or any(not isinstance(data.get(key), list) for key in ("images", "annotations")):
+        raise InputError(path, "not a COCO keypoint file: expected lists 'images' and 'annotations'")
+    names, category_ids = _keypoint_categories(path, data.get("categories"))
+    images: dict[Any, dict[str, Any]] = {}
+    for i, image in enumerate(data["images"]):
+        if not isinstance(image, dict) or "id" not in image or not isinstance(image.get("file_name"), str):
+            raise InputError(path, "an image needs an 'id' and a 'file_name'", f"images[{i}]")
+        images[image["id"]] = image
+    labeled: dict[Any, tuple[int, np.ndarray]] = {}  # image id -> (annotation index, xy (K, 2))
+    for a, annotation in enumerate(data["annotations"]):
+        if not isinstance(annotation, dict) or annotation.get("category_id") not in category_ids:
+            continue  # not a keypoint annotation (another category)
+        xy = _decode(path, annotation.get("keypoints"), len(names), f"annotations[{a}]")
+        if np.isnan(xy).all():
+            continue  # every v = 0: labels nothing
+        image_id = annotation.get("image_id")
+        if image_id not in images:
+            raise InputError(path, f"image_id {image_id!r} is not in 'images'", f"annotations[{a}]")
+        if image_id in labeled:
+            raise InputError(
+                path,
+                f"image {images[image_id]['file_name']!r} (id {image_id!r}) has two annotations with keypoints, "
+                f"annotations[{labeled[image_id][0]}] and annotations[{a}]; posecore trains one animal per image",
+            )
+        labeled[image_id] = (a, xy)
+    rows = [image for image in data["images"] if image["id"] in labeled]
+    if not rows:
+        raise InputError(path, "no annotation labels a keypoint")
+    file_names = tuple(image["file_name"] for image in rows)
+    sizes = tuple(_declared_size(image) for image in rows)
+    return LabelTable(
+        path=path,
+        image_paths=file_names,
+        keypoint_names=names,
+        keypoints=np.stack([labeled[image["id"]][1] for image in rows]),  # (N, K, 2)
+        scorer="",
+        images=ImageFiles(path, file_names, roots=IMAGE_ROOTS, by_name=False, sizes=sizes),
+    )
+
+
+def _keypoint_categories(path: Path, categories: Any) -> tuple[tuple[str, ...], set[Any]]:
+    """The keypoint names and the ids of the categories that have them."""
+    if not isinstance(categories, list):
+        raise InputError(path, "not a COCO keypoint file: expected a list 'categories'")
+    with_keypoints = [c for c in categories if isinstance(c, dict) and c.get("keypoints")]
+    if not with_keypoints:
+        raise InputError(path, "no category has 'keypoints' (a COCO detection file, not a keypoint file?)")
+    names = tuple(str(name) for name in with_keypoints[0]["keypoints"])
+    for category in with_keypoints[1:]:
+        if tuple(str(name) for name in category["keypoints"]) != names:
+            raise InputError(
+                path,
+                f"categories {with_keypoints[0].get('name')!r} and {category.get('name')!r} name different "
+                f"keypoints: {list(names)} and {list(category['keypoints'])}",
+            )
+    if len(set(names)) != len(names):
+        raise InputError(path, f"keypoint names repeat: {list(names)}")
+    return names, {category.get("id") for category in with_keypoints}
+
+
+def _decode(path: Path, keypoints: Any, k: int, where: str) -> np.ndarray:
+    """[x, y, v] * K to float32 (K, 2) (x, y), NaN where v == 0."""
+    if not isinstance(keypoints, list) or len(keypoints) != 3 * k:
+        size = len(keypoints) if isinstance(keypoints, list) else type(keypoints).__name__
+        message = f"'keypoints' must hold 3 numbers (x, y, v) per keypoint, {3 * k} in all; got {size}"
+        raise InputError(path, message, where)
+    for j, value in enumerate(keypoints):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InputError(path, f"keypoints[{j}] is {value!r}, not a finite number", where)
+    triples = np.asarray(keypoints, dtype=np.float64).reshape(k, 3)  # (K, 3) (x, y, v)
+    xy = triples[:, :2].astype(np.float32)  # (K, 2)
+    xy[triples[:, 2] == 0] = np.nan
+    return xy
+
+
+def _declared_size(image: dict[str, Any]) -> tuple[int, int] | None:
+    """(H, W) an image entry declares, or None when it gives none (sleap-io writes 0 when unknown)."""
+    height, width = image.get("height"), image.get("width")
+    if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
+        return height, width
+    return None
