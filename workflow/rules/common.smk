@@ -21,9 +21,10 @@ BOOLEANS = {
     "0": False,
     "": False,
 }
-if "labeling" in VIDEOS.columns:
-    # Anything else stays a string, which the schema then refuses, naming the column.
-    VIDEOS["labeling"] = [BOOLEANS.get(value.lower(), value) for value in VIDEOS["labeling"]]
+for column in ("labeling", "refine"):
+    if column in VIDEOS.columns:
+        # Anything else stays a string, which the schema then refuses, naming the column.
+        VIDEOS[column] = [BOOLEANS.get(value.lower(), value) for value in VIDEOS[column]]
 validate(VIDEOS, schema="../schemas/videos.schema.yaml")
 if VIDEOS["video"].duplicated().any():
     raise ValueError(
@@ -76,16 +77,20 @@ def shard_files(wildcards):
     )
 
 
-def labeling_videos():
-    """Videos the sheet marks for frame extraction."""
-    if "labeling" not in VIDEOS.columns:
+def marked_videos(column):
+    """Videos the sheet marks true in a boolean column (labeling, refine)."""
+    if column not in VIDEOS.columns:
         return []
-    return list(VIDEOS.index[VIDEOS["labeling"]])
+    return list(VIDEOS.index[VIDEOS[column]])
 
 
 def all_targets():
-    """The default targets: the QC report (which needs everything else) and the labeling frames."""
+    """The default targets: the QC report (which needs everything else), the frames to label
+    and the outlier frames of the videos the sheet marks for them."""
     return [
         f"results/qc/{MODEL}/report.html",
-        *expand("results/labeling/{video}/frames.tsv", video=labeling_videos()),
+        *expand("results/labeling/{video}/frames.tsv", video=marked_videos("labeling")),
+        *expand(
+            "results/labeling/refine/{model}/{video}", model=MODEL, video=marked_videos("refine")
+        ),
     ]

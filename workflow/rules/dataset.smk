@@ -1,4 +1,4 @@
-# Labeled frames (DeepLabCut layout) to the HDF5 training dataset.
+# Labeled frames (DeepLabCut, SLEAP or COCO label files) to the HDF5 training dataset.
 
 
 rule assemble_dataset:

@@ -31,10 +31,14 @@ rule extract_frames:
         "../envs/posecore.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=30,
     params:
         n_frames=config["extract_frames"]["n_frames"],
         method=config["extract_frames"]["method"],
+        kmeans={
+            key: config["extract_frames"][key]
+            for key in ("seed", "max_candidates", "downsample_width", "pca_components")
+        },
     script:
         "../scripts/extract_frames.py"

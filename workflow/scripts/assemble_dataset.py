@@ -2,6 +2,11 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+import logging
+
+# Merges, padding and labels outside the image are reported through logging.
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
 from posecore.io.assemble import SplitConfig, assemble_dataset
 from posecore.io.dataset import write_dataset
 
