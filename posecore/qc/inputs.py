@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from posecore.errors import InputError
-from posecore.qc import plots
 
 TRAJECTORY_SCHEMA = pa.schema(
     [
@@ -51,20 +50,6 @@ class EvalMetrics:
     rmse_px_all: float | None
     median_px: Mapping[str, float | None] | None = None
     p90_px: Mapping[str, float | None] | None = None
-
-
-@dataclass(frozen=True)
-class VideoSummary:
-    """What the report says about one video: its probe, and the statistics of its trajectories."""
-
-    name: str
-    probe: Mapping[str, Any] | None = None
-    n_frames: int = 0
-    n_instances: int = 0
-    median_score: float | None = None
-    fraction_low: float | None = None
-    figure_uri: str | None = None
-    provenance: Mapping[str, str] = field(default_factory=dict)
 
 
 def _number(value: Any, path: Path, where: str) -> float | None:
@@ -181,9 +166,21 @@ def read_training_log(path: Path) -> pd.DataFrame:
     return log
 
 
-def _fragments_by_video(trajectories_dir: Path, dataset: ds.Dataset) -> dict[str, list[ds.Fragment]]:
-    """The dataset's files grouped by the `video=<name>` folder they sit in, schemas checked."""
-    by_video: dict[str, list[ds.Fragment]] = {}
+def find_trajectory_files(trajectories_dir: Path) -> dict[str, list[Path]]:
+    """The trajectory files of every video, by name, from the `video=<name>/*.parquet` folders.
+
+    Only the files' footers are read (columns checked, no data), so this is quick for thousands
+    of videos. A missing folder has no videos: when every video failed, no folder was made.
+
+    Raises:
+        InputError: a file outside a `video=<name>` folder, or missing a column of the contract.
+    """
+    trajectories_dir = Path(trajectories_dir)
+    if not trajectories_dir.is_dir():
+        return {}
+    partitioning = ds.partitioning(pa.schema([("video", pa.string())]), flavor="hive")
+    dataset = ds.dataset(trajectories_dir, format="parquet", partitioning=partitioning)
+    by_video: dict[str, list[Path]] = {}
     for fragment in dataset.get_fragments():
         keys = ds.get_partition_keys(fragment.partition_expression)
         if "video" not in keys:
@@ -192,13 +189,35 @@ def _fragments_by_video(trajectories_dir: Path, dataset: ds.Dataset) -> dict[str
         missing = [c for c in TRAJECTORY_SCHEMA.names if c != "video" and c not in names]
         if missing:
             raise InputError(fragment.path, f"missing column(s) {', '.join(missing)}")
-        by_video.setdefault(str(keys["video"]), []).append(fragment)
-    return by_video
+        by_video.setdefault(str(keys["video"]), []).append(Path(fragment.path))
+    return {name: sorted(files) for name, files in sorted(by_video.items())}
 
 
-def _provenance(fragment: ds.Fragment) -> dict[str, str]:
-    """The file's own key-value metadata (model hash, version, config), without Arrow/pandas internals."""
-    metadata = fragment.physical_schema.metadata or {}
+def read_video_trajectories(files: Sequence[Path], keypoints: Sequence[str]) -> pd.DataFrame:
+    """One video's trajectory rows (`frame`, `time_s`, `instance`, `keypoint`, `x`, `y`, `score`).
+
+    Args:
+        files: the video's Parquet files (from `find_trajectory_files`).
+        keypoints: the model's keypoint names; a row naming another is an InputError.
+
+    Returns:
+        The rows, `keypoint` categorical (of str), x and y in pixels of the original frame.
+    """
+    schema = pa.schema([f for f in TRAJECTORY_SCHEMA if f.name != "video"])
+    table = ds.dataset([str(f) for f in files], format="parquet", schema=schema).to_table()
+    names = table.column("keypoint").dictionary_encode()  # a categorical, not a Python str per row
+    rows = table.set_column(table.schema.get_field_index("keypoint"), "keypoint", names).to_pandas()
+    used = rows["keypoint"].cat.remove_unused_categories().cat.categories
+    unknown = sorted(set(used) - set(keypoints))
+    if unknown:
+        bad = next(f for f in files if unknown[0] in set(pq.read_table(f, columns=["keypoint"]).column(0).to_pylist()))
+        raise InputError(bad, f"keypoint {unknown[0]!r} is not one of the model's keypoints {list(keypoints)}")
+    return rows
+
+
+def file_provenance(path: Path) -> dict[str, str]:
+    """A trajectory file's own key-value metadata (model hash, version, config), no Arrow internals."""
+    metadata = pq.read_schema(path).metadata or {}
     shown = {}
     for key, value in metadata.items():
         name = key.decode("utf-8", "replace")
@@ -209,46 +228,27 @@ def _provenance(fragment: ds.Fragment) -> dict[str, str]:
     return shown
 
 
-def summarize_trajectories(
-    trajectories_dir: Path, keypoints: Sequence[str], score_threshold: float
-) -> tuple[dict[str, VideoSummary], np.ndarray]:
-    """Read the trajectories one video at a time: statistics, a trajectory figure and score counts.
+def read_benchmark_seconds(files: Sequence[Path]) -> float | None:
+    """Wall seconds of a video's jobs from Snakemake `benchmark:` TSVs (column `s`, one row per repeat).
 
     Returns:
-        The summary of every video that has trajectory files, by name, and the score histogram
-        counts (K, len(plots.SCORE_BINS) - 1) over all videos, in `keypoints` order.
+        The sum over files of each file's mean `s`; None when `files` is empty.
+
+    Raises:
+        InputError: a file that is not a benchmark TSV, naming the file.
     """
-    if not Path(trajectories_dir).is_dir():
-        raise InputError(trajectories_dir, "trajectories folder not found")
-    partitioning = ds.partitioning(pa.schema([("video", pa.string())]), flavor="hive")
-    dataset = ds.dataset(trajectories_dir, format="parquet", partitioning=partitioning, schema=TRAJECTORY_SCHEMA)
-    counts = np.zeros((len(keypoints), len(plots.SCORE_BINS) - 1), dtype=np.int64)
-    summaries = {}
-    for name, fragments in sorted(_fragments_by_video(trajectories_dir, dataset).items()):
-        columns = [c for c in TRAJECTORY_SCHEMA.names if c != "video"]
-        table = dataset.to_table(filter=ds.field("video") == name, columns=columns).to_pandas()
-        if table.empty:
-            continue
-        table["keypoint"] = table["keypoint"].astype(str)
-        unknown = sorted(set(table["keypoint"]) - set(keypoints))
-        if unknown:
-            raise InputError(
-                fragments[0].path, f"keypoint {unknown[0]!r} is not one of the model's keypoints {list(keypoints)}"
-            )
-        scores = table["score"].to_numpy(dtype=float)  # (N,)
-        finite = np.isfinite(scores)
-        for index, keypoint in enumerate(keypoints):
-            chosen = np.clip(scores[finite & (table["keypoint"] == keypoint).to_numpy()], 0.0, 1.0)
-            counts[index] += np.histogram(chosen, bins=plots.SCORE_BINS)[0]
-        present = [k for k in keypoints if k in set(table["keypoint"])]
-        figure = plots.trajectory_plot(table, present, score_threshold, title=name)
-        summaries[name] = VideoSummary(
-            name=name,
-            n_frames=int(table["frame"].nunique()),
-            n_instances=int(table["instance"].nunique()),
-            median_score=float(np.median(scores[finite])) if finite.any() else None,
-            fraction_low=float(np.mean(~(scores >= score_threshold))),  # NaN scores count as low
-            figure_uri=plots.figure_to_data_uri(figure),
-            provenance=_provenance(fragments[0]),
-        )
-    return summaries, counts
+    if not files:
+        return None
+    total = 0.0
+    for path in files:
+        try:
+            rows = pd.read_csv(path, sep="\t")
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+            raise InputError(path, f"not a readable benchmark TSV: {error}") from None
+        if "s" not in rows.columns or rows.empty:
+            raise InputError(path, "no column s (wall seconds) with a value")
+        seconds = pd.to_numeric(rows["s"], errors="coerce")
+        if seconds.isna().any() or (seconds < 0).any():
+            raise InputError(path, f"column s must hold seconds, got {rows['s'].tolist()}")
+        total += float(seconds.mean())
+    return total

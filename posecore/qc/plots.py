@@ -191,3 +191,32 @@ def trajectory_plot(table: pd.DataFrame, keypoints: Sequence[str], threshold: fl
         ]
     figure.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False)
     return figure
+
+
+def low_fraction_plot(keypoints: Sequence[str], fractions: np.ndarray, threshold: float) -> Figure:
+    """Share of low-score points per keypoint across videos: one dot per video, the median as a bar.
+
+    Scales to thousands of videos (dots are small and jittered sideways).
+
+    Args:
+        keypoints: the K keypoint names, one column each, coloured as in the other figures.
+        fractions: (V, K) share of each video's points of that keypoint below the threshold or missing.
+        threshold: the score threshold, for the axis label.
+    """
+    figure = _new_figure(max(5.0, 0.55 * len(keypoints) + 2.0), 3.4)
+    axes = figure.add_subplot()
+    colors = _colors(len(keypoints))
+    rng = np.random.default_rng(0)  # the same jitter every time
+    for k in range(len(keypoints)):
+        values = 100 * fractions[:, k]  # (V,) percent
+        jitter = rng.uniform(-0.25, 0.25, len(values)) if len(values) > 1 else np.zeros(len(values))
+        size = 14 if len(values) < 200 else 4
+        axes.scatter(k + jitter, values, s=size, color=colors[k], alpha=0.7, linewidths=0)
+        axes.hlines(np.median(values), k - 0.35, k + 0.35, color="black", linewidth=1.5)
+    crowded = len(keypoints) > 6
+    rotation, align = (45, "right") if crowded else (0, "center")
+    axes.set_xticks(range(len(keypoints)), keypoints, rotation=rotation, ha=align)
+    axes.set_ylabel(f"points with score < {threshold:g} (%)")
+    axes.set_ylim(-2, 102)
+    axes.set_title(f"Low-score points, {fractions.shape[0]} videos", fontsize="medium")
+    return figure

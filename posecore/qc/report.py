@@ -1,215 +1,222 @@
-"""The QC report: one self-contained HTML page over a model's evaluation, training and trajectories.
+"""The QC report: one self-contained HTML page over a model's labels, training and video archive.
 
-The page opens offline: CSS is inline, every figure is an inline base64 PNG (see
-`posecore.qc.plots`), and it references no URL and needs no JavaScript. It reads the artefacts
-of the other stages through `posecore.qc.inputs`, which checks them against their contracts.
+The page opens offline: CSS is inline, figures are inline base64 PNG and clips inline base64
+MP4 (`<video>`, no JavaScript), and it references no URL. `build_report` reads the artefacts of
+the other stages, composes a header and the sections (labels and training when their inputs are
+given, the archive always), and writes the page atomically; it still builds when videos failed,
+and lists them. `write_media` also writes every figure and clip as a file into a folder, which
+the workflow marks for Snakemake's `--report` (see workflow/report/qc_figure.rst for captions).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from posecore import __version__
 from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
-from posecore.qc import plots
-from posecore.qc.html import CSS, esc, figure, fmt, table
-from posecore.qc.inputs import (
-    EvalMetrics,
-    VideoSummary,
-    read_labeled_counts,
-    read_metrics,
-    read_probe,
-    read_training_log,
-    summarize_trajectories,
-)
+from posecore.io.dataset import read_dataset
+from posecore.qc.archive import ArchiveConfig, ArchiveQC, archive_qc, archive_section
+from posecore.qc.clips import ReportClip
+from posecore.qc.failures import find_failures
+from posecore.qc.html import CSS, ReportFigure, Section, esc
+from posecore.qc.inputs import read_benchmark_seconds, read_metrics, read_probe
+from posecore.qc.labels import label_qc, label_section
+from posecore.qc.training import training_section
 
-
-def _video_status(summary: VideoSummary) -> str:
-    """One word or phrase saying whether the video was fully processed."""
-    probe = summary.probe or {}
-    if summary.probe is not None and probe.get("error"):
-        return f"probe failed: {probe['error']}"
-    if summary.figure_uri is None:
-        return "no trajectories"
-    if summary.probe is None:
-        return "no probe"
-    probed = probe.get("n_frames")
-    if isinstance(probed, int) and summary.n_frames < probed:
-        return f"incomplete ({summary.n_frames} of {probed} frames)"
-    return "ok"
-
-
-def _video_table(summaries: Sequence[VideoSummary], score_threshold: float) -> str:
-    """The per-video summary table."""
-    rows = []
-    for s in summaries:
-        probe = s.probe or {}
-        has_size = probe.get("width") is not None and probe.get("height") is not None
-        size = f"{probe['width']}×{probe['height']}" if has_size else "–"
-        codec = " / ".join(str(probe[k]) for k in ("codec", "pix_fmt") if probe.get(k)) or "–"
-        vfr = {True: "yes", False: "no"}.get(probe.get("variable_frame_rate"), "–")
-        status = _video_status(s)
-        has = s.figure_uri is not None
-        rows.append(
-            [
-                esc(s.name),
-                f'<span class="{"ok" if status == "ok" else "bad"}">{esc(status)}</span>',
-                esc(probe.get("n_frames", "–")),
-                str(s.n_frames) if has else "–",
-                fmt(probe.get("fps"), 3),
-                esc(size),
-                esc(codec),
-                vfr,
-                str(s.n_instances) if has else "–",
-                fmt(s.median_score, 3),
-                "–" if s.fraction_low is None else f"{100 * s.fraction_low:.1f} %",
-            ]
-        )
-    header = ["video", "status", "frames probed", "frames with trajectories", "fps", "size", "codec", "VFR",
-              "instances", "median score", f"points with score < {score_threshold:g}"]  # fmt: skip
-    return table(header, rows, "videos")
-
-
-def _error_table(metrics: EvalMetrics, labeled: Mapping[str, int]) -> str:
-    """The per-keypoint test error table: RMSE, median and p90 when present, labeled count."""
-    extra = [(name, t) for name, t in (("median (px)", metrics.median_px), ("p90 (px)", metrics.p90_px)) if t]
-    rows = []
-    for k in metrics.keypoints:
-        cells = [esc(k), fmt(metrics.rmse_px.get(k))]
-        cells += [fmt(table.get(k)) for _, table in extra]
-        rows.append([*cells, str(labeled.get(k, 0))])
-    total = ["<b>all keypoints</b>", fmt(metrics.rmse_px_all), *["–" for _ in extra], str(sum(labeled.values()))]
-    rows.append(total)
-    return table(["keypoint", "RMSE (px)", *[name for name, _ in extra], "n labeled"], rows, "errors")
+PAGE_CSS = """
+table.failures td, table.archive td:nth-child(9) { text-align: left; } table.archive td { white-space: nowrap; }
+.scroll { overflow-x: auto; } nav ul { display: inline; padding: 0; } nav li { display: inline; margin-right: 1em; }
+video { display: block; width: 100%; max-width: 480px; }
+"""
+"""Styles of the page's own parts, after the shared `posecore.qc.html.CSS`."""
 
 
 def build_report(
     out_html: Path,
     *,
     model_name: str,
-    metrics_json: Path,
-    predictions_parquet: Path,
-    training_csv: Path | None,
     trajectories_dir: Path,
-    probe_jsons: Sequence[Path],
-    score_threshold: float = 0.5,
-) -> None:
+    probe_jsons: Sequence[Path] = (),
+    videos: Sequence[str] | None = None,
+    dataset_h5: Path | None = None,
+    metrics_json: Path | None = None,
+    predictions_parquet: Path | None = None,
+    training_csv: Path | None = None,
+    logs_dir: Path | None = None,
+    benchmarks_dir: Path | None = None,
+    video_paths: Mapping[str, str | Path] | None = None,
+    figures_dir: Path | None = None,
+    config: ArchiveConfig | None = None,
+) -> ArchiveQC:
     """Write the QC report of one model as a self-contained HTML page, atomically.
 
     Args:
         out_html: where the page goes; written to a temporary file beside it, then renamed.
-        model_name: the model's name, shown in the title.
-        metrics_json: the evaluation's per-keypoint errors (pixels) on the test split.
-        predictions_parquet: the evaluation's per-point predictions; gives labeled counts.
-        training_csv: Lightning's CSVLogger metrics, or None to leave out the training curves.
-        trajectories_dir: the hive-partitioned trajectories, `video=<name>/*.parquet`.
-        probe_jsons: one probe JSON per video; the video's name is the file stem.
-        score_threshold: points scoring below it count as low-confidence.
+        model_name: the model's name: the title, and its folder under the logs and benchmarks.
+        trajectories_dir: the model's trajectories, `video=<name>/*.parquet` (may not exist when
+            every video failed).
+        probe_jsons: one probe JSON per video that was probed; the video's name is the file stem.
+        videos: every video of the archive (the sheet's names), so that a video that failed
+            before anything was written is listed too; None: the videos with probes or trajectories.
+        dataset_h5: the training dataset; given, the page has the Labels section.
+        metrics_json: the evaluation's metrics; with `predictions_parquet` and `dataset_h5`, the
+            page has the Training section.
+        predictions_parquet: the evaluation's per-point predictions.
+        training_csv: Lightning's CSVLogger metrics for the learning curves (None: left out).
+        logs_dir: the workflow's `logs/`, searched for why videos without trajectories failed.
+        benchmarks_dir: the workflow's `benchmarks/`, for inference speed (`infer_shard/{model}/{video}/*.tsv`).
+        video_paths: each video's file, by name, for the frames and clips; default: the probe's `path`.
+        figures_dir: when given, every figure (PNG) and clip (MP4) is also written there as a file
+            named after it (the folder is replaced as a whole).
+        config: the archive QC's thresholds and how much it shows; None: the defaults.
+
+    Returns:
+        The archive QC the page shows.
 
     Raises:
         InputError: an input is missing or breaks its contract; no page is written.
+        ValueError: evaluation files without the dataset they are of.
     """
-    metrics = read_metrics(Path(metrics_json))
-    labeled = read_labeled_counts(Path(predictions_parquet), metrics.keypoints)
-    log = None if training_csv is None else read_training_log(Path(training_csv))
+    config = config or ArchiveConfig()
     probes: dict[str, dict[str, Any]] = {}
     for path in map(Path, probe_jsons):
         if path.stem in probes:
             raise InputError(path, f"a second probe for video {path.stem!r}")
         probes[path.stem] = read_probe(path)
-    traced, counts = summarize_trajectories(Path(trajectories_dir), metrics.keypoints, score_threshold)
-    videos = [
-        replace(traced.get(name, VideoSummary(name=name)), probe=probes.get(name))
-        for name in sorted(set(probes) | set(traced))
-    ]
-
-    page = render_page(model_name, metrics, labeled, log, videos, counts, score_threshold)
+    if (metrics_json is None) != (predictions_parquet is None):
+        raise ValueError("metrics_json and predictions_parquet come together (the evaluation's two files)")
+    if metrics_json is not None and dataset_h5 is None:
+        raise ValueError("the Training section needs dataset_h5, the dataset the evaluation is of")
+    sections: list[Section] = []
+    keypoints = None
+    if dataset_h5 is not None:
+        dataset = read_dataset(Path(dataset_h5))
+        keypoints = list(dataset.keypoint_names)
+        sections.append(label_section(label_qc(dataset), dataset))
+        if metrics_json is not None and predictions_parquet is not None:
+            keypoints = list(read_metrics(Path(metrics_json)).keypoints)
+            sections.append(
+                training_section(
+                    training_csv=None if training_csv is None else Path(training_csv),
+                    metrics_json=Path(metrics_json),
+                    predictions_parquet=Path(predictions_parquet),
+                    dataset=dataset,
+                )
+            )
+    names = sorted(set(videos or ()) | set(probes))
+    failures = {} if logs_dir is None else find_failures(logs_dir, model_name, names, trajectories_dir=trajectories_dir)
+    seconds = {}
+    if benchmarks_dir is not None:
+        for name in names:
+            files = sorted((Path(benchmarks_dir) / "infer_shard" / model_name / name).glob("*.tsv"))
+            if files:
+                seconds[name] = read_benchmark_seconds(files)
+    qc = archive_qc(
+        Path(trajectories_dir),
+        keypoints=keypoints,
+        probes=probes,
+        videos=names,
+        failures=failures,
+        infer_seconds=seconds,
+        config=config,
+    )
+    sections.append(archive_section(qc, video_paths=video_paths))
+    counts = {"complete": qc.count("ok"), "incomplete": qc.count("incomplete"), "failed": qc.count("failed", "missing")}
+    page = render_page(model_name, sections, video_counts=counts, score_threshold=config.score_threshold)
+    if figures_dir is not None:
+        write_media(sections, Path(figures_dir))
     with atomic_path(out_html) as tmp:
         tmp.write_text(page, encoding="utf-8")
+    return qc
 
 
 def render_page(
     model_name: str,
-    metrics: EvalMetrics,
-    labeled: Mapping[str, int],
-    log: pd.DataFrame | None,
-    videos: Sequence[VideoSummary],
-    score_counts: np.ndarray,
-    score_threshold: float,
+    sections: Sequence[Section],
+    *,
+    video_counts: Mapping[str, int] | None = None,
+    score_threshold: float | None = None,
+    built: datetime | None = None,
 ) -> str:
-    """The report's HTML from the loaded inputs; `score_counts` is (K, len(plots.SCORE_BINS) - 1)."""
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    error_chart = plots.error_bar_chart(
-        metrics.keypoints, metrics.rmse_px, metrics.median_px, metrics.p90_px, metrics.rmse_px_all
-    )
-    frames = "" if metrics.n_frames is None else f", {metrics.n_frames} frames"
-    parts = [
-        f"<h1>QC report: {esc(model_name)}</h1>",
-        f'<p class="meta">model <b>{esc(model_name)}</b> · built {date} · posecore {esc(__version__)}'
-        f" · score threshold {score_threshold:g}</p>",
-        "<h2>Videos</h2>",
-        _video_table(videos, score_threshold) if videos else "<p>No videos were given.</p>",
-        f"<h2>Test error ({esc(metrics.split)} split{frames})</h2>",
-        _error_table(metrics, labeled),
-        figure(
-            plots.figure_to_data_uri(error_chart),
-            "bar chart of test error per keypoint",
-            "Root-mean-square distance in pixels between prediction and label, per keypoint; "
-            "dots and triangles mark the median and 90th percentile when the evaluation gave them.",
-        ),
-        "<h2>Training</h2>",
-    ]
-    if log is None:
-        parts.append("<p>No training log was given.</p>")
-    else:
-        parts.append(
-            figure(
-                plots.figure_to_data_uri(plots.training_curves(log)),
-                "training curves",
-                "Loss (training per step, validation per epoch) and validation RMSE in pixels.",
-            )
+    """The report's HTML: a header (model, date, posecore version, video counts), then the sections.
+
+    Args:
+        model_name: the model, shown in the title.
+        sections: the sections in page order.
+        video_counts: videos per status (e.g. complete, incomplete, failed), shown in the header.
+        score_threshold: the score threshold, shown in the header.
+        built: the time to show; default now.
+    """
+    date = (built or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    meta = [f"model <b>{esc(model_name)}</b>", f"built {date}", f"posecore {esc(__version__)}"]
+    if score_threshold is not None:
+        meta.append(f"score threshold {score_threshold:g}")
+    if video_counts is not None:
+        total = sum(video_counts.values())
+        shown = ", ".join(
+            f'<span class="{"bad" if status == "failed" and n else "ok" if status == "complete" else ""}">'
+            f"{n} {esc(status)}</span>"
+            for status, n in video_counts.items()
         )
-    parts.append("<h2>Score distribution</h2>")
-    if not score_counts.any():
-        parts.append("<p>No trajectories to take scores from.</p>")
-    else:
-        parts.append(
-            figure(
-                plots.figure_to_data_uri(plots.score_histograms(metrics.keypoints, score_counts, score_threshold)),
-                "score histograms per keypoint",
-                f"Peak scores over all videos, one panel per keypoint, as fractions of its points; "
-                f"red bars are below {score_threshold:g}; points without a score are left out.",
-            )
-        )
-    parts.append("<h2>Trajectories</h2>")
-    parts += [_trajectory_section(video, score_threshold) for video in videos]
+        meta.append(f"videos: {total} ({shown})")
+    contents = "".join(f"<li>{esc(s.title)}</li>" for s in sections)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>QC report: {esc(model_name)}</title><style>{CSS}</style></head>\n"
-        "<body>\n" + "\n".join(parts) + "\n</body></html>\n"
+        f"<title>QC report: {esc(model_name)}</title><style>{CSS}{PAGE_CSS}</style></head>\n<body>\n"
+        f"<h1>QC report: {esc(model_name)}</h1>\n"
+        f'<p class="meta">{" · ".join(meta)}</p>\n'
+        f'<nav class="meta">Sections: <ul>{contents}</ul></nav>\n'
+        + "\n".join(s.html() for s in sections)
+        + "\n</body></html>\n"
     )
 
 
-def _trajectory_section(video: VideoSummary, score_threshold: float) -> str:
-    """One video's trajectory figure and provenance, or why it has none."""
-    title = f"<h3>{esc(video.name)}</h3>"
-    if video.figure_uri is None:
-        return f'{title}<p class="bad">{esc(_video_status(video))}</p>'
-    shown = figure(
-        video.figure_uri,
-        f"trajectories of {video.name}",
-        f"x and y in pixels against time (y grows downwards, as in the image); "
-        f"× marks points scoring below {score_threshold:g}.",
-    )
-    if not video.provenance:
-        return title + shown
-    items = "".join(f"<dt>{esc(k)}</dt><dd><code>{esc(v)}</code></dd>" for k, v in video.provenance.items())
-    return f"{title}{shown}<details><summary>provenance</summary><dl>{items}</dl></details>"
+def media_of(sections: Sequence[Section]) -> list[tuple[str, bytes]]:
+    """Every figure and clip of the sections as (file name, bytes): `<name>.png` and `<name>.mp4`.
+
+    Raises:
+        ValueError: two figures or clips with the same name.
+    """
+    files: dict[str, bytes] = {}
+    for section in sections:
+        media: list[ReportFigure | ReportClip] = [*section.figures, *getattr(section, "clips", ())]
+        for item in media:
+            name = f"{item.name}.png" if isinstance(item, ReportFigure) else f"{item.name}.mp4"
+            if name in files:
+                raise ValueError(f"two figures or clips are named {name!r} (section {section.title!r})")
+            files[name] = item.png if isinstance(item, ReportFigure) else item.mp4
+    return list(files.items())
+
+
+def write_media(sections: Sequence[Section], folder: Path) -> list[Path]:
+    """Write every figure (PNG) and clip (MP4) of the sections into `folder`, replacing it as a whole.
+
+    The files go to a temporary folder beside it, which then takes its place, so a crash leaves
+    the old folder or the new one, never a mix.
+
+    Returns:
+        The files written, in page order.
+    """
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        names = []
+        for name, data in media_of(sections):
+            (tmp / name).write_bytes(data)
+            names.append(name)
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return [folder / name for name in names]

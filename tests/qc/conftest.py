@@ -1,174 +1,216 @@
-"""Fabricated inputs of the QC report, following the contracts between stages (DESIGN.md)."""
+"""A tiny fabricated archive for the QC report, with its problems planted where the tests know them.
+
+Three synthetic videos of 60 frames (`posecore.synth`), laid out as the workflow leaves them:
+
+- mouse-000: trajectories of every frame, from the exact ground truth (score 0.9), except that
+  the snout scores 0.1 in frames 20-29 (a 10-frame gap) and the tail tip is 60 px off in frame
+  40 only (a jump there and one back in frame 41); infer_shard benchmarks of 1.5 s and 2.5 s.
+- mouse-001: trajectories of frames 0-49 only (incomplete: 60 probed), the tail base missing
+  (NaN) in frames 5-7.
+- mouse-002: failed: its video is truncated, probe_video raised (a real traceback in its log),
+  so it has no probe and no trajectories.
+"""
 
 from __future__ import annotations
 
-import json
+import traceback
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-KEYPOINTS = ["snout", "leftear", "rightear", "tailbase"]
-THRESHOLD = 0.5
+from posecore.io.video import probe
+from posecore.qc.archive import ArchiveConfig
+from posecore.synth import KEYPOINTS, SynthConfig, make_archive, truncate_video
+
+MODEL = "demo"
+N_FRAMES = 60
+JUMP_PX = 60.0
+CONFIG = ArchiveConfig(score_threshold=0.5, clip_seconds=1.0, n_worst=2, n_samples=0, n_panels=4)
+"""Thresholds of the tests: 1 s stretches (30 frames), the two videos with trajectories shown."""
 
 
 @dataclass(frozen=True)
-class QcInputs:
-    """Paths of fabricated inputs and the numbers the report must show for them."""
+class ArchiveInputs:
+    """Where the fabricated archive's files are, as the workflow lays them out."""
 
-    metrics_json: Path
-    predictions_parquet: Path
-    training_csv: Path
-    trajectories_dir: Path
+    root: Path
+    videos: list[str]
+    video_paths: dict[str, Path]
     probe_jsons: list[Path]
-    keypoints: list[str]
-    threshold: float
-    metrics: dict
-    labeled: dict[str, int]
-    videos: dict[str, dict]  # video -> frames, median score, fraction below THRESHOLD (trajectory videos only)
+    trajectories_dir: Path
+    logs_dir: Path
+    benchmarks_dir: Path
+    keypoints: tuple[str, ...]
 
 
-def _write_trajectories(folder: Path, name: str, n_frames: int, fps: float, n_instances: int, seed: int) -> dict:
-    """Write one video's trajectories in two files (the second with dictionary-encoded keypoints)."""
-    rng = np.random.default_rng(seed)
-    frames = np.arange(n_frames)
-    rows = pd.DataFrame(
-        [(f, i, k) for f in frames for i in range(n_instances) for k in KEYPOINTS],
-        columns=["frame", "instance", "keypoint"],
-    )
-    rows["time_s"] = rows["frame"] / fps
-    phase = rows["frame"].to_numpy() / 20.0
-    rows["x"] = (100 + 30 * np.sin(phase) + rng.normal(0, 1, len(rows))).astype(np.float32)
-    rows["y"] = (80 + 20 * np.cos(phase) + rng.normal(0, 1, len(rows))).astype(np.float32)
-    rows["score"] = rng.uniform(0.2, 1.0, len(rows)).astype(np.float32)
-    rows.loc[rows.index[::17], ["x", "y", "score"]] = np.nan  # missing points: NaN, scored as low
-    video_dir = folder / f"video={name}"
-    video_dir.mkdir(parents=True)
-    half = n_frames // 2
-    for part, chunk in enumerate((rows[rows["frame"] < half], rows[rows["frame"] >= half])):
-        keypoint = pa.array(chunk["keypoint"].tolist(), pa.string())
-        table = pa.table(
-            {
-                "frame": pa.array(chunk["frame"], pa.int64()),
-                "time_s": pa.array(chunk["time_s"], pa.float64()),
-                "instance": pa.array(chunk["instance"], pa.int16()),
-                "keypoint": keypoint.dictionary_encode() if part else keypoint,
-                "x": pa.array(chunk["x"], pa.float32()),
-                "y": pa.array(chunk["y"], pa.float32()),
-                "score": pa.array(chunk["score"], pa.float32()),
-            }
-        ).replace_schema_metadata({"posecore_version": "0.1.0", "model_sha256": "ab12cd34"})
-        pq.write_table(table, video_dir / f"part-{part}.parquet")
-    scores = rows["score"].to_numpy(dtype=float)
-    return {
-        "frames": n_frames,
-        "median_score": float(np.nanmedian(scores)),
-        "fraction_low": float(np.mean(~(scores >= THRESHOLD))),
-    }
+def _write_trajectories(path: Path, truth: Path, frames: int, plant) -> None:
+    """Trajectories from the ground truth's first `frames` frames, score 0.9, changed by `plant`."""
+    rows = pq.read_table(truth).to_pandas()
+    rows = rows[rows["frame"] < frames].drop(columns=["visible", "video"]).reset_index(drop=True)
+    rows["score"] = np.float32(0.9)
+    plant(rows)
+    table = pa.table(
+        {
+            "frame": pa.array(rows["frame"], pa.int64()),
+            "time_s": pa.array(rows["time_s"], pa.float64()),
+            "instance": pa.array(rows["instance"], pa.int16()),
+            "keypoint": pa.array(rows["keypoint"], pa.string()).dictionary_encode(),
+            "x": pa.array(rows["x"], pa.float32()),
+            "y": pa.array(rows["y"], pa.float32()),
+            "score": pa.array(rows["score"], pa.float32()),
+        }
+    ).replace_schema_metadata({"posecore_version": "0.1.0", "model_hash": "ab12cd34"})
+    path.parent.mkdir(parents=True)
+    pq.write_table(table, path)
 
 
-def make_inputs(root: Path, *, with_median: bool = True) -> QcInputs:
-    """Fabricate every input of `build_report` under `root`."""
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    metrics = {
-        "split": "test",
-        "n_frames": 12,
-        "keypoints": KEYPOINTS,
-        "rmse_px": {"snout": 1.3, "leftear": 2.257, "rightear": None, "tailbase": 3.1},
-        "rmse_px_all": 2.345,
-    }
-    if with_median:
-        metrics["median_px"] = {"snout": 1.1, "leftear": 1.9, "rightear": None, "tailbase": 2.6}
-        metrics["p90_px"] = {"snout": 2.0, "leftear": 3.456, "rightear": None, "tailbase": 5.25}
-    metrics_json = root / "metrics.json"
-    metrics_json.write_text(json.dumps(metrics))
+def _plant_000(rows) -> None:
+    rows.loc[rows["frame"].between(20, 29) & (rows["keypoint"] == "snout"), "score"] = 0.1
+    rows.loc[(rows["frame"] == 40) & (rows["keypoint"] == "tailtip"), "x"] += JUMP_PX
 
-    predictions = pd.DataFrame([(f, k) for f in range(12) for k in KEYPOINTS], columns=["frame", "keypoint"])
-    predictions["x"], predictions["y"] = rng.uniform(0, 640, len(predictions)), rng.uniform(0, 480, len(predictions))
-    predictions["score"] = rng.uniform(0, 1, len(predictions))
-    predictions["x_true"], predictions["y_true"] = predictions["x"] + 1.0, predictions["y"] - 1.0
-    predictions["error_px"] = np.sqrt(2.0)
-    unlabeled = (predictions["keypoint"] == "rightear") | (
-        (predictions["keypoint"] == "tailbase") & predictions["frame"].isin([3, 7])
-    )
-    predictions.loc[unlabeled, ["x_true", "y_true", "error_px"]] = np.nan
-    predictions_parquet = root / "predictions.parquet"
-    predictions.to_parquet(predictions_parquet)
 
-    steps = np.arange(0, 200, 10)
-    training = pd.DataFrame({"epoch": steps // 50, "step": steps, "train/loss": 1.0 / (1 + steps / 20)})
-    validation = pd.DataFrame({"epoch": [0, 1, 2, 3], "step": [49, 99, 149, 199]})
-    validation["val/loss"], validation["val/rmse_px"] = [0.5, 0.3, 0.2, 0.15], [9.0, 5.0, 3.5, 3.0]
-    training_csv = root / "metrics.csv"
-    pd.concat([training, validation]).sort_values("step").to_csv(training_csv, index=False)
+def _plant_001(rows) -> None:
+    rows.loc[rows["frame"].between(5, 7) & (rows["keypoint"] == "tailbase"), ["x", "y", "score"]] = np.nan
 
-    trajectories_dir = root / "trajectories"
-    videos = {
-        "mouse_a": _write_trajectories(trajectories_dir, "mouse_a", 120, 30.0, 1, seed=1),
-        "007": _write_trajectories(trajectories_dir, "007", 80, 25.0, 2, seed=2),  # digits: must stay a string
-    }
-    probes = {
-        "mouse_a": {"n_frames": 120, "fps": 30.0, "width": 640, "height": 480, "codec": "h264"},
-        "007": {"n_frames": 100, "fps": 25.0, "width": 396, "height": 406, "codec": "h264"},
-        "corrupt_c": {"n_frames": 50, "fps": 30.0, "width": 320, "height": 240, "codec": "mpeg4"},
-    }
-    probe_jsons = []
-    for name, probe in probes.items():
-        path = root / "videos" / f"{name}.json"
-        path.parent.mkdir(exist_ok=True)
-        probe |= {"path": f"data/{name}.mp4", "pix_fmt": "yuv420p", "variable_frame_rate": False}
-        probe["duration_s"] = probe["n_frames"] / probe["fps"]
-        path.write_text(json.dumps(probe))
-        probe_jsons.append(path)
-        if name in videos:
-            videos[name]["probed"] = probe["n_frames"]
-    return QcInputs(
-        metrics_json=metrics_json,
-        predictions_parquet=predictions_parquet,
-        training_csv=training_csv,
-        trajectories_dir=trajectories_dir,
-        probe_jsons=probe_jsons,
+
+def make_archive_inputs(root: Path) -> ArchiveInputs:
+    """Fabricate the archive under `root` (see the module docstring)."""
+    synth = make_archive(root / "synth", SynthConfig(n_videos=3, n_frames=N_FRAMES, n_labeled_per_video=4))
+    names = [path.stem for path in synth.videos]
+    paths = dict(zip(names, synth.videos, strict=True))
+    paths["mouse-002"] = truncate_video(synth.videos[2], root / "data" / "mouse-002.mp4", fraction=0.4)
+    logs, probes = root / "logs", []
+    for name in names:
+        log = logs / "probe_video" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            info = probe(paths[name])
+        except Exception:  # the log of a failed job: the traceback, as the workflow script leaves it
+            log.write_text("starting\n" + traceback.format_exc())
+            continue
+        log.write_text("")
+        probes.append(root / "results" / "videos" / f"{name}.json")
+        info.write_json(probes[-1])
+    trajectories = root / "results" / "trajectories" / MODEL
+    _write_trajectories(trajectories / "video=mouse-000/part-0.parquet", synth.ground_truth[0], N_FRAMES, _plant_000)
+    _write_trajectories(trajectories / "video=mouse-001/part-0.parquet", synth.ground_truth[1], 50, _plant_001)
+    benchmarks = root / "benchmarks"
+    shards = benchmarks / "infer_shard" / MODEL / "mouse-000"
+    shards.mkdir(parents=True)
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    (shards / "00000.tsv").write_text(header + "1.5\t0:00:01\t100\t200\t90\t95\t0\t1\t50\t1.4\n")
+    repeats = "2.0\t0:00:02\t100\t200\t90\t95\t0\t1\t50\t1.9\n3.0\t0:00:03\t1\t2\t3\t4\t0\t1\t50\t2\n"
+    (shards / "00001.tsv").write_text(header + repeats)  # two repeats: 2.5 s on average
+    return ArchiveInputs(
+        root=root,
+        videos=names,
+        video_paths=paths,
+        probe_jsons=probes,
+        trajectories_dir=trajectories,
+        logs_dir=logs,
+        benchmarks_dir=benchmarks,
         keypoints=KEYPOINTS,
-        threshold=THRESHOLD,
-        metrics=metrics,
-        labeled={"snout": 12, "leftear": 12, "rightear": 0, "tailbase": 10},
-        videos=videos,
     )
 
 
-@pytest.fixture
-def make_qc_inputs():
-    """The input factory, for tests that need a variant (`with_median=False`)."""
-    return make_inputs
+@pytest.fixture(scope="session")
+def archive_config() -> ArchiveConfig:
+    """The thresholds the tests use (`CONFIG`)."""
+    return CONFIG
 
 
-@pytest.fixture
-def qc_inputs(tmp_path: Path) -> QcInputs:
-    """Fresh fabricated inputs for one test."""
-    return make_inputs(tmp_path / "inputs")
+@pytest.fixture(scope="session")
+def archive_inputs(tmp_path_factory: pytest.TempPathFactory) -> ArchiveInputs:
+    """The fabricated archive, made once per session; tests must not change its files."""
+    return make_archive_inputs(tmp_path_factory.mktemp("archive"))
 
 
-@pytest.fixture(scope="module")
-def built_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[QcInputs, Path]:
-    """A report built once from the full fabricated inputs, shared by the read-only tests."""
-    from posecore.qc import build_report
+@pytest.fixture(scope="session")
+def archive_report(archive_inputs: ArchiveInputs, tmp_path_factory: pytest.TempPathFactory):
+    """The report of the fabricated archive (no labels or training), built once: (page, figures folder, qc)."""
+    from posecore.qc.report import build_report
 
-    root = tmp_path_factory.mktemp("qc")
-    inputs = make_inputs(root / "inputs")
-    out = root / "out" / "report.html"
-    build_report(
-        out,
-        model_name="dlc-openfield-hourglass",
-        metrics_json=inputs.metrics_json,
-        predictions_parquet=inputs.predictions_parquet,
-        training_csv=inputs.training_csv,
-        trajectories_dir=inputs.trajectories_dir,
-        probe_jsons=inputs.probe_jsons,
-        score_threshold=THRESHOLD,
+    out = tmp_path_factory.mktemp("report")
+    qc = build_report(
+        out / "report.html",
+        model_name=MODEL,
+        trajectories_dir=archive_inputs.trajectories_dir,
+        probe_jsons=archive_inputs.probe_jsons,
+        videos=archive_inputs.videos,
+        logs_dir=archive_inputs.logs_dir,
+        benchmarks_dir=archive_inputs.benchmarks_dir,
+        figures_dir=out / "figures",
+        config=CONFIG,
     )
-    return inputs, out
+    return out / "report.html", out / "figures", qc
+
+
+class Page(HTMLParser):
+    """What a reader of a page sees: tables (by class) as rows of cell text, images, videos, text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.images: list[dict[str, str]] = []
+        self.videos: list[dict[str, str]] = []
+        self.attributes: list[tuple[str, str, str]] = []
+        self.headings: list[str] = []
+        self.text: list[str] = []
+        self._table: list[list[str]] | None = None
+        self._cell: list[str] | None = None
+        self._heading: list[str] | None = None
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {k: v or "" for k, v in attrs}
+        self.attributes += [(tag, k, v) for k, v in attrs.items()]
+        if tag == "table":
+            self._table = self.tables.setdefault(attrs.get("class", ""), [])
+        elif tag == "tr" and self._table is not None:
+            self._table.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "img":
+            self.images.append(attrs)
+        elif tag == "video":
+            self.videos.append(attrs)
+        elif tag in ("h1", "h2", "h3", "h4"):
+            self._heading = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._table is not None:
+            self._table[-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+        elif tag in ("h1", "h2", "h3", "h4") and self._heading is not None:
+            self.headings.append(f"{tag}:{''.join(self._heading).strip()}")
+            self._heading = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        for part in (self._cell, self._heading):
+            if part is not None:
+                part.append(data)
+
+    @property
+    def plain(self) -> str:
+        """The page's text as one string, runs of whitespace as one space."""
+        return " ".join("".join(self.text).split())
+
+    def rows(self, table: str) -> dict[str, dict[str, str]]:
+        """The rows of a table by their first cell, each as {column header: cell text}."""
+        header, *rows = self.tables[table]
+        return {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+
+
+@pytest.fixture(scope="session")
+def page():
+    """Parse HTML text into a `Page`."""
+    return Page

@@ -1,173 +1,208 @@
+"""The page (posecore.qc.report): header, sections in order, failures listed, figures as files with captions."""
+
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
-from html.parser import HTMLParser
+from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
+from docutils.core import publish_parts
+from jinja2 import Environment
 
 from posecore import __version__
 from posecore.errors import InputError
-from posecore.qc import build_report
+from posecore.evaluate import score_predictions, write_evaluation
+from posecore.io.dataset import TrainingDataset, write_dataset
+from posecore.io.video import read_frame_array
+from posecore.qc.html import ReportFigure, Section
+from posecore.qc.report import build_report, media_of, render_page, write_media
+
+CAPTION_TEMPLATE = Path(__file__).parents[2] / "workflow" / "report" / "qc_figure.rst"
 
 
-class Page(HTMLParser):
-    """What a reader of the page sees: tables (by class) as rows of cell text, images, attributes."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.tables: dict[str, list[list[str]]] = {}
-        self.images: list[dict[str, str]] = []
-        self.attributes: list[tuple[str, str, str]] = []
-        self.text: list[str] = []
-        self._table: list[list[str]] | None = None
-        self._cell: list[str] | None = None
-        self.feed(text)
-        self.close()
-
-    def handle_starttag(self, tag, attrs):
-        attrs = {k: v or "" for k, v in attrs}
-        self.attributes += [(tag, k, v) for k, v in attrs.items()]
-        if tag == "table":
-            self._table = self.tables.setdefault(attrs.get("class", ""), [])
-        elif tag == "tr" and self._table is not None:
-            self._table.append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "img":
-            self.images.append(attrs)
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None and self._table is not None:
-            self._table[-1].append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "table":
-            self._table = None
-
-    def handle_data(self, data):
-        self.text.append(data)
-        if self._cell is not None:
-            self._cell.append(data)
+def _caption(name: str, model: str = "demo") -> str:
+    """The caption Snakemake's --report gives a file of the figures folder (its Jinja env, then RST)."""
+    snakemake = SimpleNamespace(
+        wildcards=SimpleNamespace(name=name, model=model), config={"qc": {"score_threshold": 0.5}}
+    )
+    text = Environment(trim_blocks=True, lstrip_blocks=True).from_string(CAPTION_TEMPLATE.read_text())
+    return publish_parts(text.render(snakemake=snakemake), writer="html")["body"]
 
 
-def _build(inputs, out: Path, **changes) -> Page:
+def _archive_only(inputs, out: Path, config, **changes):
     arguments = {
-        "model_name": "m1",
-        "metrics_json": inputs.metrics_json,
-        "predictions_parquet": inputs.predictions_parquet,
-        "training_csv": inputs.training_csv,
+        "model_name": "demo",
         "trajectories_dir": inputs.trajectories_dir,
         "probe_jsons": inputs.probe_jsons,
-        "score_threshold": inputs.threshold,
+        "videos": inputs.videos,
+        "logs_dir": inputs.logs_dir,
+        "config": config,
     } | changes
-    build_report(out, **arguments)
-    return Page(out.read_text(encoding="utf-8"))
+    return build_report(out / "report.html", **arguments)
 
 
-def _rows(page: Page, table: str) -> dict[str, dict[str, str]]:
-    header, *rows = page.tables[table]
-    return {row[0]: dict(zip(header, row, strict=True)) for row in rows}
-
-
-def test_page_is_self_contained_with_one_inline_png_per_figure(built_report):
-    _, out = built_report
-    page = Page(out.read_text(encoding="utf-8"))
-    for tag, name, value in page.attributes:
-        if name in ("src", "href"):
-            assert not value.startswith(("http://", "https://", "//")), (tag, value[:80])
-    assert not [a for a in page.attributes if a[0] in ("script", "link")]
-    # error bar chart + training curves + score histograms + one trajectory figure per video with trajectories
-    assert len(page.images) == 3 + 2
-    for image in page.images:
-        assert image["src"].startswith("data:image/png;base64,")
-        png = base64.b64decode(image["src"].split(",", 1)[1])
-        assert png[:8] == b"\x89PNG\r\n\x1a\n"
-        assert len(png) < 400_000
-    assert out.stat().st_size < 2_000_000
-    assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # no temporary file left behind
-
-
-def test_header_names_model_and_version(built_report):
-    _, out = built_report
-    text = " ".join(Page(out.read_text(encoding="utf-8")).text)
-    assert "dlc-openfield-hourglass" in text
+def test_header_counts_videos_and_the_failed_one_is_listed(archive_report, page):
+    html, _, _ = archive_report
+    shown = page(html.read_text(encoding="utf-8"))
+    text = shown.plain
+    assert "QC report: demo" in shown.headings[0]
     assert f"posecore {__version__}" in text
+    assert "videos: 3 (1 complete, 1 incomplete, 1 failed)" in text
+    assert [h for h in shown.headings if h.startswith("h2")] == ["h2:Archive"]
+    assert list(shown.rows("failures")) == ["mouse-002"]
+    assert shown.rows("archive")["mouse-002"]["status"] == "failed"
 
 
-def test_error_table_equals_metrics_and_labeled_counts(built_report):
-    inputs, out = built_report
-    rows = _rows(Page(out.read_text(encoding="utf-8")), "errors")
-    assert list(rows) == [*inputs.keypoints, "all keypoints"]
-    metrics = inputs.metrics
-    for keypoint in inputs.keypoints:
-        for column, key in (("RMSE (px)", "rmse_px"), ("median (px)", "median_px"), ("p90 (px)", "p90_px")):
-            expected = metrics[key][keypoint]
-            cell = rows[keypoint][column]
-            if expected is None:
-                assert cell == "–"
-            else:
-                assert float(cell) == pytest.approx(expected, abs=0.005)
-        assert int(rows[keypoint]["n labeled"]) == inputs.labeled[keypoint]
-    assert float(rows["all keypoints"]["RMSE (px)"]) == pytest.approx(metrics["rmse_px_all"], abs=0.005)
-    assert int(rows["all keypoints"]["n labeled"]) == sum(inputs.labeled.values())
+def test_page_is_self_contained(archive_report, page):
+    html, _, _ = archive_report
+    shown = page(html.read_text(encoding="utf-8"))
+    for tag, name, value in shown.attributes:
+        if name in ("src", "href"):
+            assert value.startswith("data:"), (tag, value[:80])
+    assert not [a for a in shown.attributes if a[0] in ("script", "link", "iframe")]
+    assert html.stat().st_size < 3_000_000
+    assert sorted(p.name for p in html.parent.iterdir()) == ["figures", "report.html"], "no temporary files left"
 
 
-def test_video_table_names_every_video_and_flags_missing_trajectories(built_report):
-    inputs, out = built_report
-    page = Page(out.read_text(encoding="utf-8"))
-    rows = _rows(page, "videos")
-    assert sorted(rows) == ["007", "corrupt_c", "mouse_a"]
-    assert rows["corrupt_c"]["status"] == "no trajectories"
-    assert rows["corrupt_c"]["frames with trajectories"] == "–"
-    assert rows["mouse_a"]["status"] == "ok"
-    assert rows["007"]["status"] == "incomplete (80 of 100 frames)"
-    assert rows["mouse_a"]["size"] == "640×480"
-    assert rows["mouse_a"]["VFR"] == "no"
-    for name, expected in inputs.videos.items():
-        assert int(rows[name]["frames probed"]) == expected["probed"]
-        assert int(rows[name]["frames with trajectories"]) == expected["frames"]
-        assert float(rows[name]["median score"]) == pytest.approx(expected["median_score"], abs=0.0005)
-        low = rows[name][f"points with score < {inputs.threshold:g}"]
-        assert float(low.rstrip(" %")) == pytest.approx(100 * expected["fraction_low"], abs=0.05)
-    assert rows["007"]["instances"] == "2"
-    text = " ".join(page.text)
-    for keypoint in inputs.keypoints:
-        assert keypoint in text
-    alts = [image["alt"] for image in page.images]
-    assert "trajectories of 007" in alts and "trajectories of mouse_a" in alts
+def test_figures_folder_holds_exactly_the_page_figures_and_clips(archive_report, page):
+    html, figures, _ = archive_report
+    shown = page(html.read_text(encoding="utf-8"))
+    inline = {base64.b64decode(image["src"].split(",", 1)[1]) for image in shown.images}
+    inline |= {base64.b64decode(video["src"].split(",", 1)[1]) for video in shown.videos}
+    files = {path.read_bytes() for path in figures.iterdir()}
+    assert files == inline
+    assert {p.suffix for p in figures.iterdir()} == {".png", ".mp4"}
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in figures.glob("*.png"))
 
 
-def test_missing_training_csv_and_percentiles_still_build(make_qc_inputs, tmp_path):
-    inputs = make_qc_inputs(tmp_path / "inputs", with_median=False)
-    page = _build(inputs, tmp_path / "report.html", training_csv=None)
-    assert len(page.images) == 2 + 2  # no training curves
-    assert "No training log was given." in " ".join(page.text)
-    header = page.tables["errors"][0]
-    assert header == ["keypoint", "RMSE (px)", "n labeled"]
+def test_every_figure_file_gets_its_own_caption_in_snakemakes_report(archive_report):
+    _, figures, _ = archive_report
+    names = [p.stem for p in figures.iterdir()]
+    names += ["labels-positions", "training-curves", "training-errors", "training-worst-frames"]
+    captions = {name: _caption(name) for name in names}
+    for name, caption in captions.items():
+        assert "its caption in report.html" not in caption, f"{name} gets the generic caption"
+        if "--" in name:
+            assert f"<strong>{name.split('--')[1]}</strong>" in caption
+    assert len(set(captions.values())) == len(captions)
+    assert "its caption in report.html" in _caption("something-new")
 
 
-def test_bad_metrics_names_file_and_key_and_writes_nothing(qc_inputs, tmp_path):
-    metrics = json.loads(qc_inputs.metrics_json.read_text())
-    del metrics["rmse_px"]["tailbase"]
-    qc_inputs.metrics_json.write_text(json.dumps(metrics))
-    out = tmp_path / "report.html"
-    with pytest.raises(InputError, match=r"metrics\.json \(key rmse_px\): no value for keypoint 'tailbase'"):
-        _build(qc_inputs, out)
-    assert not out.exists()
+def test_a_report_builds_when_every_video_failed(archive_inputs, archive_config, tmp_path, page):
+    qc = _archive_only(
+        archive_inputs,
+        tmp_path,
+        archive_config,
+        trajectories_dir=tmp_path / "no-trajectories",
+        figures_dir=tmp_path / "figures",
+    )
+    assert [v.status for v in qc.videos] == ["failed"] * 3
+    shown = page((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert "videos: 3 (0 complete, 0 incomplete, 3 failed)" in shown.plain
+    failures = shown.rows("failures")
+    assert "VideoError" in failures["mouse-002"]["error"]
+    assert failures["mouse-000"]["error"].startswith("no trajectories, and no error in its logs")
+    assert list((tmp_path / "figures").iterdir()) == []
 
 
-def test_trajectory_file_missing_a_column_is_named(qc_inputs, tmp_path):
-    import pyarrow.parquet as pq
+def test_a_bad_probe_is_named_and_nothing_is_written(archive_inputs, archive_config, tmp_path):
+    bad = tmp_path / "videos" / "mouse-000.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps(json.loads(archive_inputs.probe_jsons[0].read_text()) | {"fps": "thirty"}))
+    with pytest.raises(InputError, match=r"mouse-000\.json \(key fps\): expected int or float, got 'thirty'"):
+        _archive_only(archive_inputs, tmp_path, archive_config, probe_jsons=[bad], figures_dir=tmp_path / "figures")
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "figures").exists()
 
-    path = qc_inputs.trajectories_dir / "video=mouse_a" / "part-1.parquet"
-    pq.write_table(pq.read_table(path).drop_columns(["score"]), path)
-    with pytest.raises(InputError, match=r"video=mouse_a/part-1\.parquet: missing column\(s\) score"):
-        _build(qc_inputs, tmp_path / "report.html")
+
+def _evaluated_dataset(inputs, root: Path) -> tuple[Path, Path, Path, Path]:
+    """A dataset of 12 frames of the archive's good videos, a 1-px-off evaluation of its test frames, a log."""
+    images, keypoints = [], []
+    for name in ("mouse-000", "mouse-001"):
+        frames = np.arange(0, 60, 10)
+        images.append(read_frame_array(inputs.video_paths[name], frames))
+        truth = pq.read_table(inputs.root / "synth" / "ground_truth" / f"{name}.parquet").to_pandas()
+        truth = truth[truth["frame"].isin(frames)]
+        keypoints.append(truth[["x", "y"]].to_numpy(np.float32).reshape(len(frames), len(inputs.keypoints), 2))
+    dataset = TrainingDataset(
+        images=np.concatenate(images),
+        keypoints=np.concatenate(keypoints),
+        split=np.array((["train"] * 3 + ["val"] + ["test"] * 2) * 2, dtype=object),
+        keypoint_names=inputs.keypoints,
+        source_video=np.repeat(["mouse-000", "mouse-001"], 6).astype(object),
+        source_frame=np.tile(np.arange(0, 60, 10), 2),
+        source_path=np.repeat([str(inputs.video_paths["mouse-000"]), str(inputs.video_paths["mouse-001"])], 6),
+    )
+    write_dataset(dataset, root / "dataset.h5")
+    test = np.flatnonzero(dataset.split == "test")
+    labels = dataset.keypoints[test].astype(np.float64)  # (T, K, 2)
+    scores = np.full((*labels.shape[:2], 1), 0.9)  # (T, K, 1)
+    predictions = np.concatenate([labels + np.array([1.0, 0.0]), scores], axis=-1)  # (T, K, 3): 1 px off in x
+    result = score_predictions(predictions, labels, inputs.keypoints, frames=test, split="test")
+    metrics, table = write_evaluation(result, root / "eval")
+    log = pd.DataFrame({"step": [0, 10, 19], "train/loss": [1.0, 0.5, np.nan], "val/loss": [np.nan, np.nan, 0.4]})
+    log.to_csv(root / "metrics.csv", index=False)
+    return root / "dataset.h5", metrics, table, root / "metrics.csv"
 
 
-def test_bad_probe_value_is_named(qc_inputs, tmp_path):
-    probe = qc_inputs.probe_jsons[0]
-    probe.write_text(json.dumps(json.loads(probe.read_text()) | {"fps": "thirty"}))
-    with pytest.raises(InputError, match=rf"{probe.name} \(key fps\): expected int or float, got 'thirty'"):
-        _build(qc_inputs, tmp_path / "report.html")
+def test_full_report_has_labels_training_and_archive_in_that_order(archive_inputs, archive_config, tmp_path, page):
+    dataset, metrics, predictions, curves = _evaluated_dataset(archive_inputs, tmp_path)
+    config = dataclasses.replace(archive_config, n_worst=1)
+    _archive_only(
+        archive_inputs,
+        tmp_path,
+        config,
+        dataset_h5=dataset,
+        metrics_json=metrics,
+        predictions_parquet=predictions,
+        training_csv=curves,
+        figures_dir=tmp_path / "figures",
+    )
+    shown = page((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert [h for h in shown.headings if h.startswith("h2")] == ["h2:Labels", "h2:Training", "h2:Archive"]
+    files = {p.name for p in (tmp_path / "figures").iterdir()}
+    assert {"labels-positions.png", "training-curves.png", "archive-frames--mouse-001.png"} <= files
+    assert "archive-clip--mouse-001.mp4" in files
+
+
+def test_evaluation_without_its_dataset_is_refused(archive_inputs, archive_config, tmp_path):
+    with pytest.raises(ValueError, match="needs dataset_h5"):
+        _archive_only(
+            archive_inputs,
+            tmp_path,
+            archive_config,
+            metrics_json=tmp_path / "m.json",
+            predictions_parquet=tmp_path / "p.parquet",
+        )
+
+
+def test_render_page_needs_no_files(page):
+    sections = [Section("Labels", "<p>labels body</p>"), Section("Archive <&>", "<p>archive body</p>")]
+    built = datetime(2024, 5, 6, 7, 8, tzinfo=timezone.utc)
+    html = render_page("m<1>", sections, video_counts={"complete": 2, "failed": 1}, built=built)
+    shown = page(html)
+    assert shown.headings == ["h1:QC report: m<1>", "h2:Labels", "h2:Archive <&>"]
+    text = shown.plain
+    assert "built 2024-05-06 07:08 UTC" in text and "videos: 3 (2 complete, 1 failed)" in text
+
+
+def test_two_figures_with_one_name_are_refused():
+    figure = ReportFigure("same", b"\x89PNG", "c", "a")
+    with pytest.raises(ValueError, match=r"same\.png"):
+        media_of([Section("A", "", (figure,)), Section("B", "", (figure,))])
+
+
+def test_write_media_replaces_the_folder_as_a_whole(tmp_path):
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    (folder / "stale.png").write_bytes(b"old")
+    written = write_media([Section("A", "", (ReportFigure("new", b"\x89PNG new", "c", "a"),))], folder)
+    assert written == [folder / "new.png"]
+    assert [p.name for p in folder.iterdir()] == ["new.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"], "no temporary folder left"

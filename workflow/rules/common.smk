@@ -2,7 +2,9 @@
 # and the input functions that depend on them.
 
 import glob
+import os
 import re
+import sys
 
 import pandas as pd
 from snakemake.utils import validate
@@ -94,3 +96,59 @@ def all_targets():
             "results/labeling/refine/{model}/{video}", model=MODEL, video=marked_videos("refine")
         ),
     ]
+
+
+def report_after_failure():
+    """Build the QC report from what the run left, when jobs failed (the Snakefile's onerror).
+
+    With --keep-going every other video finishes, but qc_report, which needs every video, does not
+    run; this builds the same page from the outputs there are, listing the failed videos with the
+    error from their logs. Snakemake did not make these files, so they are dated 1970: the next
+    run rebuilds them through qc_report. A failure here is reported, never raised over the run's own.
+    """
+    from pathlib import Path
+
+    from posecore.qc.archive import ArchiveConfig
+    from posecore.qc.report import build_report
+
+    model = Path("results/models") / MODEL
+    training = {
+        "dataset_h5": Path(f"results/datasets/{DATASET}.h5"),
+        "metrics_json": model / "eval" / "metrics.json",
+        "predictions_parquet": model / "eval" / "predictions.parquet",
+        "training_csv": model / "metrics.csv",
+    }
+    if not all(path.exists() for path in training.values()):
+        training = {"dataset_h5": training["dataset_h5"]} if training["dataset_h5"].exists() else {}
+    html = Path(f"results/qc/{MODEL}/report.html")
+    figures = html.parent / "figures"
+    try:
+        build_report(
+            html,
+            model_name=MODEL,
+            trajectories_dir=Path(f"results/trajectories/{MODEL}"),
+            probe_jsons=[
+                p
+                for p in map(Path, expand(rules.probe_video.output.probe, video=VIDEOS.index))
+                if p.exists()
+            ],
+            videos=list(VIDEOS.index),
+            logs_dir=Path("logs"),
+            benchmarks_dir=Path("benchmarks"),
+            video_paths=VIDEOS["path"].to_dict(),
+            figures_dir=figures,
+            config=ArchiveConfig.from_dict(config["qc"], "config: qc"),
+            **training,
+        )
+    except Exception as error:
+        print(
+            f"posecore: no QC report over the failed run: {type(error).__name__}: {error}",
+            file=sys.stderr,
+        )
+        return
+    for path in (html, figures):
+        os.utime(path, (0, 0))
+    print(
+        f"posecore: some jobs failed; the QC report over the rest, listing them: {html}",
+        file=sys.stderr,
+    )

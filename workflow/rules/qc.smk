@@ -1,8 +1,9 @@
-# The QC report of a model: test error, scores and the trajectories of every video.
+# The QC report of a model: its labels, its training and the archive of videos, figures as files.
 
 
 rule qc_report:
     input:
+        dataset=expand(rules.assemble_dataset.output.dataset, dataset=DATASET),
         metrics=rules.evaluate.output.metrics,
         predictions=rules.evaluate.output.predictions,
         curves=rules.train.output.curves,
@@ -11,10 +12,18 @@ rule qc_report:
         ),
         probes=expand(rules.probe_video.output.probe, video=VIDEOS.index),
     output:
-        report(
+        html=report(
             "results/qc/{model}/report.html",
             caption="../report/qc.rst",
             category="Quality control",
+        ),
+        figures=report(
+            directory("results/qc/{model}/figures"),
+            patterns=["{name}.png", "{name}.mp4"],
+            caption="../report/qc_figure.rst",
+            category="Quality control",
+            subcategory="Figures of {model}",
+            labels={"model": "{model}", "figure": "{name}"},
         ),
     log:
         "logs/qc_report/{model}.log",
@@ -25,6 +34,11 @@ rule qc_report:
         mem_mb=4000,
         runtime=30,
     params:
-        score_threshold=config["qc"]["score_threshold"],
+        videos=VIDEOS.index.tolist(),
+        video_paths=VIDEOS["path"].to_dict(),
+        trajectories_dir=lambda wildcards: f"results/trajectories/{wildcards.model}",
+        logs_dir="logs",
+        benchmarks_dir="benchmarks",
+        qc=config["qc"],
     script:
         "../scripts/qc_report.py"

@@ -1,0 +1,132 @@
+"""Failed videos: which job of a video failed, and the error it logged.
+
+A video whose jobs failed has no trajectories; the report lists it with the message of the
+job that failed first. Every workflow script sends its stderr to its `log:` file, so an
+uncaught exception leaves a Python traceback there, whose last line is the error (posecore
+raises `InputError`, whose text names the file and what is wrong). The logs of one video, in
+the order its jobs run:
+
+    logs/probe_video/{video}.log
+    logs/plan_shards/{video}.log
+    logs/infer_shard/{model}/{video}/{shard}.log
+    logs/aggregate/{model}/{video}.log
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+_TAIL_BYTES = 65536  # an error is at the end of a log; a long log is read from here on
+_MAX_MESSAGE = 600  # characters of a message kept for the report
+_TRACEBACK = "Traceback (most recent call last):"
+_EXCEPTION_LINE = re.compile(r"(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Failure))(:.*)?$")
+_ERROR_WORD = re.compile(r"\berror\b", re.IGNORECASE)
+
+
+def last_error(text: str) -> str | None:
+    """The error at the end of a log: the exception line of its last traceback, if any.
+
+    The exception's class is shown without its module (`VideoError: ...` for
+    `posecore.io.video.VideoError: ...`). A log without a traceback gives its last line that has
+    the word "error" in it (ffmpeg's or the scheduler's own messages), or None.
+
+    Args:
+        text: the log's text (or its tail).
+
+    Returns:
+        The error, one line, at most a few hundred characters; None when the log shows none.
+    """
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == _TRACEBACK]
+    if starts:
+        # Frames and source lines of a traceback are indented; the exception line is not.
+        for line in lines[starts[-1] + 1 :]:
+            if line.strip() and not line[0].isspace():
+                return _shorten(_strip_module(line.strip()))
+    for line in reversed(lines):
+        if _ERROR_WORD.search(line):
+            return _shorten(line.strip())
+    return None
+
+
+def _strip_module(line: str) -> str:
+    """`package.module.SomeError: text` as `SomeError: text`; other lines unchanged."""
+    match = _EXCEPTION_LINE.match(line)
+    return f"{match.group(1)}{match.group(2) or ''}" if match else line
+
+
+def _shorten(message: str) -> str:
+    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 2] + " …"
+
+
+def _read_tail(path: Path) -> str:
+    """The last `_TAIL_BYTES` of a log, decoded leniently."""
+    with open(path, "rb") as file:
+        size = file.seek(0, 2)
+        file.seek(max(0, size - _TAIL_BYTES))
+        return file.read().decode("utf-8", "replace")
+
+
+def video_logs(logs_dir: Path, model: str, video: str) -> list[tuple[str, Path]]:
+    """The logs of one video's jobs that exist, in the order the jobs run, with the job's name.
+
+    Returns:
+        (job, log path) pairs; a shard's job is named `infer_shard <shard>`.
+    """
+    logs_dir = Path(logs_dir)
+    found = [
+        ("probe_video", logs_dir / "probe_video" / f"{video}.log"),
+        ("plan_shards", logs_dir / "plan_shards" / f"{video}.log"),
+    ]
+    shard_dir = logs_dir / "infer_shard" / model / video
+    if shard_dir.is_dir():
+        found += [(f"infer_shard {path.stem}", path) for path in sorted(shard_dir.glob("*.log"))]
+    found.append(("aggregate", logs_dir / "aggregate" / model / f"{video}.log"))
+    return [(job, path) for job, path in found if path.is_file()]
+
+
+def has_trajectories(trajectories_dir: Path, video: str) -> bool:
+    """Whether `trajectories_dir/video=<video>/` holds at least one Parquet file."""
+    folder = Path(trajectories_dir) / f"video={video}"
+    return folder.is_dir() and any(folder.glob("*.parquet"))
+
+
+def find_failures(
+    logs_dir: Path, model: str, videos: Sequence[str], *, trajectories_dir: Path | None = None
+) -> dict[str, str]:
+    """The failed videos and why: the first of their jobs (in run order) whose log shows an error.
+
+    A video with trajectories is not failed, whatever its logs say (a job that failed and then
+    succeeded on a retry). Given `trajectories_dir`, a video without trajectories and without an
+    error in its logs is listed too, as having none (its job was killed, or has not run yet).
+
+    Args:
+        logs_dir: the workflow's `logs/` folder.
+        model: the model whose `infer_shard` and `aggregate` logs to read.
+        videos: the videos to look at (the sheet's names).
+        trajectories_dir: the model's trajectories (`video=<name>/*.parquet`), if known.
+
+    Returns:
+        Message by video name, for the failed videos only, in the order of `videos`, e.g.
+        `"probe_video failed (logs/probe_video/v.log): VideoError: data/v.mp4: truncated ..."`;
+        when more than one shard failed, the message says how many.
+    """
+    failures = {}
+    for video in videos:
+        if trajectories_dir is not None and has_trajectories(trajectories_dir, video):
+            continue
+        errors = []
+        for job, path in video_logs(logs_dir, model, video):
+            error = last_error(_read_tail(path))
+            if error is not None:
+                errors.append((job, path, error))
+        if errors:
+            job, path, error = errors[0]
+            more = sum(other.startswith("infer_shard") for other, _, _ in errors[1:]) if job.startswith("infer") else 0
+            also = f" (and {more} more shard{'s' if more > 1 else ''})" if more else ""
+            failures[video] = f"{job} failed{also} ({path}): {error}"
+        elif trajectories_dir is not None:
+            failures[video] = f"no trajectories, and no error in its logs under {logs_dir} (killed, or not run yet)"
+    return failures
