@@ -14,18 +14,20 @@ REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run Snakemake on the repository's workflow in `workdir`; output captured as text."""
-    command = [
+def snakemake_command(workdir: Path) -> list[str]:
+    """The command line that runs Snakemake on the repository's workflow in `workdir`."""
+    return [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(SNAKEFILE),
         "--directory", str(workdir),
         "--workflow-profile", str(REPO / "profiles" / "default"),
-        "--cores", "2",
-        *args,
     ]  # fmt: skip
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's workflow in `workdir`; output captured as text."""
+    command = [*snakemake_command(workdir), "--cores", "2", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=snakemake_environment(), timeout=900)
     if check and result.returncode != 0:
         raise AssertionError(
             f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
@@ -33,11 +35,20 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return result
 
 
-def write_config(workdir: Path, config: dict, videos: list[tuple[str, str, bool]]) -> None:
-    """Write `config/config.yaml` and `config/videos.tsv` into `workdir`."""
+def snakemake_environment() -> dict[str, str]:
+    """The environment for Snakemake: this interpreter's scripts (snakemake, posecore) first on PATH."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def write_config(
+    workdir: Path, config: dict, videos: list[tuple[str, str, bool]], refine: tuple[str, ...] = ()
+) -> None:
+    """Write `config/config.yaml` and `config/videos.tsv` (name, path, labeling; refine by name) into `workdir`."""
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    lines = ["video\tpath\tlabeling"] + [f"{name}\t{path}\t{str(label).lower()}" for name, path, label in videos]
+    lines = ["video\tpath\tlabeling\trefine"] + [
+        f"{name}\t{path}\t{str(label).lower()}\t{str(name in refine).lower()}" for name, path, label in videos
+    ]
     (workdir / "config" / "videos.tsv").write_text("\n".join(lines) + "\n")
 
 
@@ -59,5 +70,5 @@ def tiny_project(tmp_path_factory, demo_config) -> Path:
     workdir = tmp_path_factory.mktemp("project")
     make_archive(workdir / "data" / "demo", SynthConfig(n_videos=2, n_frames=80, n_labeled_per_video=40, seed=3))
     videos = [(f"mouse-{i:03d}", f"data/demo/videos/mouse-{i:03d}.mp4", i == 0) for i in range(2)]
-    write_config(workdir, demo_config, videos)
+    write_config(workdir, demo_config, videos, refine=("mouse-001",))
     return workdir

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from posecore.io.dataset import read_dataset
+from posecore.io.labels import read_labels
 from posecore.io.trajectories import read_provenance
 from posecore.synth import truncate_video
 
-from .conftest import snakemake, write_config
+from .conftest import snakemake, snakemake_command, snakemake_environment, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +66,68 @@ def test_every_stage_wrote_its_output(finished_project):
     provenance = read_provenance(results / "trajectories/demo/video=mouse-000/part-0.parquet")
     assert provenance["config"]["model"]["name"] == "demo"
     assert len(provenance["model_hash"]) == 64
+    figures = {path.name for path in (results / "qc/demo/figures").iterdir()}
+    assert {"labels-positions.png", "training-curves.png", "training-worst-frames.png"} <= figures
+
+
+def test_outlier_frames_open_as_labels_and_merge_into_the_dataset(finished_project, demo_config, tmp_path):
+    refine = finished_project / "results/labeling/refine/demo/mouse-001"
+    machine_csv = "labeled-data/mouse-001/machinelabels-iter0.csv"
+    machine = pd.read_csv(refine / machine_csv, header=[0, 1, 2], index_col=[0, 1, 2])
+    assert 0 < len(machine) <= demo_config["outliers"]["n_frames"]
+    assert list(machine.columns.unique("bodyparts")) == demo_config["dataset"]["keypoints"]
+    # In a copy of the project, a labeler corrects the frames and saves them as CollectedData in
+    # a labels folder of their own, listed after the original labels.
+    project = tmp_path / "project"
+    shutil.copytree(finished_project, project, ignore=shutil.ignore_patterns(".snakemake"))
+    corrected = project / "labels/round-1"
+    shutil.copytree(refine, corrected)
+    table = pd.read_csv(corrected / machine_csv, header=[0, 1, 2], index_col=[0, 1, 2])
+    table = table.drop(columns="likelihood", level=2).T.reset_index()
+    table["scorer"] = "alice"
+    table = table.set_index(["scorer", "bodyparts", "coords"]).T
+    table.to_csv(corrected / "labeled-data/mouse-001/CollectedData_alice.csv")
+    assert len(read_labels(corrected / "labeled-data/mouse-001/CollectedData_alice.csv")) == len(machine)
+    config = yaml.safe_load(yaml.safe_dump(demo_config))
+    config["dataset"]["labels"].append("labels/round-1/labeled-data/*/CollectedData_*.csv")
+    videos = [(f"mouse-{i:03d}", f"data/demo/videos/mouse-{i:03d}.mp4", i == 0) for i in range(2)]
+    write_config(project, config, videos, refine=("mouse-001",))
+    dry_run = snakemake(project, "--dry-run").stdout
+    assert "rule assemble_dataset:" in dry_run and "rule train:" in dry_run, "new labels retrain the model"
+    before = read_dataset(finished_project / "results/datasets/demo.h5")
+    snakemake(project, "results/datasets/demo.h5")
+    after = read_dataset(project / "results/datasets/demo.h5")
+    refined = [path for path in after.source_path if "round-1" in str(path)]
+    assert len(refined) == len(machine), "every corrected frame is in the dataset"
+    assert len(before.images) < len(after.images) <= len(before.images) + len(machine)
+
+
+def test_a_run_killed_mid_inference_resumes_to_the_same_trajectories(finished_project):
+    workdir = finished_project
+    done = workdir / "results/trajectories/demo/video=mouse-001/part-0.parquet"
+    expected = pd.read_parquet(done)
+    # Everything downstream of mouse-001's inference goes, as if the run had never got there.
+    shutil.rmtree(workdir / "results/predictions/demo/mouse-001")
+    shutil.rmtree(workdir / "results/labeling/refine/demo/mouse-001")
+    shutil.rmtree(workdir / "results/qc/demo")
+    done.unlink()
+    shards = workdir / "results/predictions/demo/mouse-001"
+    command = [*snakemake_command(workdir), "--cores", "1"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    with subprocess.Popen(command, env=snakemake_environment(), start_new_session=True, **quiet) as run:
+        deadline = time.monotonic() + 600
+        while not list(shards.glob("shard-*.parquet")) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert run.poll() is None, "the run was still going when the first shard appeared"
+        # One shard is written and the next is being computed: kill Snakemake and its jobs at once.
+        os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == -signal.SIGKILL, "the run was killed, not finished"
+    assert not done.exists()
+    snakemake(workdir, "--unlock")
+    snakemake(workdir)
+    resumed = pd.read_parquet(done)
+    pd.testing.assert_frame_equal(resumed, expected)
+    assert not list(workdir.glob("results/**/.*tmp*")), "no temporary file is left behind"
 
 
 def test_a_corrupt_video_fails_alone(finished_project, demo_config):
@@ -79,6 +147,9 @@ def test_a_corrupt_video_fails_alone(finished_project, demo_config):
     # Nothing of the finished videos ran again, and the broken video left no trajectories.
     assert (workdir / "results/trajectories/demo/video=mouse-000/part-0.parquet").stat().st_mtime == before
     assert not (workdir / "results/trajectories/demo/video=broken").exists()
+    # The QC report is still built, over the videos that finished, and names the failure.
+    html = (workdir / "results/qc/demo/report.html").read_text()
+    assert "broken.mp4" in html and "mouse-000" in html
     write_config(workdir, demo_config, videos[:2])
 
 
@@ -100,9 +171,11 @@ def test_a_broken_config_stops_before_any_job(tmp_path, demo_config, edit, named
     assert not (tmp_path / "results").exists()
 
 
-def test_a_broken_video_sheet_stops_before_any_job(tmp_path, demo_config):
-    write_config(tmp_path, demo_config, [("bad name", "v.mp4", False)])
+@pytest.mark.parametrize("name", ["bad name", "007"])
+def test_a_broken_video_sheet_stops_before_any_job(tmp_path, demo_config, name):
+    # "007" would be read back as the number 7 from the hive folder video=007.
+    write_config(tmp_path, demo_config, [(name, "v.mp4", False)])
     result = snakemake(tmp_path, "--dry-run", check=False)
     assert result.returncode != 0
-    assert "video" in result.stdout + result.stderr
+    assert "video" in result.stdout + result.stderr and name in result.stdout + result.stderr
     shutil.rmtree(tmp_path / "config")
