@@ -1,6 +1,6 @@
 """Locating ffmpeg and ffprobe, and talking to them (the plumbing under `posecore.io.video`).
 
-Three things live here:
+Four things live here:
 
 - `ffmpeg_executable` / `ffprobe_executable`: the executables found on PATH, or an error that
   says how to install them.
@@ -10,6 +10,8 @@ Three things live here:
   pipe) and turns it into what the reader verifies each frame against: the presentation time of
   every frame that the decoder returned and that the `select` filter kept, and how many decode
   errors ffmpeg reported before it.
+- `pipe_frames`: runs an ffmpeg command that reads raw frames on its stdin (encoding videos,
+  clips and images), raising with ffmpeg's own message when it fails.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -80,6 +83,35 @@ def passthrough_timing() -> dict[str, str]:
         `{"fps_mode": "passthrough"}` for ffmpeg 5.1 and newer, `{"vsync": "passthrough"}` before.
     """
     return {"fps_mode": "passthrough"} if _version_of(ffmpeg_executable()) >= (5, 1) else {"vsync": "passthrough"}
+
+
+def pipe_frames(command: list[str], frames: Iterable[np.ndarray], what: str) -> None:
+    """Run an ffmpeg command that reads raw video on stdin, writing uint8 (H, W, 3) frames to it.
+
+    ffmpeg's messages go to a temporary file, so a full stderr pipe can never block it; if it
+    stops early, the frames left are not written and its exit code and message say why.
+
+    Args:
+        command: the command line, e.g. from ffmpeg-python's `compile()`, with `-i pipe:` rawvideo
+            input of the frames' size and pixel format.
+        frames: the frames, C-contiguous or not, in order.
+        what: what ffmpeg was doing, for the error message ("encoding a clip", "writing <path>").
+
+    Raises:
+        RuntimeError: ffmpeg exited with an error: "ffmpeg failed <what>: <its message>".
+    """
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=stderr)
+        try:
+            for frame in frames:
+                process.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except BrokenPipeError:
+            pass  # ffmpeg stopped early; its exit code and message say why
+        finally:
+            process.stdin.close()
+        if process.wait() != 0:
+            stderr.seek(0)
+            raise RuntimeError(f"ffmpeg failed {what}: {stderr.read().decode(errors='replace').strip()}")
 
 
 @dataclass(frozen=True)

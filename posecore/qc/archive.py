@@ -34,8 +34,7 @@ from posecore.qc.archive_html import (
     summary_table,
     totals,
 )
-from posecore.qc.clips import ReportClip
-from posecore.qc.html import ReportFigure, Section, esc, table
+from posecore.qc.html import ReportClip, ReportFigure, Section, esc, table
 from posecore.qc.inputs import file_provenance, find_trajectory_files, read_video_trajectories
 from posecore.qc.tracks import Tracks, flag_points, gap_lengths, tracks_from_table, worst_window
 
@@ -333,18 +332,7 @@ def _add_scores(counts: np.ndarray, tracks: Tracks) -> None:
         counts[k] += np.histogram(np.clip(scores[np.isfinite(scores)], 0.0, 1.0), bins=plots.SCORE_BINS)[0]
 
 
-@dataclass(frozen=True)
-class ArchiveSection(Section):
-    """A `Section` with short clips besides its figures (written as files like the figures).
-
-    Attributes:
-        clips: the clips in `body`, in order (embedded ones and ones only written as files).
-    """
-
-    clips: tuple[ReportClip, ...] = ()
-
-
-def archive_section(qc: ArchiveQC, *, video_paths: Mapping[str, str | Path] | None = None) -> ArchiveSection:
+def archive_section(qc: ArchiveQC, *, video_paths: Mapping[str, str | Path] | None = None) -> Section:
     """The archive section of the report: failures, the summary worst first, the worst stretches.
 
     Args:
@@ -405,4 +393,4 @@ def archive_section(qc: ArchiveQC, *, video_paths: Mapping[str, str | Path] | No
             clips.append(clip)
         parts.append(html)
     parts.append(provenance_list(qc))
-    return ArchiveSection(title="Archive", body="\n".join(parts), figures=tuple(figures), clips=tuple(clips))
+    return Section(title="Archive", body="\n".join(parts), figures=tuple(figures), clips=tuple(clips))

@@ -19,8 +19,8 @@ from posecore.errors import InputError
 from posecore.io.video import VideoInfo
 from posecore.io.video import probe as probe_video
 from posecore.qc import plots
-from posecore.qc.clips import ReportClip, clip_size, panel_grid, read_labeled_stretch
-from posecore.qc.html import ReportFigure, esc, fmt, table
+from posecore.qc.clips import clip_size, panel_grid, read_labeled_stretch
+from posecore.qc.html import ReportClip, ReportFigure, esc, fmt, table
 from posecore.qc.inputs import read_video_trajectories
 from posecore.qc.tracks import flag_points, tracks_from_table
 

@@ -10,60 +10,21 @@ ring. Clips are H.264 yuv420p MP4 (what browsers play), made by piping frames in
 
 from __future__ import annotations
 
-import base64
 import io
 import math
-import re
-import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from posecore.io.ffmpeg_tools import ffmpeg_executable
+from posecore.io.ffmpeg_tools import ffmpeg_executable, pipe_frames
 from posecore.io.video import VideoInfo, read_frames
 from posecore.qc import plots
-from posecore.qc.html import esc
 
 RGB = tuple[int, int, int]
-_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # the naming rule of ReportFigure
-
-
-@dataclass(frozen=True)
-class ReportClip:
-    """One short video of the report: MP4 bytes, a file-name stem and its caption.
-
-    Attributes:
-        name: file stem, unique within a report, lowercase `[a-z0-9_.-]` (like `ReportFigure.name`).
-        mp4: the clip, H.264 yuv420p in an MP4 container with its index at the front.
-        caption: what the clip shows, in a sentence or two.
-        alt: a short text alternative.
-    """
-
-    name: str
-    mp4: bytes
-    caption: str
-    alt: str
-
-    def __post_init__(self) -> None:
-        if not _NAME.fullmatch(self.name):
-            raise ValueError(f"clip name {self.name!r} must match {_NAME.pattern}")
-
-    def html(self, embed: bool) -> str:
-        """The clip as a `<figure>`: a `<video>` with a base64 data URI, or a note naming its file."""
-        caption = f"<figcaption>{esc(self.caption)}</figcaption>"
-        if not embed:
-            note = f"clip {self.name}.mp4 ({len(self.mp4) / 1000:.0f} kB) is written beside the report, not embedded"
-            return f'<figure><p class="meta">{esc(note)}</p>{caption}</figure>'
-        uri = "data:video/mp4;base64," + base64.b64encode(self.mp4).decode("ascii")
-        return (
-            f'<figure><video controls muted loop preload="metadata" title="{esc(self.alt)}" src="{uri}"></video>'
-            f"{caption}</figure>"
-        )
 
 
 def keypoint_colors(n: int) -> list[RGB]:
@@ -199,18 +160,7 @@ def encode_clip(frames: Iterable[np.ndarray], size: tuple[int, int], fps: float,
             .overwrite_output()
             .compile(cmd=ffmpeg_executable())
         )  # fmt: skip
-        with tempfile.TemporaryFile() as stderr:
-            process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=stderr)
-            try:
-                for frame in frames:
-                    process.stdin.write(np.ascontiguousarray(frame).tobytes())
-            except BrokenPipeError:
-                pass  # ffmpeg stopped early; its exit code and message say why
-            finally:
-                process.stdin.close()
-            if process.wait() != 0:
-                stderr.seek(0)
-                raise RuntimeError(f"ffmpeg failed encoding a clip: {stderr.read().decode(errors='replace').strip()}")
+        pipe_frames(command, frames, "encoding a clip")
         return out.read_bytes()
 
 

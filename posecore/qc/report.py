@@ -22,9 +22,8 @@ from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
 from posecore.io.dataset import read_dataset
 from posecore.qc.archive import ArchiveConfig, ArchiveQC, archive_qc, archive_section
-from posecore.qc.clips import ReportClip
 from posecore.qc.failures import find_failures
-from posecore.qc.html import CSS, ReportFigure, Section, esc
+from posecore.qc.html import CSS, ReportClip, ReportFigure, Section, esc
 from posecore.qc.inputs import read_benchmark_seconds, read_metrics, read_probe
 from posecore.qc.labels import label_qc, label_section
 from posecore.qc.training import training_section
@@ -185,7 +184,7 @@ def media_of(sections: Sequence[Section]) -> list[tuple[str, bytes]]:
     """
     files: dict[str, bytes] = {}
     for section in sections:
-        media: list[ReportFigure | ReportClip] = [*section.figures, *getattr(section, "clips", ())]
+        media: list[ReportFigure | ReportClip] = [*section.figures, *section.clips]
         for item in media:
             name = f"{item.name}.png" if isinstance(item, ReportFigure) else f"{item.name}.mp4"
             if name in files:

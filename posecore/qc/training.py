@@ -21,7 +21,7 @@ from posecore.io.dataset import TrainingDataset
 from posecore.qc import plots, section_plots
 from posecore.qc.html import ReportFigure, Section, esc, fmt, table
 from posecore.qc.inputs import PREDICTION_COLUMNS, EvalMetrics, read_metrics, read_training_log
-from posecore.qc.labels import frame_source
+from posecore.qc.label_checks import frame_source
 
 PERCENTILES = (50, 75, 90, 95)
 """Percentiles of the per-point test error shown per keypoint."""

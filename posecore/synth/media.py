@@ -1,8 +1,9 @@
 """The synthetic archive's video and image files, through ffmpeg-python.
 
-Encoding pipes raw RGB frames into ffmpeg; decoding reads them back as rgb24 from one full
-sequential decode, which is what a labeling tool shows; PNGs are written losslessly by ffmpeg.
-ffmpeg's messages go to a temporary file, so a full stderr pipe can never block it.
+Encoding pipes raw RGB frames into ffmpeg (`posecore.io.ffmpeg_tools.pipe_frames`); decoding
+reads them back as rgb24 from one full sequential decode, which is what a labeling tool shows;
+PNGs are written losslessly by ffmpeg. ffmpeg's messages go to a temporary file, so a full
+stderr pipe can never block it.
 """
 
 from __future__ import annotations
@@ -17,22 +18,7 @@ import ffmpeg
 import numpy as np
 
 from posecore.io.atomic import atomic_path
-
-
-def _run_ffmpeg(stream: ffmpeg.nodes.OutputStream, frames: Iterable[np.ndarray], what: str) -> None:
-    """Run an ffmpeg command built with ffmpeg-python, piping uint8 (H, W, 3) frames to its stdin."""
-    with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(stream.compile(), stdin=subprocess.PIPE, stderr=stderr)
-        try:
-            for frame in frames:
-                process.stdin.write(np.ascontiguousarray(frame).tobytes())
-        except BrokenPipeError:
-            pass  # ffmpeg stopped early; its exit code and message say why
-        finally:
-            process.stdin.close()
-        if process.wait() != 0:
-            stderr.seek(0)
-            raise RuntimeError(f"ffmpeg failed writing {what}: {stderr.read().decode(errors='replace').strip()}")
+from posecore.io.ffmpeg_tools import pipe_frames
 
 
 def encode_video(frames: Iterable[np.ndarray], path: Path, width: int, height: int, fps: float, crf: int) -> None:
@@ -56,7 +42,7 @@ def encode_video(frames: Iterable[np.ndarray], path: Path, width: int, height: i
             .global_args("-hide_banner", "-loglevel", "error")
             .overwrite_output()
         )
-        _run_ffmpeg(stream, frames, str(path))
+        pipe_frames(stream.compile(), frames, f"writing {path}")
 
 
 def decode_frames(path: str | Path, indices: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -106,7 +92,7 @@ def write_pngs(images: np.ndarray, paths: tuple[Path, ...]) -> None:
             .output(f"{tmp}/%05d.png", format="image2", vcodec="png", pix_fmt="rgb24", start_number=0)
             .global_args("-hide_banner", "-loglevel", "error")
         )
-        _run_ffmpeg(stream, images, str(folder))
+        pipe_frames(stream.compile(), images, f"writing {folder}")
         for i, path in enumerate(paths):
             os.replace(Path(tmp) / f"{i:05d}.png", path)
 

@@ -151,11 +151,12 @@ def archive_report(archive_inputs: ArchiveInputs, tmp_path_factory: pytest.TempP
 
 
 class Page(HTMLParser):
-    """What a reader of a page sees: tables (by class) as rows of cell text, images, videos, text."""
+    """What a reader of a page sees: tables (by class) as rows of cell text, list items, images, videos, text."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
         self.tables: dict[str, list[list[str]]] = {}
+        self.items: list[tuple[str, str]] = []  # (class, text) of list items
         self.images: list[dict[str, str]] = []
         self.videos: list[dict[str, str]] = []
         self.attributes: list[tuple[str, str, str]] = []
@@ -164,6 +165,7 @@ class Page(HTMLParser):
         self._table: list[list[str]] | None = None
         self._cell: list[str] | None = None
         self._heading: list[str] | None = None
+        self._item: tuple[str, list[str]] | None = None
         self.feed(text)
         self.close()
 
@@ -182,6 +184,8 @@ class Page(HTMLParser):
             self.videos.append(attrs)
         elif tag in ("h1", "h2", "h3", "h4"):
             self._heading = []
+        elif tag == "li":
+            self._item = (attrs.get("class", ""), [])
 
     def handle_endtag(self, tag):
         if tag in ("td", "th") and self._cell is not None and self._table is not None:
@@ -192,10 +196,13 @@ class Page(HTMLParser):
         elif tag in ("h1", "h2", "h3", "h4") and self._heading is not None:
             self.headings.append(f"{tag}:{''.join(self._heading).strip()}")
             self._heading = None
+        elif tag == "li" and self._item is not None:
+            self.items.append((self._item[0], "".join(self._item[1])))
+            self._item = None
 
     def handle_data(self, data):
         self.text.append(data)
-        for part in (self._cell, self._heading):
+        for part in (self._cell, self._heading, None if self._item is None else self._item[1]):
             if part is not None:
                 part.append(data)
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import io
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -67,41 +66,6 @@ def planted() -> TrainingDataset:
     return _planted()
 
 
-class Tables(HTMLParser):
-    """The tables of an HTML fragment, by class, as rows of cell text."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.tables: dict[str, list[list[str]]] = {}
-        self.items: list[tuple[str, str]] = []  # (class, text) of list items
-        self._table = self._cell = self._item = None
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "table":
-            self._table = self.tables.setdefault(attrs.get("class", ""), [])
-        elif tag == "tr":
-            self._table.append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "li":
-            self._item = (attrs.get("class", ""), [])
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th"):
-            self._table[-1].append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "li":
-            self.items.append((self._item[0], "".join(self._item[1])))
-            self._item = None
-
-    def handle_data(self, data):
-        for part in (self._cell, self._item and self._item[1]):
-            if part is not None:
-                part.append(data)
-
-
 def test_finds_exactly_the_planted_swaps_worst_first(planted):
     qc = label_qc(planted)
     assert [(s.frame, s.left, s.right) for s in qc.swaps] == [
@@ -149,9 +113,9 @@ def test_counts_outside_labels_sizes_and_split_balance(planted):
     assert qc.one_video_splits == ("test",)
 
 
-def test_section_shows_every_problem_in_its_table(planted):
+def test_section_shows_every_problem_in_its_table(planted, page):
     section = label_section(label_qc(planted), planted)
-    tables = Tables(section.body)
+    tables = page(section.body)
     counts = {row[0]: row for row in tables.tables["label-counts"][1:]}
     assert counts["neck"][1:4] == ["20", "4", "16.7"]
     assert counts["all keypoints"][1:3] == [str(int(np.isfinite(planted.keypoints).all(-1).sum())), "6"]
@@ -200,7 +164,7 @@ def test_clean_dataset_has_no_findings():
         label_qc(dataset, alignment="affine")
 
 
-def test_missing_counts_of_lp_mirror_mouse_equal_the_csv(tmp_path):
+def test_missing_counts_of_lp_mirror_mouse_equal_the_csv(page):
     data = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "lp-mirror-mouse"
     if not data.is_dir():
         pytest.skip("../shared/data/lp-mirror-mouse is not here")
@@ -220,7 +184,7 @@ def test_missing_counts_of_lp_mirror_mouse_equal_the_csv(tmp_path):
     assert sum(sum(c.missing) for c in qc.counts[1:]) == 134
     assert qc.duplicates == ()
     section = label_section(qc, dataset)
-    counts = {row[0]: row for row in Tables(section.body).tables["label-counts"][1:]}
+    counts = {row[0]: row for row in page(section.body).tables["label-counts"][1:]}
     assert counts["obs_top"][2] == str(int(nan["obs_top"]))
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -93,37 +92,8 @@ def _section(e: Evaluation, **changes):
     return training_section(**arguments)
 
 
-class Tables(HTMLParser):
-    """The tables of an HTML fragment, by class, as rows of cell text, and all its text."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.tables: dict[str, list[list[str]]] = {}
-        self.text: list[str] = []
-        self._table = self._cell = None
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "table":
-            self._table = self.tables.setdefault(dict(attrs).get("class", ""), [])
-        elif tag == "tr":
-            self._table.append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th"):
-            self._table[-1].append("".join(self._cell).strip())
-            self._cell = None
-
-    def handle_data(self, data):
-        self.text.append(data)
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def test_error_table_gives_the_planted_errors_per_keypoint(built):
-    tables = Tables(built[1].body)
+def test_error_table_gives_the_planted_errors_per_keypoint(built, page):
+    tables = page(built[1].body)
     header, *rows = tables.tables["training-errors"]
     assert header == ["keypoint", "n labeled", "RMSE (px)", "mean (px)", "p50 (px)", "p75 (px)", "p90 (px)",
                       "p95 (px)", "max (px)"]  # fmt: skip
@@ -139,9 +109,9 @@ def test_error_table_gives_the_planted_errors_per_keypoint(built):
         assert float(row["max (px)"]) == pytest.approx(e.max(), abs=0.006)
 
 
-def test_worst_frames_come_first_with_their_source(built):
+def test_worst_frames_come_first_with_their_source(built, page):
     section = built[1]
-    rows = Tables(section.body).tables["training-worst"][1:]
+    rows = page(section.body).tables["training-worst"][1:]
     assert [int(r[0]) for r in rows] == WORST[:5]
     assert rows[0][1] == "vid frame 30" and float(rows[0][2]) == pytest.approx(17.0, abs=0.01)
     assert rows[0][3:] == ["30.00", "tail"]
@@ -150,10 +120,10 @@ def test_worst_frames_come_first_with_their_source(built):
     assert image.format == "PNG" and image.width < 1000 and len(figure.png) < 400_000
 
 
-def test_curves_and_their_summary(built):
+def test_curves_and_their_summary(built, page):
     section = built[1]
     assert [f.name for f in section.figures] == ["training-curves", "training-errors", "training-worst-frames"]
-    text = "".join(Tables(section.body).text)
+    text = page(section.body).plain
     assert "4 epochs, 40 steps, best validation RMSE 3.50 px at epoch 2, last 4.00 px" in text
     for figure in section.figures:
         assert Image.open(io.BytesIO(figure.png)).format == "PNG"
