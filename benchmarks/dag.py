@@ -9,15 +9,25 @@ placeholder files: a dry run opens no video), each video already probed and its 
 written (as `posecore.infer.write_shard_plan` writes it) so that the plan_shards checkpoint
 is complete and the DAG holds every shard job. Then runs `snakemake --dry-run` through the
 profile, as `snakemake --workflow-profile profiles/slurm` would start on a cluster, and prints
-its wall time, the jobs per rule and the SLURM submissions: one per group job, plus one per
+its wall time and CPU time (user + sys of the Snakemake process, steadier than wall on a
+shared machine), the jobs per rule and the SLURM submissions: one per group job, plus one per
 job outside any group (the `all` rule runs inside Snakemake and is not submitted).
+
+The SLURM plugin runs `scontrol show config` once as Snakemake starts (to read MinJobAge).
+On a cluster slurmctld answers in milliseconds; on a machine with SLURM's commands but no
+slurmctld running, scontrol waits about 9 s for it before giving up, which is no part of the
+workflow's cost. So the dry run finds a stand-in `scontrol` first on its PATH, which prints
+what `scontrol show config` prints for MinJobAge (SLURM's default, 300 s) and nothing else;
+`--real-scontrol` uses the scontrol on PATH instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +45,15 @@ GROUP_JOB = re.compile(r"^\[[^\]]+\] Group job (\S+) ")
 TOP_LEVEL_JOB = re.compile(r"^(?:rule|checkpoint) (\w+):$")
 MEMBER_JOB = re.compile(r"^\s+(?:rule|checkpoint) (\w+):$")
 NOT_SUBMITTED = {"all"}
+# Stands in for `scontrol show config` of a cluster whose slurmctld answers at once.
+STAND_IN_SCONTROL = """#!/bin/sh
+if [ "$1 $2" = "show config" ]; then
+    echo "MinJobAge               = 300 sec"
+else
+    echo "scontrol stand-in of benchmarks/dag.py: only 'show config' is answered" >&2
+    exit 1
+fi
+"""
 
 
 def make_project(workdir: Path, n_videos: int, n_shards: int, shard_size: int) -> None:
@@ -62,6 +81,15 @@ def make_project(workdir: Path, n_videos: int, n_shards: int, shard_size: int) -
         write_shard_plan(plan, workdir / "results" / "shards" / f"{name}.tsv")
 
 
+def stand_in_path(folder: Path) -> str:
+    """A PATH whose first folder holds the stand-in scontrol (written into `folder`)."""
+    folder.mkdir(parents=True)
+    scontrol = folder / "scontrol"
+    scontrol.write_text(STAND_IN_SCONTROL)
+    scontrol.chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 def count_submissions(dry_run_output: str) -> tuple[collections.Counter, collections.Counter]:
     """Jobs per rule, and SLURM submissions per group or ungrouped rule, from a dry run's output."""
     jobs, submissions = collections.Counter(), collections.Counter()
@@ -83,25 +111,36 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=10, help="shards per video")
     parser.add_argument("--shard-size", type=int, default=150, help="frames per shard")
     parser.add_argument("--profile", type=Path, default=REPO / "profiles" / "slurm", help="workflow profile")
+    parser.add_argument(
+        "--real-scontrol", action="store_true", help="use the scontrol on PATH, not the stand-in (on a cluster)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="posecore-dag-") as folder:
-        workdir = Path(folder)
+        workdir = Path(folder) / "project"
         make_project(workdir, args.videos, args.shards, args.shard_size)
+        environment = dict(os.environ)
+        if not args.real_scontrol:
+            environment["PATH"] = stand_in_path(Path(folder) / "bin")
         command = [
             sys.executable, "-m", "snakemake", "--dry-run",
             "--snakefile", str(REPO / "workflow" / "Snakefile"),
             "--directory", str(workdir),
             "--workflow-profile", str(args.profile),
         ]  # fmt: skip
+        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(command, capture_output=True, text=True, env=environment)
         seconds = time.perf_counter() - started
+        cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    user, system = cpu.ru_utime - cpu_before.ru_utime, cpu.ru_stime - cpu_before.ru_stime
     if result.returncode != 0:
         sys.exit(f"snakemake --dry-run failed:\n{result.stderr[-4000:]}")
     jobs, submissions = count_submissions(result.stdout + result.stderr)
     print(f"{args.videos} videos x {args.shards} shards, profile {args.profile}")
-    print(f"dry run (DAG build): {seconds:.1f} s wall")
+    print(
+        f"dry run (DAG build): {seconds:.1f} s wall, {user + system:.1f} s CPU ({user:.1f} s user + {system:.1f} s sys)"
+    )
     print(f"jobs: {sum(jobs.values())}  " + "  ".join(f"{rule}={n}" for rule, n in sorted(jobs.items())))
     per_kind = "  ".join(f"{kind}={n}" for kind, n in sorted(submissions.items()))
     print(f"SLURM submissions: {sum(submissions.values())}  {per_kind}")

@@ -6,56 +6,58 @@ To add a model:
    float, bool, str), whose `forward` maps normalised images (B, C, H, W) to a list of
    confidence maps (B, K, H / s, W / s) (one per supervised output, the last being the final
    one), and which has the attributes `output_stride` (s) and `input_multiple`;
-2. list it in `MODELS` below;
+2. list it in `MODELS` below, as "module:Class";
 3. add a test in `tests/models/` that checks the output shapes at two input sizes, and add it
    to `SMALL` in `tests/models/test_export.py`, which round-trips every entry of `MODELS`.
+   `tests/models/test_registry.py` checks, for every entry, that the hyperparameters read
+   here equal those of the real class.
 
 Every model also takes the registry's own hyperparameter `n_graph_maps` (default 0): the
 number of posture-graph maps (DeepPoseKit) it outputs after its K keypoint maps. The registry
 builds the class with `n_keypoints = K + n_graph_maps` output channels, so no model needs to
 know about graphs; consumers read the first K channels as keypoints.
 
-Models are found only through this table, never by import side effects.
+Models are found only through this table, never by import side effects. Checking
+hyperparameters imports no model and no torch: the constructor's signature is read from the
+model module's source (`ast`), which is why annotations must be plain `int`, `float`, `bool`
+or `str` and defaults literals. So a workflow or a CLI can refuse a bad config in well under a
+second; only `build_model` imports the class (and torch).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib
+import importlib.util
 import inspect
-import typing
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from posecore.models.densenet import StackedDenseNet
-from posecore.models.hourglass import StackedHourglass
-from posecore.models.leap import LEAPNet
-from posecore.models.resnet import ResNetDeconv
-
-MODELS: dict[str, type[nn.Module]] = {
-    "stacked_densenet": StackedDenseNet,
-    "stacked_hourglass": StackedHourglass,
-    "leap": LEAPNet,
-    "resnet_deconv": ResNetDeconv,
+MODELS: dict[str, str] = {
+    "stacked_densenet": "posecore.models.densenet:StackedDenseNet",
+    "stacked_hourglass": "posecore.models.hourglass:StackedHourglass",
+    "leap": "posecore.models.leap:LEAPNet",
+    "resnet_deconv": "posecore.models.resnet:ResNetDeconv",
 }
 
 GRAPH_MAPS = "n_graph_maps"
 _FIXED = ("n_keypoints", "in_channels")
+_PLAIN_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
 
 
 def hyperparameter_types(name: str) -> dict[str, type]:
     """The hyperparameters a model takes (constructor arguments but n_keypoints, in_channels; plus n_graph_maps)."""
-    cls = _model_class(name)
-    hints = typing.get_type_hints(cls.__init__)
-    parameters = inspect.signature(cls.__init__).parameters
-    types = {key: hints[key] for key in parameters if key not in ("self", *_FIXED)}
-    return {**types, GRAPH_MAPS: int}
+    return {key: expected for key, (expected, _) in _signature(name).items()} | {GRAPH_MAPS: int}
 
 
 def hyperparameter_defaults(name: str) -> dict[str, Any]:
-    """The default value of every hyperparameter of a model."""
-    parameters = inspect.signature(_model_class(name).__init__).parameters
-    return {key: parameters[key].default if key in parameters else 0 for key in hyperparameter_types(name)}
+    """The default value of every hyperparameter of a model (`inspect.Parameter.empty` where it has none)."""
+    return {key: default for key, (_, default) in _signature(name).items()} | {GRAPH_MAPS: 0}
 
 
 def check_hyperparameters(name: str, hyperparameters: Mapping[str, Any]) -> None:
@@ -91,13 +93,80 @@ def build_model(name: str, n_keypoints: int, in_channels: int, **hyperparameters
     check_hyperparameters(name, hyperparameters)
     model_arguments = {key: value for key, value in hyperparameters.items() if key != GRAPH_MAPS}
     n_outputs = n_keypoints + int(hyperparameters.get(GRAPH_MAPS, 0))
-    return _model_class(name)(n_keypoints=n_outputs, in_channels=in_channels, **model_arguments)
+    return model_class(name)(n_keypoints=n_outputs, in_channels=in_channels, **model_arguments)
 
 
-def _model_class(name: str) -> type[nn.Module]:
+def model_class(name: str) -> type[nn.Module]:
+    """The class registered as `name`, its module imported on first use (which imports torch)."""
+    module_name, class_name = _entry(name)
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def _entry(name: str) -> tuple[str, str]:
     if name not in MODELS:
         raise ValueError(f"unknown model architecture {name!r}; known: {', '.join(sorted(MODELS))}")
-    return MODELS[name]
+    module_name, _, class_name = MODELS[name].partition(":")
+    return module_name, class_name
+
+
+@functools.cache
+def _signature(name: str) -> dict[str, tuple[type, Any]]:
+    """(type, default) of each hyperparameter of a registered model, read from its module's source.
+
+    The module is found but not run (its parent package is imported, which is cheap). Raises
+    TypeError naming the model and the argument where the constructor is not of the form the
+    module docstring asks for.
+    """
+    module_name, class_name = _entry(name)
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"model {name!r}: module {module_name!r} not found")
+    source = Path(spec.origin)
+    tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    cls = next((node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == class_name), None)
+    if cls is None:
+        raise TypeError(f"model {name!r}: no class {class_name!r} at the top level of {source}")
+    init = next((node for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == "__init__"), None)
+    if init is None:
+        raise TypeError(f"model {name!r}: {class_name} must define __init__ itself ({source})")
+    arguments = init.args
+    if arguments.vararg or arguments.kwarg:
+        raise TypeError(f"model {name!r}: {class_name}.__init__ may not take *args or **kwargs ({source})")
+    positional = [*arguments.posonlyargs, *arguments.args]
+    # Defaults belong to the last positional arguments; keyword-only ones carry their own (None: none).
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(arguments.defaults)) + list(arguments.defaults)
+    signature = {}
+    for argument, default in zip(
+        [*positional, *arguments.kwonlyargs], [*defaults, *arguments.kw_defaults], strict=True
+    ):
+        if argument.arg in ("self", *_FIXED):
+            continue
+        where = f"model {name!r}: {class_name}.__init__ argument {argument.arg!r} ({source}:{argument.lineno})"
+        signature[argument.arg] = (_plain_type(argument.annotation, where), _literal(default, where))
+    return signature
+
+
+def _plain_type(annotation: ast.expr | None, where: str) -> type:
+    """The type an annotation names: int, float, bool or str, written bare or as a string."""
+    if isinstance(annotation, ast.Name):
+        text = annotation.id
+    elif isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        text = annotation.value.strip()
+    else:
+        text = ""
+    if text not in _PLAIN_TYPES:
+        shown = ast.unparse(annotation) if annotation is not None else "none"
+        raise TypeError(f"{where}: annotation must be one of {', '.join(_PLAIN_TYPES)}, got {shown}")
+    return _PLAIN_TYPES[text]
+
+
+def _literal(default: ast.expr | None, where: str) -> Any:
+    if default is None:
+        return inspect.Parameter.empty
+    try:
+        return ast.literal_eval(default)
+    except (ValueError, TypeError) as error:
+        raise TypeError(f"{where}: default must be a literal, got {ast.unparse(default)}") from error
 
 
 def _is_instance(value: Any, expected: type) -> bool:

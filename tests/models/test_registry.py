@@ -1,10 +1,19 @@
 import inspect
+import textwrap
+import typing
 
 import pytest
 import torch
 from torch import nn
 
-from posecore.models.registry import MODELS, build_model, hyperparameter_defaults
+from posecore.models.registry import (
+    MODELS,
+    build_model,
+    check_hyperparameters,
+    hyperparameter_defaults,
+    hyperparameter_types,
+    model_class,
+)
 
 
 def test_builds_a_registered_model_with_its_hyperparameters():
@@ -47,3 +56,73 @@ def test_graph_maps_add_output_channels_after_the_keypoints():
         assert all(maps.shape[1] == 5 for maps in outputs)
     with pytest.raises(ValueError, match="'n_graph_maps' must be >= 0"):
         build_model("leap", n_keypoints=3, in_channels=1, n_graph_maps=-1)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_hyperparameters_read_from_the_source_equal_the_real_constructor(name):
+    """The registry reads constructors with `ast` (no torch); it must agree with the imported class."""
+    init = model_class(name).__init__
+    hints = typing.get_type_hints(init)
+    parameters = {
+        key: p
+        for key, p in inspect.signature(init).parameters.items()
+        if key not in ("self", "n_keypoints", "in_channels")
+    }
+    assert hyperparameter_types(name) == {**{key: hints[key] for key in parameters}, "n_graph_maps": int}
+    assert hyperparameter_defaults(name) == {**{key: p.default for key, p in parameters.items()}, "n_graph_maps": 0}
+    assert list(hyperparameter_types(name)) == [*parameters, "n_graph_maps"]
+
+
+@pytest.fixture
+def toy_models(tmp_path, monkeypatch):
+    """Register a model class `Toy` from a throwaway module written by the test, named as the model."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def register(name: str, source: str) -> None:
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        monkeypatch.setitem(MODELS, name, f"{name}:Toy")
+
+    return register
+
+
+def test_a_constructor_the_registry_cannot_read_is_an_error_naming_the_argument(toy_models):
+    toy_models(
+        "toy_list_annotation",
+        """
+        class Toy:
+            def __init__(self, n_keypoints: int, in_channels: int, widths: list[int] = [8, 16]) -> None:
+                pass
+    """,
+    )
+    with pytest.raises(
+        TypeError, match=r"'toy_list_annotation': Toy.__init__ argument 'widths' .*int, float, bool, str"
+    ):
+        check_hyperparameters("toy_list_annotation", {})
+    toy_models(
+        "toy_computed_default",
+        """
+        WIDTH = 8
+        class Toy:
+            def __init__(self, n_keypoints: int, in_channels: int, width: int = WIDTH) -> None:
+                pass
+    """,
+    )
+    with pytest.raises(TypeError, match=r"argument 'width' .*default must be a literal, got WIDTH"):
+        check_hyperparameters("toy_computed_default", {})
+
+
+def test_string_annotations_and_keyword_only_arguments_are_read(toy_models):
+    toy_models(
+        "toy_keyword_only",
+        """
+        class Toy:
+            def __init__(self, n_keypoints: int, in_channels: int, *, scale: "float" = -1.5, mode: str) -> None:
+                pass
+    """,
+    )
+    assert hyperparameter_types("toy_keyword_only") == {"scale": float, "mode": str, "n_graph_maps": int}
+    assert hyperparameter_defaults("toy_keyword_only") == {
+        "scale": -1.5,
+        "mode": inspect.Parameter.empty,
+        "n_graph_maps": 0,
+    }

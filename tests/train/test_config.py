@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from posecore.errors import InputError
@@ -66,3 +69,15 @@ def test_every_registered_architecture_is_configurable_and_checked():
         ModelConfig.from_dict({"architecture": "resnet_deconv", "hyperparameters": {"depth": "50"}}, "cfg.yaml")
     with pytest.raises(InputError, match=r"use train\.posture_graph"):
         ModelConfig.from_dict({"architecture": "leap", "hyperparameters": {"n_graph_maps": 2}}, "cfg.yaml")
+
+
+def test_checking_a_config_imports_neither_torch_nor_lightning():
+    """The workflow checks the config at load; importing torch there costs seconds per Snakemake start."""
+    code = (
+        "import sys; from posecore.train.config import ModelConfig, TrainConfig; "
+        "ModelConfig.from_dict({'architecture': 'resnet_deconv', 'hyperparameters': {'depth': 18}}); "
+        "TrainConfig.from_dict({}); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning', 'pytorch_lightning')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
