@@ -1,6 +1,7 @@
 # Helpers shared by the rules: the validated config and video sheet, wildcard constraints,
 # and the input functions that depend on them.
 
+import csv
 import glob
 import os
 import re
@@ -43,16 +44,24 @@ ModelConfig.from_dict(MODEL_CONFIG, CONFIG_SOURCE)
 TrainConfig.from_dict(config["train"], CONFIG_SOURCE)
 
 
+# Video names as the sheet's schema allows them: a pattern, not an alternation of every name,
+# which Snakemake would scan for every path of every job (slow on archives of 1,000 videos).
+# video_path() refuses a name that is not in the sheet.
 wildcard_constraints:
-    video="|".join(re.escape(name) for name in VIDEOS.index),
+    video=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     dataset=re.escape(DATASET),
     model=re.escape(MODEL),
     shard=r"\d{5}",
 
 
+VIDEO_PATHS = VIDEOS["path"].to_dict()
+
+
 def video_path(wildcards):
     """The file of a video named in the sheet."""
-    return VIDEOS.loc[wildcards.video, "path"]
+    if wildcards.video not in VIDEO_PATHS:
+        raise ValueError(f"{config['videos']}: no video named {wildcards.video!r} in the sheet")
+    return VIDEO_PATHS[wildcards.video]
 
 
 def label_files():
@@ -70,7 +79,8 @@ def label_files():
 def shard_files(wildcards):
     """The shard outputs of one video, known once its shard plan exists (a checkpoint)."""
     plan = checkpoints.plan_shards.get(video=wildcards.video).output.plan
-    shards = pd.read_csv(plan, sep="\t")["shard"]
+    with open(plan, newline="") as rows:
+        shards = [int(row["shard"]) for row in csv.DictReader(rows, delimiter="\t")]
     return expand(
         "results/predictions/{model}/{video}/shard-{shard:05d}.parquet",
         model=wildcards.model,
