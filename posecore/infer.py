@@ -9,6 +9,8 @@ shard's Parquet file under a temporary name, renamed into place only once every 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -30,6 +32,8 @@ from posecore.models.export import LoadedModel, ModelMeta, load_model
 from posecore.predict import CompileMode, Precision, Predictor
 
 ROW_GROUP_ROWS = 65536  # rows buffered before they go to the Parquet file as one row group
+MMAP_THRESHOLD = 1 << 20  # bytes: blocks this big and bigger go straight back to the system when freed
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,28 @@ def set_threads(threads: int) -> None:
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
+
+
+def release_large_buffers() -> bool:
+    """Have glibc's malloc return blocks of `MMAP_THRESHOLD` bytes and more to the system when freed.
+
+    glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), after which
+    frame-sized buffers (decoded batches, model inputs and outputs) come from the heap. The small
+    trajectory tables kept between them until a row group is written then pin the heap, and the
+    process grows with every frame: 7 MB per 640x480 frame, measured (benchmarks/inference.py
+    on the ten-times-longer video ran out of 24 GB). A fixed threshold (mallopt
+    M_MMAP_THRESHOLD, which also stops the adjusting) keeps memory flat over any length of video.
+
+    Returns:
+        True where the C library is glibc and took the setting; False elsewhere (nothing changed).
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt"):  # musl, macOS: their allocators give memory back by themselves
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 def _prefetch(batches: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBatch]:
@@ -226,6 +252,7 @@ def infer_shard(
     Raises:
         InputError: the model does not match `keypoints`, or the shard came out incomplete.
     """
+    release_large_buffers()
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device)
     model_path = loaded.path or str(model)
     if keypoints is not None:

@@ -15,6 +15,7 @@ from posecore.infer import (
     infer_shard,
     plan_shards,
     read_shard_plan,
+    release_large_buffers,
     write_shard_plan,
 )
 from posecore.io.trajectories import read_provenance
@@ -157,3 +158,13 @@ def test_a_failing_decode_leaves_no_shard_file(video, model_path, tmp_path, one_
     with pytest.raises(InputError):
         infer_shard(broken, Shard(0, 0, N_FRAMES), model_path, out, info=info, progress=False)
     assert list(tmp_path.iterdir()) == [broken]
+
+
+def test_large_buffers_go_back_to_the_system_on_glibc():
+    """On glibc the mmap threshold is fixed (memory stays flat over long videos); elsewhere nothing changes."""
+    import ctypes.util
+    import platform
+
+    glibc = platform.libc_ver()[0] == "glibc" and ctypes.util.find_library("c") is not None
+    assert release_large_buffers() is glibc
+    assert release_large_buffers() is glibc, "calling it again is harmless"
