@@ -6,8 +6,9 @@ workflow imports to check a config before any job, imports neither torch nor Lig
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from posecore.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from posecore.train.config import ModelConfig, TrainConfig, load_config
@@ -24,13 +25,4 @@ _MODULES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import `name` from its module the first time it is asked for."""
-    if name not in _MODULES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_MODULES[name]), name)
-
-
-def __dir__() -> list[str]:
-    """The module's names, the lazily imported ones included."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES, __all__)
