@@ -1,7 +1,14 @@
 """Fixtures shared across the test suite."""
 
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+
+from posecore.io.video import ffmpeg_executable
 
 
 @pytest.fixture
@@ -11,3 +18,28 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _encode_h264(
+    frames: np.ndarray,
+    path: Path,
+    *,
+    fps: int = 25,
+    pix_fmt: str = "yuv444p",
+    gop: int | None = None,
+    crf: int | None = None,
+) -> Path:
+    """Encode uint8 (N, H, W, 3) RGB frames into an H.264 file at `path` with the real ffmpeg."""
+    _, height, width, _ = frames.shape
+    command = [ffmpeg_executable(), "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    command += ["-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-pix_fmt", pix_fmt]
+    command += ["-g", str(gop)] if gop is not None else []
+    command += ["-crf", str(crf)] if crf is not None else []
+    subprocess.run([*command, str(path)], input=np.ascontiguousarray(frames).tobytes(), check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def encode_h264() -> Callable[..., Path]:
+    """A function encoding uint8 (N, H, W, 3) frames as H.264: (frames, path, *, fps, pix_fmt, gop, crf) -> path."""
+    return _encode_h264

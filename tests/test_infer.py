@@ -1,4 +1,3 @@
-import subprocess
 import threading
 import time
 
@@ -19,7 +18,7 @@ from posecore.infer import (
     write_shard_plan,
 )
 from posecore.io.trajectories import read_provenance
-from posecore.io.video import ffmpeg_executable, probe, read_frame_array
+from posecore.io.video import probe, read_frame_array
 from posecore.models import ModelMeta, build_model, load_model, save_model
 from posecore.predict import Predictor
 
@@ -93,15 +92,12 @@ N_FRAMES, HEIGHT, WIDTH = 21, 48, 64
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory):
+def video(tmp_path_factory, encode_h264):
     path = tmp_path_factory.mktemp("video") / "dot.mp4"
     frames = np.zeros((N_FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
     for i in range(N_FRAMES):
         frames[i, 10 + i : 14 + i, 5 + 2 * i : 9 + 2 * i] = 255
-    command = [ffmpeg_executable(), "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"]
-    command += ["-s", f"{WIDTH}x{HEIGHT}", "-r", "30", "-i", "-", "-c:v", "libx264", "-g", "8", "-pix_fmt", "yuv444p"]
-    subprocess.run([*command, str(path)], input=frames.tobytes(), check=True)
-    return path
+    return encode_h264(frames, path, fps=30, gop=8)
 
 
 @pytest.fixture(scope="module")

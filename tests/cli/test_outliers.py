@@ -1,5 +1,3 @@
-import subprocess
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,19 +5,16 @@ import pytest
 from posecore.cli import main
 from posecore.cli.outliers import CONFIG_OPTIONS
 from posecore.io.trajectories import keypoint_table, write_atomic
-from posecore.io.video import ffmpeg_executable
 from posecore.outliers import OutlierConfig
 
 N_FRAMES, HEIGHT, WIDTH = 40, 32, 48
 
 
 @pytest.fixture
-def inputs(tmp_path):
+def inputs(tmp_path, encode_h264):
     video = tmp_path / "clip.mp4"
     frames = np.random.default_rng(0).integers(0, 255, size=(N_FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
-    command = [ffmpeg_executable(), "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"]
-    command += ["-s", f"{WIDTH}x{HEIGHT}", "-r", "25", "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv444p"]
-    subprocess.run([*command, str(video)], input=frames.tobytes(), check=True)
+    encode_h264(frames, video)
     peaks = np.zeros((N_FRAMES, 2, 3))
     peaks[:, 0, :2], peaks[:, 1, :2], peaks[..., 2] = (10.0, 12.0), (30.0, 20.0), 0.95
     peaks[8, 1, 2] = 0.3  # low score

@@ -1,5 +1,4 @@
 import argparse
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -9,7 +8,6 @@ import torch
 from posecore.cli import predict as predict_cli
 from posecore.errors import InputError
 from posecore.io.trajectories import read_provenance
-from posecore.io.video import ffmpeg_executable
 from posecore.models import ModelMeta, build_model, save_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -26,13 +24,10 @@ def _run(argv: list[str]) -> int:
 
 
 @pytest.fixture
-def video(tmp_path):
+def video(tmp_path, encode_h264):
     path = tmp_path / "clip.mp4"
     frames = np.random.default_rng(0).integers(0, 255, size=(N_FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
-    command = [ffmpeg_executable(), "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"]
-    command += ["-s", f"{WIDTH}x{HEIGHT}", "-r", "25", "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv444p"]
-    subprocess.run([*command, str(path)], input=frames.tobytes(), check=True)
-    return path
+    return encode_h264(frames, path)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from posecore.io.frames import (
     image_name,
     pick_frames,
 )
-from posecore.io.video import ffmpeg_executable, probe, read_frames
+from posecore.io.video import probe, read_frames
 
 
 @pytest.mark.parametrize(("n_video", "n"), [(100, 10), (7, 20), (1000, 1), (50, 50)])
@@ -76,7 +76,7 @@ def _group_of(frame: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def grouped_video(tmp_path_factory):
+def grouped_video(tmp_path_factory, encode_h264):
     rng = np.random.default_rng(0)
     frames = np.empty((GROUPS_N, GROUPS_H, GROUPS_W, 3), dtype=np.uint8)
     yy, xx = np.mgrid[:GROUPS_H, :GROUPS_W]
@@ -92,11 +92,7 @@ def grouped_video(tmp_path_factory):
         image += rng.normal(0, 4, image.shape)
         frames[i] = np.clip(image, 0, 255).astype(np.uint8)[..., None]
     path = tmp_path_factory.mktemp("groups") / "groups.mp4"
-    command = [ffmpeg_executable(), "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"]
-    command += ["-s", f"{GROUPS_W}x{GROUPS_H}", "-r", "25", "-i", "-", "-c:v", "libx264", "-crf", "18"]
-    command += ["-pix_fmt", "yuv420p", "-g", "24", str(path)]
-    subprocess.run(command, input=frames.tobytes(), check=True)
-    return path
+    return encode_h264(frames, path, pix_fmt="yuv420p", gop=24, crf=18)
 
 
 def test_kmeans_picks_every_group_where_uniform_misses_some(grouped_video):
