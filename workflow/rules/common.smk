@@ -145,7 +145,7 @@ def report_after_failure():
             videos=list(VIDEOS.index),
             logs_dir=Path("logs"),
             benchmarks_dir=Path("benchmarks"),
-            video_paths=VIDEOS["path"].to_dict(),
+            video_paths=VIDEO_PATHS,
             figures_dir=figures,
             config=ArchiveConfig.from_dict(config["qc"], "config: qc"),
             **training,

@@ -35,7 +35,7 @@ rule qc_report:
         runtime=30,
     params:
         videos=VIDEOS.index.tolist(),
-        video_paths=VIDEOS["path"].to_dict(),
+        video_paths=VIDEO_PATHS,
         trajectories_dir=lambda wildcards: f"results/trajectories/{wildcards.model}",
         logs_dir="logs",
         benchmarks_dir="benchmarks",
