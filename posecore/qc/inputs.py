@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -128,27 +127,6 @@ def read_probe(path: Path) -> dict[str, Any]:
             expected = " or ".join(t.__name__ for t in types)
             raise InputError(path, f"expected {expected}, got {value!r}", where=f"key {key}")
     return probe
-
-
-def read_labeled_counts(path: Path, keypoints: Sequence[str]) -> dict[str, int]:
-    """Number of labeled points per keypoint (finite `error_px`) in the predictions Parquet."""
-    try:
-        schema = pq.read_schema(path)
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except pa.ArrowInvalid as error:
-        raise InputError(path, f"not a Parquet file: {error}") from None
-    missing = [c for c in PREDICTION_COLUMNS if c not in schema.names]
-    if missing:
-        raise InputError(path, f"missing column(s) {', '.join(missing)}")
-    table = pq.read_table(path, columns=["keypoint", "error_px"]).to_pandas()
-    table["keypoint"] = table["keypoint"].astype(str)
-    unknown = sorted(set(table["keypoint"]) - set(keypoints))
-    if unknown:
-        raise InputError(path, f"keypoint {unknown[0]!r} is not in the metrics' keypoints {list(keypoints)}")
-    labeled = table[np.isfinite(table["error_px"].to_numpy(dtype=float))]
-    counts = labeled.groupby("keypoint").size()
-    return {k: int(counts.get(k, 0)) for k in keypoints}
 
 
 def read_training_log(path: Path) -> pd.DataFrame:

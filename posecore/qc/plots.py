@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -55,39 +55,6 @@ def figure_to_png(figure: Figure) -> bytes:
 def figure_to_data_uri(figure: Figure) -> str:
     """Render `figure` to PNG and return it as a `data:image/png;base64,...` URI."""
     return "data:image/png;base64," + base64.b64encode(figure_to_png(figure)).decode("ascii")
-
-
-def error_bar_chart(
-    keypoints: Sequence[str],
-    rmse_px: Mapping[str, float | None],
-    median_px: Mapping[str, float | None] | None,
-    p90_px: Mapping[str, float | None] | None,
-    rmse_px_all: float | None,
-) -> Figure:
-    """Bar chart of the per-keypoint RMSE in pixels, with median and p90 as markers when given.
-
-    Keypoints without labels in the split (RMSE None) get no bar and "no labels" on the axis.
-    A dashed line marks the RMSE over all keypoints.
-    """
-    figure = _new_figure(max(5.0, 0.45 * len(keypoints) + 2.0), 3.6)
-    axes = figure.add_subplot()
-    positions = np.arange(len(keypoints))
-    rmse = np.array([np.nan if rmse_px.get(k) is None else float(rmse_px[k]) for k in keypoints])  # (K,)
-    axes.bar(positions, np.nan_to_num(rmse, nan=0.0), color="#4c72b0", label="RMSE")
-    for values, marker, label in ((median_px, "o", "median"), (p90_px, "^", "90th percentile")):
-        if values is None:
-            continue
-        points = np.array([np.nan if values.get(k) is None else float(values[k]) for k in keypoints])
-        axes.plot(positions, points, linestyle="none", marker=marker, color="black", label=label)
-    if rmse_px_all is not None:
-        axes.axhline(rmse_px_all, color="#c44e52", linestyle="--", label=f"all keypoints ({rmse_px_all:.2f})")
-    labels = [k if np.isfinite(r) else f"{k}\n(no labels)" for k, r in zip(keypoints, rmse, strict=True)]
-    crowded = len(keypoints) > 6
-    axes.set_xticks(positions, labels, rotation=45 if crowded else 0, ha="right" if crowded else "center")
-    axes.set_ylabel("error (px)")
-    axes.set_title("Test error per keypoint")
-    axes.legend(loc="best", fontsize="small")
-    return figure
 
 
 def training_curves(log: pd.DataFrame) -> Figure:
