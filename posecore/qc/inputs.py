@@ -19,20 +19,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from posecore.errors import InputError
-
-TRAJECTORY_SCHEMA = pa.schema(
-    [
-        ("frame", pa.int64()),
-        ("time_s", pa.float64()),
-        ("instance", pa.int16()),
-        ("keypoint", pa.string()),
-        ("x", pa.float32()),
-        ("y", pa.float32()),
-        ("score", pa.float32()),
-        ("video", pa.string()),
-    ]
-)
-"""The trajectory table as the report reads it; `keypoint` may be stored dictionary-encoded."""
+from posecore.io import trajectories
 
 PREDICTION_COLUMNS = ("frame", "keypoint", "x", "y", "score", "x_true", "y_true", "error_px")
 """Columns of the evaluation's predictions Parquet."""
@@ -164,7 +151,7 @@ def find_trajectory_files(trajectories_dir: Path) -> dict[str, list[Path]]:
         if "video" not in keys:
             raise InputError(fragment.path, f"not inside a video=<name> folder of {trajectories_dir}")
         names = fragment.physical_schema.names
-        missing = [c for c in TRAJECTORY_SCHEMA.names if c != "video" and c not in names]
+        missing = [c for c in trajectories.SCHEMA.names if c not in names]
         if missing:
             raise InputError(fragment.path, f"missing column(s) {', '.join(missing)}")
         by_video.setdefault(str(keys["video"]), []).append(Path(fragment.path))
@@ -181,7 +168,8 @@ def read_video_trajectories(files: Sequence[Path], keypoints: Sequence[str]) -> 
     Returns:
         The rows, `keypoint` categorical (of str), x and y in pixels of the original frame.
     """
-    schema = pa.schema([f for f in TRAJECTORY_SCHEMA if f.name != "video"])
+    # The contract's schema, `keypoint` read as plain strings: files store it dictionary-encoded or not.
+    schema = pa.schema([pa.field("keypoint", pa.string()) if f.name == "keypoint" else f for f in trajectories.SCHEMA])
     table = ds.dataset([str(f) for f in files], format="parquet", schema=schema).to_table()
     names = table.column("keypoint").dictionary_encode()  # a categorical, not a Python str per row
     rows = table.set_column(table.schema.get_field_index("keypoint"), "keypoint", names).to_pandas()

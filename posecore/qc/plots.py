@@ -1,14 +1,13 @@
 """Figures of the QC report, drawn with matplotlib's Agg backend and inlined as base64 PNG.
 
 Every function here builds a `matplotlib.figure.Figure` without pyplot (so no global figure
-state and no display are involved) and `figure_to_data_uri` turns it into a `data:image/png`
-URI that an `<img>` tag embeds. Images are drawn at `DPI` dots per inch and a few inches wide,
+state and no display are involved) and `figure_to_png` renders it, for a `ReportFigure`
+(`posecore.qc.html`) to inline as a `data:image/png` URI. Images are drawn at `DPI` dots per inch and a few inches wide,
 so one figure stays well under a few hundred kB and a report over ten videos a few MB.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Sequence
 
@@ -50,11 +49,6 @@ def figure_to_png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
-
-
-def figure_to_data_uri(figure: Figure) -> str:
-    """Render `figure` to PNG and return it as a `data:image/png;base64,...` URI."""
-    return "data:image/png;base64," + base64.b64encode(figure_to_png(figure)).decode("ascii")
 
 
 def training_curves(log: pd.DataFrame) -> Figure:
