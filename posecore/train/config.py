@@ -66,6 +66,12 @@ class TrainConfig:
         init_from: an exported model (model.pt) whose weights start training, e.g. the previous
             round's model when refining; its architecture and keypoints must match ("": none).
         num_workers: DataLoader worker processes (0: load in the main process).
+        crop_size: train on square crops of this many pixels, each around a randomly chosen
+            labeled keypoint (after augmentation), instead of whole frames; validation and
+            inference still see whole frames (the models are fully convolutional). Much faster
+            on large frames where the animal is small (0: whole frames).
+        max_minutes: stop training after this many minutes of wall time, keeping the best
+            checkpoint so far (0: no limit).
     """
 
     max_epochs: int = 100
@@ -91,6 +97,8 @@ class TrainConfig:
     devices: int = 1
     init_from: str = ""
     num_workers: int = 0
+    crop_size: int = 0
+    max_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         _check_types(self, "train")
@@ -106,7 +114,8 @@ class TrainConfig:
                 "no validation would run"
             )
         nonnegative = ("translation_px", "rotation_deg", "scale", "brightness", "contrast", "noise_std")
-        for name in (*nonnegative, "blur_sigma_px", "early_stopping_patience", "num_workers"):
+        counts = ("early_stopping_patience", "num_workers", "crop_size", "max_minutes")
+        for name in (*nonnegative, "blur_sigma_px", *counts):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("scale", "contrast"):

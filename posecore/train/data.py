@@ -62,8 +62,9 @@ def prepare_batch(
     skeleton: tuple[tuple[int, int], ...] | None = None,
     augmentation: Augmentation | None = None,
     generator: torch.Generator | None = None,
+    crop_size: int = 0,
 ) -> dict[str, torch.Tensor]:
-    """Normalise, augment, pad and add targets to a batch of raw frames, on the batch's device.
+    """Normalise, augment, crop, pad and add targets to a batch of raw frames, on the batch's device.
 
     Args:
         batch: "image" uint8 (B, H, W, C) and "keypoints" float32 (B, K, 2) (x, y) pixels.
@@ -74,7 +75,9 @@ def prepare_batch(
         sigma_px: target Gaussian standard deviation in image pixels.
         skeleton: edges for posture-graph targets (None: keypoint maps only).
         augmentation: random transforms (None: none, as for validation).
-        generator: random source for augmentation, on the batch's device.
+        generator: random source for augmentation and crops, on the batch's device.
+        crop_size: cut each frame to a square of this many pixels around a random labeled
+            keypoint (`random_crops`; 0: whole frames, as for validation).
 
     Returns:
         "image" float32 (B, C, H', W') padded, "maps" float32 (B, K + E, H' / s, W' / s),
@@ -85,6 +88,8 @@ def prepare_batch(
     keypoints = batch["keypoints"].to(device).float()  # (B, K, 2)
     if augmentation is not None and augmentation.active:
         images, keypoints = augment_batch(images, keypoints, augmentation, mean, std, generator)
+    if crop_size:
+        images, keypoints = random_crops(images, keypoints, crop_size, generator)
     height, width = images.shape[-2:]
     pad_h = math.ceil(height / input_multiple) * input_multiple - height
     pad_w = math.ceil(width / input_multiple) * input_multiple - width
@@ -92,6 +97,52 @@ def prepare_batch(
     map_size = (images.shape[-2] // output_stride, images.shape[-1] // output_stride)
     maps, mask = training_targets(keypoints, map_size, output_stride, sigma_px, skeleton)
     return {"image": images.contiguous(), "maps": maps, "mask": mask, "keypoints": keypoints}
+
+
+def random_crops(
+    images: torch.Tensor, keypoints: torch.Tensor, size: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut every image to a size x size window around one of its labeled keypoints, drawn at random.
+
+    The window is centred on the chosen keypoint moved by up to size / 4 in x and y (so the
+    keypoint is not always in the middle), then shifted to lie inside the image. Keypoints
+    are moved into the window's coordinates; those that fall outside it become NaN (masked
+    out of the loss). A frame with no labeled keypoint gets a window at a random place. A
+    side of the image shorter than `size` is kept whole.
+
+    Args:
+        images: (B, C, H, W).
+        keypoints: (B, K, 2) (x, y) in image pixels, NaN where unlabeled.
+        size: side of the window in pixels (> 0).
+        generator: random source, on the images' device.
+
+    Returns:
+        images (B, C, min(size, H), min(size, W)) and keypoints (B, K, 2) in window pixels.
+    """
+    batch, _, height, width = images.shape
+    crop_h, crop_w = min(size, height), min(size, width)
+    device = images.device
+    labeled = torch.isfinite(keypoints).all(dim=-1)  # (B, K)
+    # One labeled keypoint per frame, uniformly (Gumbel trick: argmax of noise over the labeled ones).
+    noise = torch.rand(labeled.shape, generator=generator, device=device)
+    choice = torch.where(labeled, noise, -1.0).argmax(dim=-1)  # (B,)
+    centre = keypoints[torch.arange(batch, device=device), choice]  # (B, 2)
+    anywhere = torch.rand((batch, 2), generator=generator, device=device) * torch.tensor(
+        [width, height], device=device, dtype=keypoints.dtype
+    )
+    centre = torch.where(labeled.any(dim=-1, keepdim=True), centre, anywhere)
+    jitter = (torch.rand((batch, 2), generator=generator, device=device) - 0.5) * (size / 2)
+    corner = (centre + jitter - torch.tensor([crop_w, crop_h], device=device, dtype=keypoints.dtype) / 2).round()
+    left = corner[:, 0].clamp(0, width - crop_w).long()  # (B,)
+    top = corner[:, 1].clamp(0, height - crop_h).long()
+    rows = top[:, None] + torch.arange(crop_h, device=device)  # (B, crop_h)
+    cols = left[:, None] + torch.arange(crop_w, device=device)  # (B, crop_w)
+    index = torch.arange(batch, device=device)[:, None, None]
+    crops = images.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    moved = keypoints - torch.stack([left, top], dim=-1)[:, None, :].to(keypoints.dtype)  # (B, K, 2)
+    inside = (moved >= 0).all(dim=-1) & (moved[..., 0] < crop_w) & (moved[..., 1] < crop_h)
+    moved = torch.where(inside[..., None], moved, torch.nan)
+    return crops.contiguous(), moved
 
 
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -184,6 +184,7 @@ def train_model(
         learning_rate=train_config.learning_rate,
         lr_schedule=train_config.lr_schedule,
         max_epochs=train_config.max_epochs,
+        crop_size=train_config.crop_size,
     )
     if train_config.init_from:
         module.model.load_state_dict(_init_weights(train_config.init_from, hyperparameters), strict=True)
@@ -214,6 +215,7 @@ def train_model(
     logger = CSVLogger(save_dir=out_dir, name="logs", version="")
     trainer = pl.Trainer(
         max_epochs=train_config.max_epochs,
+        max_time={"minutes": train_config.max_minutes} if train_config.max_minutes else None,
         accelerator=accelerator,
         devices=devices,
         strategy="ddp" if devices > 1 else "auto",
@@ -230,7 +232,10 @@ def train_model(
     trainer.fit(module, train_loader, val_loader)
     seconds = time.perf_counter() - start
     if not checkpoint.best_model_path:
-        raise RuntimeError("no checkpoint was saved: validation never ran (val_every_n_epochs > max_epochs?)")
+        raise RuntimeError(
+            "no checkpoint was saved: validation never ran (train.val_every_n_epochs > max_epochs, "
+            "or train.max_minutes ran out within the first epochs?)"
+        )
 
     best = PoseModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu", weights_only=False)
     exported = dict(hyperparameters)

@@ -85,6 +85,7 @@ class PoseModule(pl.LightningModule):
         learning_rate: Adam's initial learning rate.
         lr_schedule: "cosine", "plateau" or "none".
         max_epochs: length of the cosine schedule.
+        crop_size: train on crops of this many pixels around labeled keypoints (0: whole frames).
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class PoseModule(pl.LightningModule):
         learning_rate: float = 1e-3,
         lr_schedule: str = "cosine",
         max_epochs: int = 100,
+        crop_size: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -140,6 +142,7 @@ class PoseModule(pl.LightningModule):
             return batch
         training = self._trainer is not None and self.trainer.training
         augmentation = self.augmentation if training and self.augmentation.active else None
+        crop_size = int(self.hparams.get("crop_size", 0)) if training else 0
         return prepare_batch(
             batch,
             self.mean,
@@ -149,7 +152,8 @@ class PoseModule(pl.LightningModule):
             float(self.hparams.sigma_px),
             self.skeleton,
             augmentation,
-            self.generator(batch["image"].device) if augmentation is not None else None,
+            self.generator(batch["image"].device) if augmentation is not None or crop_size else None,
+            crop_size,
         )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

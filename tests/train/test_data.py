@@ -3,7 +3,7 @@ import torch
 
 from posecore.io.dataset import TrainingDataset
 from posecore.train.augment import Augmentation
-from posecore.train.data import PoseDataset, channel_stats, prepare_batch
+from posecore.train.data import PoseDataset, channel_stats, prepare_batch, random_crops
 
 
 def _dataset() -> TrainingDataset:
@@ -52,3 +52,42 @@ def test_augmented_batches_move_images_and_keypoints_together():
     prepared = prepare_batch(batch, (100.0,), (50.0,), 16, 4, 2.0, None, augmentation, generator)
     assert not torch.equal(prepared["keypoints"][:, 0], batch["keypoints"][:, 0])
     assert torch.isnan(prepared["keypoints"][:, 1]).all() and prepared["mask"][:, 1].sum() == 0
+
+
+def test_random_crops_cut_windows_around_labeled_keypoints_and_move_them():
+    # Each image holds its own column index as pixel value, so a crop tells where it was cut.
+    width, height = 200, 120
+    columns = torch.arange(width, dtype=torch.float32).expand(height, width)
+    images = torch.stack([columns, columns + 1000])[:, None]  # (2, 1, H, W)
+    nan = float("nan")
+    keypoints = torch.tensor([[[150.0, 60.0], [nan, nan]], [[nan, nan], [nan, nan]]])  # frame 1: none labeled
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        crops, moved = random_crops(images, keypoints, 64, generator)
+        assert crops.shape == (2, 1, 64, 64)
+        left = int(crops[0, 0, 0, 0])
+        assert torch.equal(crops[0, 0, 0], torch.arange(left, left + 64, dtype=torch.float32))
+        # The keypoint lies in the window (jitter is at most a quarter of it), at its new place.
+        assert 0 <= moved[0, 0, 0] < 64 and 0 <= moved[0, 0, 1] < 64
+        assert moved[0, 0, 0] == 150 - left
+        assert torch.isnan(moved[0, 1]).all() and torch.isnan(moved[1]).all()
+        assert 0 <= int(crops[1, 0, 0, 0]) - 1000 <= width - 64  # unlabeled frame: a window anywhere inside
+
+
+def test_random_crops_keep_a_side_shorter_than_the_crop_and_drop_keypoints_left_outside():
+    images = torch.zeros(1, 1, 40, 300)
+    keypoints = torch.tensor([[[10.0, 20.0], [290.0, 30.0]]])
+    crops, moved = random_crops(images, keypoints, 64, torch.Generator().manual_seed(1))
+    assert crops.shape == (1, 1, 40, 64)
+    # The two keypoints are 280 px apart: the window holds at most one of them.
+    assert int(torch.isfinite(moved[0]).all(dim=-1).sum()) == 1
+
+
+def test_training_batches_are_cropped_and_validation_batches_are_not():
+    data = _dataset()
+    batch = torch.utils.data.default_collate([PoseDataset(data, "train")[i] for i in range(2)])
+    generator = torch.Generator().manual_seed(0)
+    cropped = prepare_batch(batch, (100.0,), (50.0,), 8, 4, 2.0, generator=generator, crop_size=16)
+    assert cropped["image"].shape == (2, 1, 16, 16) and cropped["maps"].shape == (2, 2, 4, 4)
+    assert cropped["mask"][:, 0].all(), "the labeled keypoint stays in its crop"
+    assert prepare_batch(batch, (100.0,), (50.0,), 8, 4, 2.0)["image"].shape == (2, 1, 32, 48)

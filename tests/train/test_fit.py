@@ -113,3 +113,13 @@ def test_posture_graph_training_exports_keypoint_then_bone_maps(disc_dataset, tm
     assert loaded.meta.hyperparameters["n_graph_maps"] == 1 and loaded.meta.skeleton == ((0, 1),)
     with torch.no_grad():
         assert [o.shape[1] for o in loaded.model(torch.zeros(1, 3, 64, 64))] == [3, 3]  # K = 2 keypoints + 1 bone
+
+
+def test_training_on_crops_stops_at_its_time_limit_and_exports_the_best_model(disc_dataset, tmp_path):
+    config = TrainConfig(max_epochs=1000, accelerator="cpu", crop_size=32, max_minutes=0.05)
+    result = train_model(disc_dataset, SMALL, config, tmp_path)
+    assert 1 <= result.epochs < 1000 and result.seconds < 60
+    assert result.model_path.is_file() and np.isfinite(result.best_val_rmse_px)
+    # Trained on 32-pixel crops, the model still predicts whole frames.
+    images = disc_dataset.images[disc_dataset.indices("val")]
+    assert Predictor(load_model(result.model_path)).predict(images).shape == (len(images), 2, 3)
