@@ -264,6 +264,16 @@ def plot_predictions(
     return path
 
 
+def curve_sizes(requested: Sequence[int], n_train: int) -> list[int]:
+    """The training-set sizes of a learning curve over `n_train` frames, ascending.
+
+    The requested sizes below n_train, then n_train itself: the whole split always ends the curve.
+    """
+    if n_train < 1:
+        raise ValueError("the dataset has no 'train' frames")
+    return sorted({n for n in requested if 1 <= n < n_train} | {n_train})
+
+
 def learning_curve(
     dataset: TrainingDataset,
     model_config: Any,

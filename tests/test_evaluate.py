@@ -7,7 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from posecore.evaluate import evaluate, learning_curve, plot_predictions, score_predictions, write_evaluation
+from posecore.evaluate import (
+    curve_sizes,
+    evaluate,
+    learning_curve,
+    plot_predictions,
+    score_predictions,
+    write_evaluation,
+)
 from posecore.io.dataset import TrainingDataset
 from posecore.models import LoadedModel, ModelMeta
 from posecore.train.targets import confidence_maps
@@ -127,3 +134,10 @@ def test_learning_curve_trains_nested_subsets_and_reports_test_error(tmp_path):
     assert (tmp_path / "learning_curve.png").stat().st_size > 0 and (tmp_path / "n4" / "model.pt").is_file()
     with pytest.raises(ValueError, match=r"sizes \[100\] are not between 1 and the 24 'train' frames"):
         learning_curve(_discs(), model, train, sizes=[100], out_dir=tmp_path)
+
+
+def test_curve_sizes_end_with_the_whole_train_split():
+    assert curve_sizes([10, 25, 50, 100, 200], 92) == [10, 25, 50, 92]
+    assert curve_sizes([200, 10, 10], 9) == [9]
+    with pytest.raises(ValueError, match="no 'train' frames"):
+        curve_sizes([10], 0)

@@ -179,3 +179,22 @@ def test_a_broken_video_sheet_stops_before_any_job(tmp_path, demo_config, name):
     assert result.returncode != 0
     assert "video" in result.stdout + result.stderr and name in result.stdout + result.stderr
     shutil.rmtree(tmp_path / "config")
+
+
+def test_the_learning_curve_rule_measures_test_error_against_training_frames(finished_project, demo_config, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(finished_project, project, ignore=shutil.ignore_patterns(".snakemake"))
+    config = yaml.safe_load(yaml.safe_dump(demo_config))
+    config["train"]["max_epochs"] = 1
+    config["learning_curve"] = {"sizes": [4, 10_000]}
+    videos = [(f"mouse-{i:03d}", f"data/demo/videos/mouse-{i:03d}.mp4", i == 0) for i in range(2)]
+    write_config(project, config, videos, refine=("mouse-001",))
+    target = "results/models/demo/learning_curve/learning_curve.csv"
+    result = snakemake(project, target)
+    assert "rule train:" not in result.stdout + result.stderr, "the model itself is not retrained"
+    curve = pd.read_csv(project / target)
+    n_train = len(read_dataset(project / "results/datasets/demo.h5").indices("train"))
+    # 10,000 is more frames than there are: the curve ends with the whole train split instead.
+    assert list(curve["n_train"]) == [4, n_train]
+    assert curve["rmse_px"].notna().all() and (project / "results/models/demo/learning_curve/n4/model.pt").is_file()
+    assert (project / "results/models/demo/learning_curve/learning_curve.png").stat().st_size > 0

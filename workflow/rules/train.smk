@@ -44,3 +44,32 @@ rule evaluate:
         runtime=30,
     script:
         "../scripts/evaluate.py"
+
+
+# Optional, not among the default targets (it trains the model once per size):
+#   snakemake results/models/<model>/learning_curve/learning_curve.csv
+# Test error against the number of training frames (LEAP's Fig. 2): how many frames to label.
+rule learning_curve:
+    input:
+        dataset=expand(rules.assemble_dataset.output.dataset, dataset=DATASET),
+    output:
+        curve="results/models/{model}/learning_curve/learning_curve.csv",
+        figure="results/models/{model}/learning_curve/learning_curve.png",
+    log:
+        "logs/learning_curve/{model}.log",
+    benchmark:
+        "benchmarks/learning_curve/{model}.tsv"
+    conda:
+        "../envs/posecore.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 720 * attempt,
+        gpu=config["gpus"],
+    params:
+        model=MODEL_CONFIG,
+        source=CONFIG_SOURCE,
+        train=config["train"],
+        sizes=config["learning_curve"]["sizes"],
+    script:
+        "../scripts/learning_curve.py"
