@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from posecore.hugepages import restart_with_huge_pages
+
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "data" / "dlc-openfield" / "videos" / "m3v1mp4.mp4"
 KEYPOINTS = ("snout", "leftear", "rightear", "tailbase")
@@ -144,6 +146,7 @@ def main() -> None:
     parser.add_argument("--long-model", choices=("same", "tiny", "skip"), default="same")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    restart_with_huge_pages(sys.argv)  # as posecore's command line and workflow run models
     if args.worker:
         worker(args)
         return

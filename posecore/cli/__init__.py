@@ -14,6 +14,7 @@ import sys
 import posecore
 from posecore import __version__
 from posecore.errors import PosecoreError
+from posecore.hugepages import restart_with_huge_pages
 
 SUBCOMMANDS = ("synth", "train", "evaluate", "predict", "outliers")
 
@@ -29,7 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; bad input ends with its message on stderr and exit code 2."""
+    """Run the command line; bad input ends with its message on stderr and exit code 2.
+
+    Started as a command (argv None), it first restarts itself once with glibc's malloc on huge
+    pages (`posecore.hugepages`), which makes models on the CPU up to twice as fast.
+    """
+    if argv is None:
+        restart_with_huge_pages(["-m", "posecore", *sys.argv[1:]])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

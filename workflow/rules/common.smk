@@ -10,7 +10,12 @@ import sys
 import pandas as pd
 from snakemake.utils import validate
 
+from posecore.hugepages import with_huge_pages
 from posecore.train.config import ModelConfig, TrainConfig
+
+# Every job's process inherits Snakemake's environment: its models then run on huge pages
+# (posecore.hugepages; up to twice as fast on the CPU).
+os.environ.update(with_huge_pages(os.environ))
 
 validate(config, schema="../schemas/config.schema.yaml")
 

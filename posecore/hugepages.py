@@ -1,0 +1,55 @@
+"""Transparent huge pages for glibc's malloc: large tensors on the CPU without a page fault per 4 kB.
+
+PyTorch's CPU tensors come from malloc, and glibc serves every block of more than
+`posecore.infer.MMAP_THRESHOLD` bytes with a fresh mmap that the kernel fills on first touch,
+4 kB page by 4 kB page. A model's activations are such blocks, allocated anew at every layer
+of every batch: at 640x480 most of a Stacked DenseNet's forward pass on the CPU went to page
+faults (an elementwise op on 80 MB took 65 ms, 12 ms into a reused buffer; the whole forward
+0.45 s a frame against 0.25 s with huge pages; benchmarks/RESULTS.md). glibc 2.35 and later
+can ask the kernel for 2 MB pages for those blocks (`madvise(MADV_HUGEPAGE)`) when the
+environment variable GLIBC_TUNABLES holds `glibc.malloc.hugetlb=1`; it is read once, as a
+process starts. Memory still goes back to the system when freed, so the flat memory of
+long videos (`posecore.infer.release_large_buffers`) stays.
+
+Elsewhere the setting does nothing: older glibc and other C libraries ignore the variable,
+and kernels with transparent huge pages set to "never" ignore the advice. POSECORE_HUGE_PAGES=0
+in the environment leaves the variable alone (to measure without it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+TUNABLE = "glibc.malloc.hugetlb"
+OPT_OUT = "POSECORE_HUGE_PAGES"
+
+
+def with_huge_pages(environ: Mapping[str, str]) -> dict[str, str]:
+    """A copy of `environ` whose GLIBC_TUNABLES asks malloc for huge pages.
+
+    Other tunables are kept; an explicit `glibc.malloc.hugetlb` setting, or POSECORE_HUGE_PAGES=0,
+    leaves the environment as it is.
+    """
+    environment = dict(environ)
+    tunables = environment.get("GLIBC_TUNABLES", "")
+    if environment.get(OPT_OUT) == "0" or f"{TUNABLE}=" in tunables:
+        return environment
+    environment["GLIBC_TUNABLES"] = f"{tunables}:{TUNABLE}=1" if tunables else f"{TUNABLE}=1"
+    return environment
+
+
+def restart_with_huge_pages(argv: Sequence[str]) -> None:
+    """Replace this process with `python *argv` under `with_huge_pages`, unless it already runs so.
+
+    Call it first thing, before any work, with the arguments that start the same program again
+    (e.g. ["-m", "posecore", *sys.argv[1:]]). Returns only where nothing needs changing: not
+    Linux, the setting already there, or opted out.
+    """
+    environment = with_huge_pages(os.environ)
+    if sys.platform != "linux" or environment == dict(os.environ):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *argv], environment)
