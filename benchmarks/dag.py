@@ -5,13 +5,16 @@
     python benchmarks/dag.py --profile path/to/your/profile
 
 Generates a project in a temporary folder: a video sheet of --videos entries (empty
-placeholder files: a dry run opens no video), each video already probed and its shard plan
-written (as `posecore.infer.write_shard_plan` writes it) so that the plan_shards checkpoint
-is complete and the DAG holds every shard job. Then runs `snakemake --dry-run` through the
-profile, as `snakemake --workflow-profile profiles/slurm` would start on a cluster, and prints
-its wall time and CPU time (user + sys of the Snakemake process, steadier than wall on a
+placeholder files: a dry run opens no video), each video already probed, its shard plan
+written (as `posecore.infer.write_shard_plan` writes it) and each batch's prepare record
+written, so that the plan_shards checkpoint is complete and the DAG holds every shard job.
+Then runs `snakemake --dry-run` through the profile, as `snakemake --workflow-profile
+profiles/slurm` would start on a cluster, and prints its wall time and CPU time (user + sys of the Snakemake process, steadier than wall on a
 shared machine), the jobs per rule and the SLURM submissions: one per group job, plus one per
-job outside any group (the `all` rule runs inside Snakemake and is not submitted).
+job outside any group (the `all` rule runs inside Snakemake and is not submitted). Videos
+share group jobs `inference.videos_per_job` at a time (the repository's config, or
+--videos-per-job); a run from scratch adds as many prepare group jobs (probing and planning)
+as there are inference group jobs.
 
 The SLURM plugin runs `scontrol show config` once as Snakemake starts (to read MinJobAge).
 On a cluster slurmctld answers in milliseconds; on a machine with SLURM's commands but no
@@ -56,10 +59,13 @@ fi
 """
 
 
-def make_project(workdir: Path, n_videos: int, n_shards: int, shard_size: int) -> None:
-    """Write the config, the video sheet, placeholder videos and labels, probes and shard plans."""
+def make_project(workdir: Path, n_videos: int, n_shards: int, shard_size: int, videos_per_job: int | None) -> None:
+    """Write the config, the sheet, placeholder videos and labels, probes, plans and prepare records."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["inference"]["shard_size"] = shard_size
+    if videos_per_job is not None:
+        config["inference"]["videos_per_job"] = videos_per_job
+    per_job = config["inference"]["videos_per_job"]
     config["dataset"]["labels"] = ["data/labels/CollectedData_bench.csv"]
     (workdir / "config").mkdir(parents=True)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -79,6 +85,10 @@ def make_project(workdir: Path, n_videos: int, n_shards: int, shard_size: int) -
     for name in names:
         (workdir / "results" / "videos" / f"{name}.json").write_text("{}\n")
         write_shard_plan(plan, workdir / "results" / "shards" / f"{name}.tsv")
+    (workdir / "results" / "jobs").mkdir()
+    for start in range(0, n_videos, per_job):  # as the workflow's prepare_batch writes them
+        batch = names[start : start + per_job]
+        (workdir / "results" / "jobs" / f"prepare-{start // per_job:05d}.txt").write_text("\n".join(batch) + "\n")
 
 
 def stand_in_path(folder: Path) -> str:
@@ -110,6 +120,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=1000, help="videos in the sheet")
     parser.add_argument("--shards", type=int, default=10, help="shards per video")
     parser.add_argument("--shard-size", type=int, default=150, help="frames per shard")
+    parser.add_argument("--videos-per-job", type=int, help="inference.videos_per_job (default: the config's)")
     parser.add_argument("--profile", type=Path, default=REPO / "profiles" / "slurm", help="workflow profile")
     parser.add_argument(
         "--real-scontrol", action="store_true", help="use the scontrol on PATH, not the stand-in (on a cluster)"
@@ -118,7 +129,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="posecore-dag-") as folder:
         workdir = Path(folder) / "project"
-        make_project(workdir, args.videos, args.shards, args.shard_size)
+        make_project(workdir, args.videos, args.shards, args.shard_size, args.videos_per_job)
         environment = dict(os.environ)
         if not args.real_scontrol:
             environment["PATH"] = stand_in_path(Path(folder) / "bin")

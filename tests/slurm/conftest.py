@@ -21,7 +21,7 @@ SNAKEFILE = REPO / "workflow" / "Snakefile"
 PROFILE = REPO / "profiles" / "slurm"
 VIDEOS = ("mouse-000", "mouse-001")
 # Results that the SLURM run makes again from the locally trained model.
-INFERENCE_RESULTS = ("results/videos", "results/shards", "results/predictions", "results/trajectories")
+INFERENCE_RESULTS = ("results/videos", "results/shards", "results/predictions", "results/trajectories", "results/jobs")
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ def slurm_cluster():
 
 
 def trajectories_targets() -> list[str]:
-    """The trajectory files of the tiny project's videos."""
-    return [f"results/trajectories/demo/video={video}/part-0.parquet" for video in VIDEOS]
+    """The records of the tiny project's one batch (both videos: inference.videos_per_job 2),
+    which need every trajectory file and tie the batch's jobs into one group per stage."""
+    return ["results/jobs/prepare-00000.txt", "results/jobs/demo/inference-00000.txt"]
 
 
 def read_trajectories(workdir: Path) -> pd.DataFrame:
@@ -137,7 +138,7 @@ def local_project(tmp_path_factory) -> Path:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     # Accuracy does not matter here, only that SLURM and a local run agree.
     config["train"] = {**config["train"], "max_epochs": 1}
-    config["inference"] = {**config["inference"], "shard_size": 20, "batch_size": 8}
+    config["inference"] = {**config["inference"], "shard_size": 20, "batch_size": 8, "videos_per_job": 2}
     write_config(workdir, config, [(video, f"data/demo/videos/{video}.mp4", False) for video in VIDEOS])
     snakemake(workdir, *trajectories_targets())
     return workdir

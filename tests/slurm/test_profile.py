@@ -62,8 +62,9 @@ def cancel_inference_mid_shard(workdir: Path, done: threading.Event, record: dic
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster, local_project, tmp_path_factory) -> SlurmRun:
     workdir = copy_project(local_project, tmp_path_factory.mktemp("slurm-run") / "project")
-    # The first attempt of a video's prepare job gets 300 MB, less than Snakemake itself needs.
-    too_little = {"mem_mb": "300 * attempt ** 3"}
+    # The first attempt of the batch's prepare job gets 2 x 150 MB (its two videos are probed
+    # side by side), less than Snakemake itself needs; the second 2 x 1200 MB.
+    too_little = {"mem_mb": "150 * attempt ** 3"}
     profile = copy_profile(tmp_path_factory.mktemp("profile") / "slurm", probe_video=too_little, plan_shards=too_little)
     command = snakemake_command(workdir, profile, *trajectories_targets())
     done, record = threading.Event(), {}
@@ -91,19 +92,19 @@ def test_a_job_cancelled_mid_shard_is_retried(slurm_run):
     assert slurm_run.cancelled is not None, "the inference job ran and was cancelled"
     assert 0 <= slurm_run.shards_done_at_cancel < N_SHARDS, "it was cancelled with shards left to do"
     inference = [job for job in slurm_run.jobs if job.comment.startswith("rule_inference")]
-    # One job per video, and the cancelled one again.
-    assert sorted(job.state for job in inference) == ["CANCELLED", "COMPLETED", "COMPLETED"]
+    # One job for the batch of both videos, and again after it was cancelled.
+    assert [job.state for job in inference] == ["CANCELLED", "COMPLETED"]
     assert inference[0].job_id == slurm_run.cancelled
     # Snakemake 9.27 prints no executor message for a failed group job, only its SLURM log.
-    assert f"group_inference_aggregate_infer_shard/{slurm_run.cancelled}.log" in slurm_run.result.stderr
+    assert f"group_inference_aggregate_infer_shard_inference_batch/{slurm_run.cancelled}.log" in slurm_run.result.stderr
     assert "Trying to restart job" in slurm_run.result.stderr
 
 
 def test_a_job_killed_for_memory_is_retried_with_more(slurm_run):
     prepare = [job for job in slurm_run.jobs if job.comment.startswith("rule_prepare")]
-    # One job per video: 300 MB on attempt 1, killed; 2400 MB on attempt 2.
-    assert [(job.state, job.memory_mb) for job in prepare] == [("FAILED", 300)] * 2 + [("COMPLETED", 2400)] * 2
-    for job in prepare[:2]:
+    # One job for the batch: 300 MB on attempt 1, killed; 2400 MB on attempt 2.
+    assert [(job.state, job.memory_mb) for job in prepare] == [("FAILED", 300), ("COMPLETED", 2400)]
+    for job in prepare[:1]:
         failed_log = next((slurm_run.workdir / ".snakemake" / "slurm_logs").rglob(f"{job.job_id}.log"))
         assert "exceeded memory limit" in failed_log.read_text()
 
@@ -111,10 +112,11 @@ def test_a_job_killed_for_memory_is_retried_with_more(slurm_run):
 def test_many_shards_go_out_as_few_slurm_jobs(slurm_run):
     shards = list((slurm_run.workdir / "results" / "predictions" / "demo").rglob("shard-*.parquet"))
     assert len(shards) == N_SHARDS
-    # Per video one job probes and plans, and one runs its 3 shards and joins them: 4 jobs
-    # for 10, and the retries of the 2 killed for memory and of the cancelled one.
+    # For the batch of both videos, one job probes and plans, and one runs the 6 shards and
+    # joins each video's: 2 jobs for 12, and the retries of the one killed for memory and of
+    # the cancelled one.
     groups = sorted(job.comment.split("_")[1] for job in slurm_run.jobs)
-    assert groups == ["inference"] * 3 + ["prepare"] * 4
+    assert groups == ["inference"] * 2 + ["prepare"] * 2
     assert all(job.cpus <= 2 for job in slurm_run.jobs)
 
 

@@ -57,9 +57,18 @@ wildcard_constraints:
     dataset=re.escape(DATASET),
     model=re.escape(MODEL),
     shard=r"\d{5}",
+    batch=r"\d{5}",
 
 
 VIDEO_PATHS = VIDEOS["path"].to_dict()
+# Videos in sheet order, config inference.videos_per_job at a time: on a cluster, each batch's
+# probes and plans go out as one SLURM job and its shards and aggregations as another (the
+# prepare_batch and inference_batch rules tie them together for the profile's job groups).
+VIDEOS_PER_JOB = config["inference"]["videos_per_job"]
+BATCHES = {
+    f"{start // VIDEOS_PER_JOB:05d}": list(VIDEOS.index[start : start + VIDEOS_PER_JOB])
+    for start in range(0, len(VIDEOS), VIDEOS_PER_JOB)
+}
 
 
 def video_path(wildcards):
@@ -102,10 +111,13 @@ def marked_videos(column):
 
 
 def all_targets():
-    """The default targets: the QC report (which needs everything else), the frames to label
-    and the outlier frames of the videos the sheet marks for them."""
+    """The default targets: the QC report (which needs everything else), the batch records
+    (which group a cluster's jobs), the frames to label and the outlier frames of the videos
+    the sheet marks for them."""
     return [
         f"results/qc/{MODEL}/report.html",
+        *expand("results/jobs/prepare-{batch}.txt", batch=BATCHES),
+        *expand("results/jobs/{model}/inference-{batch}.txt", model=MODEL, batch=BATCHES),
         *expand("results/labeling/{video}/frames.tsv", video=marked_videos("labeling")),
         *expand(
             "results/labeling/refine/{model}/{video}", model=MODEL, video=marked_videos("refine")

@@ -84,3 +84,48 @@ rule aggregate:
         runtime=30,
     script:
         "../scripts/aggregate.py"
+
+
+# One record per batch of videos (common.smk's BATCHES), listing its videos. They compute
+# nothing: they join the jobs of several videos, so that profiles/slurm's job groups (which
+# gather connected jobs) send each batch out as one SLURM job per stage.
+rule prepare_batch:
+    input:
+        plans=lambda wildcards: expand("results/shards/{video}.tsv", video=BATCHES[wildcards.batch]),
+    output:
+        record="results/jobs/prepare-{batch}.txt",
+    log:
+        "logs/prepare_batch/{batch}.log",
+    conda:
+        "../envs/posecore.yaml"
+    threads: 1
+    resources:
+        mem_mb=100,
+        runtime=1,
+    params:
+        videos=lambda wildcards: BATCHES[wildcards.batch],
+    shell:
+        "printf '%s\\n' {params.videos} > {output.record} 2> {log}"
+
+
+rule inference_batch:
+    input:
+        trajectories=lambda wildcards: expand(
+            "results/trajectories/{model}/video={video}/part-0.parquet",
+            model=wildcards.model,
+            video=BATCHES[wildcards.batch],
+        ),
+    output:
+        record="results/jobs/{model}/inference-{batch}.txt",
+    log:
+        "logs/inference_batch/{model}/{batch}.log",
+    conda:
+        "../envs/posecore.yaml"
+    threads: 1
+    resources:
+        mem_mb=100,
+        runtime=1,
+    params:
+        videos=lambda wildcards: BATCHES[wildcards.batch],
+    shell:
+        "printf '%s\\n' {params.videos} > {output.record} 2> {log}"
