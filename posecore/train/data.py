@@ -106,9 +106,11 @@ def random_crops(
 
     The window is centred on the chosen keypoint moved by up to size / 4 in x and y (so the
     keypoint is not always in the middle), then shifted to lie inside the image. Keypoints
-    are moved into the window's coordinates; those that fall outside it become NaN (masked
-    out of the loss). A frame with no labeled keypoint gets a window at a random place. A
-    side of the image shorter than `size` is kept whole.
+    are moved into the window's coordinates, those that fall outside it too: they stay
+    labeled, so their maps are trained towards zero inside the window (the keypoint is known
+    to be elsewhere; a masked map would teach the model nothing about the background there).
+    Unlabeled (NaN) keypoints stay NaN. A frame with no labeled keypoint gets a window at a
+    random place. A side of the image shorter than `size` is kept whole.
 
     Args:
         images: (B, C, H, W).
@@ -139,9 +141,7 @@ def random_crops(
     cols = left[:, None] + torch.arange(crop_w, device=device)  # (B, crop_w)
     index = torch.arange(batch, device=device)[:, None, None]
     crops = images.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    moved = keypoints - torch.stack([left, top], dim=-1)[:, None, :].to(keypoints.dtype)  # (B, K, 2)
-    inside = (moved >= 0).all(dim=-1) & (moved[..., 0] < crop_w) & (moved[..., 1] < crop_h)
-    moved = torch.where(inside[..., None], moved, torch.nan)
+    moved = keypoints - torch.stack([left, top], dim=-1)[:, None, :].to(keypoints.dtype)  # (B, K, 2), NaN stays NaN
     return crops.contiguous(), moved
 
 

@@ -4,6 +4,7 @@ import torch
 from posecore.io.dataset import TrainingDataset
 from posecore.train.augment import Augmentation
 from posecore.train.data import PoseDataset, channel_stats, prepare_batch, random_crops
+from posecore.train.targets import training_targets
 
 
 def _dataset() -> TrainingDataset:
@@ -74,13 +75,18 @@ def test_random_crops_cut_windows_around_labeled_keypoints_and_move_them():
         assert 0 <= int(crops[1, 0, 0, 0]) - 1000 <= width - 64  # unlabeled frame: a window anywhere inside
 
 
-def test_random_crops_keep_a_side_shorter_than_the_crop_and_drop_keypoints_left_outside():
+def test_random_crops_keep_a_side_shorter_than_the_crop_and_keep_keypoints_left_outside_labeled():
     images = torch.zeros(1, 1, 40, 300)
     keypoints = torch.tensor([[[10.0, 20.0], [290.0, 30.0]]])
     crops, moved = random_crops(images, keypoints, 64, torch.Generator().manual_seed(1))
     assert crops.shape == (1, 1, 40, 64)
-    # The two keypoints are 280 px apart: the window holds at most one of them.
-    assert int(torch.isfinite(moved[0]).all(dim=-1).sum()) == 1
+    # The two keypoints are 280 px apart: the window holds one of them. The other keeps its
+    # place relative to the window, outside it, so its map is trained towards zero there.
+    inside = (moved[0, :, 0] >= 0) & (moved[0, :, 0] < 64)
+    assert int(inside.sum()) == 1 and torch.isfinite(moved).all()
+    assert torch.allclose(moved[0, 1, 0] - moved[0, 0, 0], torch.tensor(280.0))
+    maps, mask = training_targets(moved, (10, 16), 4, 2.0)
+    assert mask.all() and float(maps[0, int(torch.nonzero(~inside)[0])].max()) < 1e-6
 
 
 def test_training_batches_are_cropped_and_validation_batches_are_not():
