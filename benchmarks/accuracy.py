@@ -1,5 +1,6 @@
 """Test accuracy and training time of every model family on the real labeled datasets.
 
+    python benchmarks/accuracy.py --models default --epochs 170    # the config's model, 30 min cap
     python benchmarks/accuracy.py --quick                    # tiny models, 2 epochs: proves the path end to end
     python benchmarks/accuracy.py --out results/bench        # the full comparison (a GPU machine: hours on a CPU)
     python benchmarks/accuracy.py --resnet-weights resnet50.pth --models resnet_deconv
@@ -15,14 +16,17 @@ with --out, also each run's model, metrics and prediction figure, and `accuracy.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import torch
+import yaml
 
 from posecore.evaluate import evaluate, plot_predictions
+from posecore.hugepages import restart_with_huge_pages
 from posecore.io.assemble import SplitConfig, assemble_dataset
 from posecore.io.dataset import TrainingDataset
 from posecore.io.labels import read_labels
@@ -50,8 +54,14 @@ DATASETS = {
     ),
 }
 
-# Full-size models, as the papers use them, and tiny ones for --quick.
+# Full-size models, as the papers use them, and tiny ones for --quick; "default" is the
+# architecture and hyperparameters of config/config.yaml, what a user gets without choosing.
+CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
 MODELS = {
+    "default": (
+        {"architecture": CONFIG["model"]["architecture"], **CONFIG["model"]["hyperparameters"]},
+        {"architecture": CONFIG["model"]["architecture"], "n_stacks": 1, "growth_rate": 8, "n_transitions": 2},
+    ),
     "stacked_densenet": ({"n_stacks": 2, "growth_rate": 48}, {"n_stacks": 1, "growth_rate": 8, "n_transitions": 2}),
     "stacked_hourglass": ({"n_stacks": 2, "n_features": 128}, {"n_stacks": 1, "n_features": 8, "n_transitions": 2}),
     "leap": ({"filters": 64, "batch_norm": True}, {"filters": 4, "convs_per_block": 1, "batch_norm": True}),
@@ -70,6 +80,8 @@ FULL = TrainConfig(
     brightness=0.1,
     contrast=0.2,
     early_stopping_patience=40,
+    crop_size=256,
+    max_minutes=30.0,
 )
 QUICK = TrainConfig(max_epochs=2, batch_size=4, learning_rate=1e-3, sigma_px=5.0, accelerator="cpu", rotation_deg=10.0)
 
@@ -89,14 +101,19 @@ def run(dataset_name: str, model_name: str, args: argparse.Namespace, out: Path)
     dataset = load(dataset_name)
     full, quick = MODELS[model_name]
     hyperparameters = dict(quick if args.quick else full)
+    architecture = hyperparameters.pop("architecture", model_name)
     if model_name == "resnet_deconv" and args.resnet_weights:
         hyperparameters["weights_path"] = str(args.resnet_weights)
     config = QUICK if args.quick else replace(FULL, accelerator=args.accelerator)
     if args.epochs:
         config = replace(config, max_epochs=args.epochs)
+    if args.minutes is not None:
+        config = replace(config, max_minutes=args.minutes)
+    if args.crop is not None:
+        config = replace(config, crop_size=args.crop)
     run_dir = out / dataset_name / model_name
     start = time.perf_counter()
-    trained = train_model(dataset, ModelConfig(model_name, hyperparameters), config, run_dir, source=dataset_name)
+    trained = train_model(dataset, ModelConfig(architecture, hyperparameters), config, run_dir, source=dataset_name)
     wall = time.perf_counter() - start
     device = "cuda" if torch.cuda.is_available() and args.accelerator != "cpu" else "cpu"
     result = evaluate(load_model(trained.model_path), dataset, "test", device=device)
@@ -129,10 +146,15 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--epochs", type=int, help="override max_epochs")
+    parser.add_argument(
+        "--minutes", type=float, help="stop each training after this many minutes (default 30; 0: none)"
+    )
+    parser.add_argument("--crop", type=int, help="training crop size in pixels (default 256; 0: whole frames)")
     parser.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--resnet-weights", type=Path, help="torchvision-layout ResNet state_dict (.pth) to start from")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/accuracy"), help="output folder")
     args = parser.parse_args()
+    restart_with_huge_pages(sys.argv)  # as posecore's command line and workflow run models
     rows = [run(d, m, args, args.out) for d in args.datasets for m in args.models]
     table = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
