@@ -5,7 +5,8 @@ PyTorch's CPU tensors come from malloc, and glibc serves every block of more tha
 4 kB page by 4 kB page. A model's activations are such blocks, allocated anew at every layer
 of every batch: at 640x480 most of a Stacked DenseNet's forward pass on the CPU went to page
 faults (an elementwise op on 80 MB took 65 ms, 12 ms into a reused buffer; the whole forward
-0.45 s a frame against 0.25 s with huge pages; benchmarks/RESULTS.md). glibc 2.35 and later
+0.45 s a frame against 0.25 s with huge pages on one thread, end-to-end inference 3.2 against
+4.8 frames/s on two; benchmarks/RESULTS.md). glibc 2.35 and later
 can ask the kernel for 2 MB pages for those blocks (`madvise(MADV_HUGEPAGE)`) when the
 environment variable GLIBC_TUNABLES holds `glibc.malloc.hugetlb=1`; it is read once, as a
 process starts. Memory still goes back to the system when freed, so the flat memory of

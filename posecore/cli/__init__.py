@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; bad input ends with its message on stderr and exit code 2.
 
     Started as a command (argv None), it first restarts itself once with glibc's malloc on huge
-    pages (`posecore.hugepages`), which makes models on the CPU up to twice as fast.
+    pages (`posecore.hugepages`), which makes inference on the CPU 1.5 to 1.7 times as fast.
     """
     if argv is None:
         restart_with_huge_pages(["-m", "posecore", *sys.argv[1:]])
