@@ -10,11 +10,12 @@ written (as `posecore.infer.write_shard_plan` writes it) and each batch's prepar
 written, so that the plan_shards checkpoint is complete and the DAG holds every shard job.
 Then runs `snakemake --dry-run` through the profile, as `snakemake --workflow-profile
 profiles/slurm` would start on a cluster, and prints its wall time and CPU time (user + sys
-of the Snakemake process, steadier than wall on a shared machine), the jobs per rule and the SLURM submissions: one per group job, plus one per
-job outside any group (the `all` rule runs inside Snakemake and is not submitted). Videos
-share group jobs `inference.videos_per_job` at a time (the repository's config, or
---videos-per-job); a run from scratch adds as many prepare group jobs (probing and planning)
-as there are inference group jobs.
+of the Snakemake process, steadier than wall on a shared machine), the jobs per rule and
+the SLURM submissions: one per group job, plus one per job outside any group (the `all`
+rule runs inside Snakemake and is not submitted). Videos share group jobs
+`inference.videos_per_job` at a time (the repository's config, or --videos-per-job); a run
+from scratch adds as many prepare group jobs (probing and planning) as there are inference
+group jobs.
 
 The SLURM plugin runs `scontrol show config` once as Snakemake starts (to read MinJobAge).
 On a cluster slurmctld answers in milliseconds; on a machine with SLURM's commands but no
