@@ -45,8 +45,9 @@ class TrainConfig:
         precision: "auto" (bf16-mixed on a GPU that has bf16, else 16-mixed; 32-true on CPU),
             or one of Lightning's; mixed precision is for GPUs only.
         val_every_n_epochs: validate (and checkpoint) every this many epochs.
-        lr_schedule: "cosine" (to 0 over max_epochs), "plateau" (x0.2 after 10 validations
-            without a better val/loss) or "none".
+        lr_schedule: "cosine" (to 0 over max_epochs, or over max_minutes when the time limit
+            comes first), "plateau" (x0.2 after 10 validations without a better val/loss) or
+            "none".
         flip: flip frames horizontally with probability 1/2, swapping the dataset's left/right
             keypoint pairs.
         flip_vertical: flip frames vertically with probability 1/2 (a frame mirrored by exactly
@@ -70,8 +71,17 @@ class TrainConfig:
             labeled keypoint (after augmentation), instead of whole frames; validation and
             inference still see whole frames (the models are fully convolutional). Much faster
             on large frames where the animal is small (0: whole frames).
+        crop_background: with crop_size, the fraction of crops placed anywhere in the frame
+            instead, so that the model also learns that the far background holds no keypoint
+            (0 to 1). With none (0), models trained on crops of open-field frames fired on the far
+            arena at inference.
         max_minutes: stop training after this many minutes of wall time, keeping the best
             checkpoint so far (0: no limit).
+        peak_weight: weight of the target peaks in the loss: each map cell's squared error
+            counts 1 + peak_weight x its target value. Keypoint maps are nearly all background,
+            and with plain MSE (0) a model first learns flat maps and stays there for many
+            epochs (on the real datasets, most of a 30-minute CPU budget); a weight of about 20
+            lets the peaks pull from the start.
     """
 
     max_epochs: int = 100
@@ -98,7 +108,9 @@ class TrainConfig:
     init_from: str = ""
     num_workers: int = 0
     crop_size: int = 0
+    crop_background: float = 0.25
     max_minutes: float = 0.0
+    peak_weight: float = 20.0
 
     def __post_init__(self) -> None:
         _check_types(self, "train")
@@ -114,10 +126,12 @@ class TrainConfig:
                 "no validation would run"
             )
         nonnegative = ("translation_px", "rotation_deg", "scale", "brightness", "contrast", "noise_std")
-        counts = ("early_stopping_patience", "num_workers", "crop_size", "max_minutes")
+        counts = ("early_stopping_patience", "num_workers", "crop_size", "max_minutes", "peak_weight")
         for name in (*nonnegative, "blur_sigma_px", *counts):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.crop_background <= 1.0:
+            raise ValueError(f"train.crop_background must be in [0, 1], got {self.crop_background}")
         for name in ("scale", "contrast"):
             if getattr(self, name) >= 1:
                 raise ValueError(f"train.{name} must be < 1, got {getattr(self, name)}")

@@ -63,6 +63,7 @@ def prepare_batch(
     augmentation: Augmentation | None = None,
     generator: torch.Generator | None = None,
     crop_size: int = 0,
+    crop_background: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Normalise, augment, crop, pad and add targets to a batch of raw frames, on the batch's device.
 
@@ -78,6 +79,7 @@ def prepare_batch(
         generator: random source for augmentation and crops, on the batch's device.
         crop_size: cut each frame to a square of this many pixels around a random labeled
             keypoint (`random_crops`; 0: whole frames, as for validation).
+        crop_background: fraction of the crops placed anywhere in the frame instead.
 
     Returns:
         "image" float32 (B, C, H', W') padded, "maps" float32 (B, K + E, H' / s, W' / s),
@@ -89,7 +91,7 @@ def prepare_batch(
     if augmentation is not None and augmentation.active:
         images, keypoints = augment_batch(images, keypoints, augmentation, mean, std, generator)
     if crop_size:
-        images, keypoints = random_crops(images, keypoints, crop_size, generator)
+        images, keypoints = random_crops(images, keypoints, crop_size, generator, crop_background)
     height, width = images.shape[-2:]
     pad_h = math.ceil(height / input_multiple) * input_multiple - height
     pad_w = math.ceil(width / input_multiple) * input_multiple - width
@@ -100,7 +102,11 @@ def prepare_batch(
 
 
 def random_crops(
-    images: torch.Tensor, keypoints: torch.Tensor, size: int, generator: torch.Generator | None = None
+    images: torch.Tensor,
+    keypoints: torch.Tensor,
+    size: int,
+    generator: torch.Generator | None = None,
+    background: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut every image to a size x size window around one of its labeled keypoints, drawn at random.
 
@@ -110,13 +116,17 @@ def random_crops(
     labeled, so their maps are trained towards zero inside the window (the keypoint is known
     to be elsewhere; a masked map would teach the model nothing about the background there).
     Unlabeled (NaN) keypoints stay NaN. A frame with no labeled keypoint gets a window at a
-    random place. A side of the image shorter than `size` is kept whole.
+    random place, and so does each frame with probability `background`: without such windows
+    the model never sees the far parts of the frame, and at inference on whole frames it can
+    fire on background it was never told holds no keypoint. A side of the image shorter than
+    `size` is kept whole.
 
     Args:
         images: (B, C, H, W).
         keypoints: (B, K, 2) (x, y) in image pixels, NaN where unlabeled.
         size: side of the window in pixels (> 0).
         generator: random source, on the images' device.
+        background: fraction of the windows placed anywhere in the image (0 to 1).
 
     Returns:
         images (B, C, min(size, H), min(size, W)) and keypoints (B, K, 2) in window pixels.
@@ -132,7 +142,10 @@ def random_crops(
     anywhere = torch.rand((batch, 2), generator=generator, device=device) * torch.tensor(
         [width, height], device=device, dtype=keypoints.dtype
     )
-    centre = torch.where(labeled.any(dim=-1, keepdim=True), centre, anywhere)
+    on_keypoint = labeled.any(dim=-1, keepdim=True)  # (B, 1)
+    if background:
+        on_keypoint &= torch.rand((batch, 1), generator=generator, device=device) >= background
+    centre = torch.where(on_keypoint, centre, anywhere)
     jitter = (torch.rand((batch, 2), generator=generator, device=device) - 0.5) * (size / 2)
     corner = (centre + jitter - torch.tensor([crop_w, crop_h], device=device, dtype=keypoints.dtype) / 2).round()
     left = corner[:, 0].clamp(0, width - crop_w).long()  # (B,)

@@ -184,7 +184,10 @@ def train_model(
         learning_rate=train_config.learning_rate,
         lr_schedule=train_config.lr_schedule,
         max_epochs=train_config.max_epochs,
+        max_minutes=train_config.max_minutes,
         crop_size=train_config.crop_size,
+        crop_background=train_config.crop_background,
+        peak_weight=train_config.peak_weight,
     )
     if train_config.init_from:
         module.model.load_state_dict(_init_weights(train_config.init_from, hyperparameters), strict=True)

@@ -12,6 +12,7 @@ squared distance in image pixels between the final stack's peaks (`posecore.ops.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -25,14 +26,18 @@ from posecore.train.augment import Augmentation
 from posecore.train.data import prepare_batch
 
 
-def masked_mse(outputs: list[torch.Tensor], targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Sum over stacks of the mean squared error over labeled keypoints' maps.
+def masked_mse(
+    outputs: list[torch.Tensor], targets: torch.Tensor, mask: torch.Tensor, peak_weight: float = 0.0
+) -> torch.Tensor:
+    """Sum over stacks of the (weighted) mean squared error over labeled keypoints' maps.
 
     Args:
         outputs: one (B, K, h, w) tensor per stack.
         targets: (B, K, h, w) target maps.
         mask: bool (B, K), True where the keypoint is labeled; other maps do not count,
             whatever the outputs or targets hold there.
+        peak_weight: each cell's squared error counts 1 + peak_weight x its target (0: plain
+            MSE), so that the few cells under a peak are not drowned by the background.
 
     Returns:
         A scalar; 0 (still attached to the graph) when nothing is labeled.
@@ -40,9 +45,10 @@ def masked_mse(outputs: list[torch.Tensor], targets: torch.Tensor, mask: torch.T
     weight = mask.to(targets.dtype)[..., None, None]  # (B, K, 1, 1)
     cells = weight.sum() * targets.shape[-2] * targets.shape[-1]
     safe_targets = torch.where(weight > 0, targets.float(), 0.0)  # masked targets may hold anything, even NaN
+    cell_weight = weight * (1.0 + peak_weight * safe_targets) if peak_weight else weight  # (B, K, h, w) or (B, K, 1, 1)
     total = targets.new_zeros((), dtype=torch.float32)
     for maps in outputs:
-        squared = ((maps.float() - safe_targets) * weight) ** 2  # (B, K, h, w), 0 and no gradient where masked
+        squared = cell_weight * (maps.float() - safe_targets) ** 2  # (B, K, h, w), 0 and no gradient where masked
         total = total + squared.sum() / cells.clamp_min(1.0)
     return total
 
@@ -85,7 +91,12 @@ class PoseModule(pl.LightningModule):
         learning_rate: Adam's initial learning rate.
         lr_schedule: "cosine", "plateau" or "none".
         max_epochs: length of the cosine schedule.
+        max_minutes: the run's time limit (0: none); the cosine schedule then ends at whichever
+            of max_epochs and max_minutes comes first, so a run cut by its time limit still
+            finishes at a small learning rate.
         crop_size: train on crops of this many pixels around labeled keypoints (0: whole frames).
+        crop_background: fraction of the training crops placed anywhere in the frame.
+        peak_weight: extra loss weight of the target peaks (`masked_mse`).
     """
 
     def __init__(
@@ -105,7 +116,10 @@ class PoseModule(pl.LightningModule):
         learning_rate: float = 1e-3,
         lr_schedule: str = "cosine",
         max_epochs: int = 100,
+        max_minutes: float = 0.0,
         crop_size: int = 0,
+        crop_background: float = 0.0,
+        peak_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -123,6 +137,8 @@ class PoseModule(pl.LightningModule):
         self.augmentation = Augmentation(**{**fields, "swap_pairs": tuple(tuple(p) for p in swap_pairs)})
         self._generator: torch.Generator | None = None
         self._sums = torch.zeros(2, dtype=torch.float64)  # squared pixel error, labeled keypoints
+        self._peak_weight = float(peak_weight)
+        self._schedule_start: float | None = None  # wall clock of the cosine schedule's first step
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Normalised images (B, C, H, W) -> one (B, K + E, H / s, W / s) map tensor per supervised output."""
@@ -154,11 +170,12 @@ class PoseModule(pl.LightningModule):
             augmentation,
             self.generator(batch["image"].device) if augmentation is not None or crop_size else None,
             crop_size,
+            float(self.hparams.get("crop_background", 0.0)),
         )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Masked MSE over all supervised outputs, logged as train/loss."""
-        loss = masked_mse(self.model(batch["image"]), batch["maps"], batch["mask"])
+        loss = masked_mse(self.model(batch["image"]), batch["maps"], batch["mask"], self._peak_weight)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 
@@ -169,7 +186,7 @@ class PoseModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Log val/loss and accumulate squared pixel errors of labeled keypoints."""
         outputs = self.model(batch["image"])
-        loss = masked_mse(outputs, batch["maps"], batch["mask"])
+        loss = masked_mse(outputs, batch["maps"], batch["mask"], self._peak_weight)
         self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         maps = outputs[-1][:, : self.n_keypoints, : self.map_size[0], : self.map_size[1]]  # (B, K, h, w) on the image
         errors, labeled = keypoint_errors(maps, batch["keypoints"], self.stride)
@@ -185,13 +202,31 @@ class PoseModule(pl.LightningModule):
         rmse = math.sqrt(squared / count) if count else math.nan
         self.log("val/rmse_px", rmse, prog_bar=True)
 
+    def _cosine_factor(self, step: int) -> float:
+        """The cosine schedule's learning-rate factor after `step` steps: 1 at the start, 0 at the end.
+
+        The end is max_epochs' last step or, with max_minutes, the time limit if it comes first
+        (timed from the first step, as near as the module can see Lightning's own timer).
+        """
+        if self._trainer is not None:
+            total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        else:  # outside a fit: count one step per epoch
+            total_steps = int(self.hparams.max_epochs)
+        progress = step / total_steps
+        max_minutes = float(self.hparams.get("max_minutes", 0.0))
+        if max_minutes:
+            if self._schedule_start is None:
+                self._schedule_start = time.monotonic()
+            progress = max(progress, (time.monotonic() - self._schedule_start) / (60.0 * max_minutes))
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
     def configure_optimizers(self) -> Any:
         """Adam with the configured learning-rate schedule."""
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hparams.learning_rate)
         schedule = self.hparams.lr_schedule
         if schedule == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.hparams.max_epochs)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._cosine_factor)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         if schedule == "plateau":
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.2, patience=10)
             config = {"scheduler": scheduler, "monitor": "val/loss", "interval": "epoch", "strict": False}

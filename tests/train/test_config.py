@@ -25,6 +25,8 @@ def test_unknown_key_is_an_error_naming_it():
         ("accelerator", "tpu", "must be one of 'auto', 'cpu', 'gpu'"),
         ("flip", "yes", "must be true or false"),
         ("val_every_n_epochs", 500, "exceeds train.max_epochs"),
+        ("crop_background", 1.5, r"must be in \[0, 1\]"),
+        ("peak_weight", -1.0, "must be >= 0"),
     ],
 )
 def test_bad_values_are_errors_naming_the_key(key, value, message):

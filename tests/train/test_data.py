@@ -75,6 +75,22 @@ def test_random_crops_cut_windows_around_labeled_keypoints_and_move_them():
         assert 0 <= int(crops[1, 0, 0, 0]) - 1000 <= width - 64  # unlabeled frame: a window anywhere inside
 
 
+def test_background_crops_land_anywhere_and_keep_the_keypoints_labeled():
+    width, height = 400, 100
+    columns = torch.arange(width, dtype=torch.float32).expand(height, width)
+    images = columns.expand(64, 1, height, width)  # (64, 1, H, W)
+    keypoints = torch.tensor([[[20.0, 50.0]]]).expand(64, 1, 2)  # near the left edge
+    generator = torch.Generator().manual_seed(0)
+    crops, moved = random_crops(images, keypoints, 64, generator)
+    assert int(crops[:, 0, 0, 0].max()) <= 20 + 16, "around the keypoint: at the left edge"
+    crops, moved = random_crops(images, keypoints, 64, generator, background=1.0)
+    lefts = crops[:, 0, 0, 0]
+    assert float(lefts.max()) > width / 2, "anywhere: some windows far from the keypoint"
+    assert torch.equal(moved[:, 0, 0], 20 - lefts) and torch.isfinite(moved).all()
+    crops, _ = random_crops(images, keypoints, 64, generator, background=0.5)
+    assert 0 < int((crops[:, 0, 0, 0] > 100).sum()) < 64
+
+
 def test_random_crops_keep_a_side_shorter_than_the_crop_and_keep_keypoints_left_outside_labeled():
     images = torch.zeros(1, 1, 40, 300)
     keypoints = torch.tensor([[[10.0, 20.0], [290.0, 30.0]]])

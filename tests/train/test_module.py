@@ -32,6 +32,31 @@ def test_loss_with_nothing_labeled_is_zero():
     assert masked_mse([torch.rand(2, 3, 4, 4)], targets, mask) == 0
 
 
+def test_peak_weight_counts_each_cell_by_its_target():
+    targets, mask = confidence_maps(torch.tensor([[[9.0, 7.0], [float("nan")] * 2]]), (6, 6), 4, 2.0)
+    outputs = [torch.rand(1, 2, 6, 6)]
+    squared = (outputs[0][0, 0] - targets[0, 0]) ** 2
+    weighted = masked_mse(outputs, targets, mask, peak_weight=20.0)
+    assert torch.allclose(weighted, (squared * (1 + 20 * targets[0, 0])).mean())
+    assert weighted > masked_mse(outputs, targets, mask)
+    # A flat zero output is punished the more the peaks weigh: the pull away from flat maps.
+    flat = [torch.zeros(1, 2, 6, 6)]
+    assert masked_mse(flat, targets, mask, 20.0) / masked_mse(flat, targets, mask) > 10
+
+
+def test_cosine_schedule_ends_at_the_time_limit_when_it_comes_before_the_last_epoch(monkeypatch):
+    module = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), max_epochs=100, max_minutes=10.0)
+    clock = [1000.0]
+    monkeypatch.setattr("posecore.train.module.time.monotonic", lambda: clock[0])
+    assert module._cosine_factor(0) == 1.0
+    clock[0] += 300.0  # half the time limit
+    assert math.isclose(module._cosine_factor(1), 0.5, abs_tol=1e-9)
+    clock[0] += 600.0  # past it
+    assert math.isclose(module._cosine_factor(2), 0.0, abs_tol=1e-12)
+    untimed = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), max_epochs=100)
+    assert untimed._cosine_factor(0) == 1.0 and untimed._cosine_factor(10**6) == 0.0
+
+
 def test_keypoint_errors_are_in_image_pixels_over_labeled_points():
     maps, _ = confidence_maps(torch.tensor([[[10.0, 6.0], [20.0, 14.0]]]), (8, 8), 4, 2.0)
     labels = torch.tensor([[[13.0, 10.0], [float("nan"), 3.0]]])
