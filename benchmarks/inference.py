@@ -19,6 +19,11 @@ ratio. `--long-model tiny` runs these two on a small model of the same family, f
 where the full model would take hours over the long video (the pipeline's memory, not the
 model's, is what grows with length); the output says which model ran.
 
+`--compile` is `infer_shard`'s ("auto": on a GPU only; "always"; "never"). With compilation, the
+first forward-only batch's time is the compilation; the end-to-end child then finds the compiled
+kernels in inductor's on-disk cache, as the second and later shards of an archive do, and its
+frames/s include loading them.
+
 The model: Stacked DenseNet with DeepPoseKit's defaults (2 stacks, growth rate 32, maps at
 1/4 of the input, full-size input), 4 keypoints, random weights (speed only), saved and
 loaded as an exported model file like any other.
@@ -71,10 +76,11 @@ def decode_fps(video: Path, info: object, n: int, batch_size: int) -> tuple[floa
     return n / (time.perf_counter() - start), np.concatenate(kept)[:64]
 
 
-def forward_fps(predictor: object, frames: np.ndarray, n: int) -> tuple[float, float]:
+def forward_fps(predictor: object, frames: np.ndarray, n: int) -> tuple[float, float, float]:
     """Frames/s and CPU s/frame of the model's forward alone on `n` frames (cycling through `frames`).
 
-    The input is prepared once, outside the timing.
+    The input is prepared once, outside the timing. Also returns the seconds of the first
+    forward, untimed otherwise: with compilation, that is what compiling took.
     """
     from posecore.predict import prepare_images
 
@@ -88,19 +94,23 @@ def forward_fps(predictor: object, frames: np.ndarray, n: int) -> tuple[float, f
         predictor.memory_format,
     )
     with torch.inference_mode():
-        predictor.model(x)  # warm-up
+        start = time.perf_counter()
+        predictor.forward(x)  # warm-up (and the compilation, when the predictor compiles)
+        first = time.perf_counter() - start
         start, cpu = time.perf_counter(), time.process_time()
         done = 0
         while done < n:
-            predictor.model(x)
+            predictor.forward(x)
             done += batch_size
-    return done / (time.perf_counter() - start), (time.process_time() - cpu) / done
+    return done / (time.perf_counter() - start), (time.process_time() - cpu) / done, first
 
 
-def end_to_end(video: Path, model: Path, n: int | None, batch_size: int, threads: int, out: Path) -> dict:
+def end_to_end(
+    video: Path, model: Path, n: int | None, batch_size: int, threads: int, out: Path, compile: str = "auto"
+) -> dict:
     """Run `infer_shard` on frames [0, n) (None: all) in a child process; its frames/s and peak RSS."""
     command = [sys.executable, __file__, "--worker", str(video), str(model), str(out), str(n or 0)]
-    command += ["--batch-size", str(batch_size), "--threads", str(threads)]
+    command += ["--batch-size", str(batch_size), "--threads", str(threads), "--compile", compile]
     done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -115,7 +125,9 @@ def worker(args: argparse.Namespace) -> None:
     info = probe(video)
     n = n or info.n_frames
     start = time.perf_counter()
-    rows = infer_shard(video, Shard(0, 0, n), model, out, info=info, batch_size=args.batch_size, progress=False)
+    rows = infer_shard(
+        video, Shard(0, 0, n), model, out, info=info, batch_size=args.batch_size, compile=args.compile, progress=False
+    )
     wall = time.perf_counter() - start
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime  # ffmpeg included
@@ -144,6 +156,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--long-factor", type=int, default=10)
     parser.add_argument("--long-model", choices=("same", "tiny", "skip"), default="same")
+    parser.add_argument(
+        "--compile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="torch.compile the model, as infer_shard's compile (auto: on a GPU only)",
+    )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     restart_with_huge_pages(sys.argv)  # as posecore's command line and workflow run models
@@ -162,23 +180,24 @@ def main() -> None:
     n = min(args.frames or info.n_frames, info.n_frames)
     work = Path(tempfile.mkdtemp(prefix="posecore-bench-"))
     model_path = export_model(work / "model.pt", DPK_DEFAULTS, info.height, info.width)
-    predictor = Predictor(load_model(model_path), batch_size=args.batch_size)
+    predictor = Predictor(load_model(model_path), batch_size=args.batch_size, compile=args.compile)
     n_params = sum(p.numel() for p in load_model(model_path).model.parameters())
     print(f"video {args.video.name}: {info.width}x{info.height}, {info.n_frames} frames; timing frames [0, {n})")
     print(
         f"model stacked_densenet {DPK_DEFAULTS}, {n_params:,} parameters; batch {args.batch_size}, "
-        f"{args.threads} torch threads; torch {torch.__version__}"
+        f"{args.threads} torch threads; torch {torch.__version__}; compile {args.compile}"
     )
     rows, cpu_per_frame, cpu_ratios = [], [], []
     for repeat in range(args.repeats):
         decode, frames = decode_fps(args.video, info, n, args.batch_size)
-        forward, forward_cpu = forward_fps(predictor, frames, n)
-        e2e = end_to_end(args.video, model_path, n, args.batch_size, args.threads, work / "e2e.parquet")
+        forward, forward_cpu, first = forward_fps(predictor, frames, n)
+        e2e = end_to_end(args.video, model_path, n, args.batch_size, args.threads, work / "e2e.parquet", args.compile)
         rows.append((decode, forward, e2e["fps"]))
         cpu_per_frame.append(e2e["cpu_s"] / n)
         cpu_ratios.append(forward_cpu / cpu_per_frame[-1])
         print(
-            f"repeat {repeat}: decode {decode:.1f} fps, forward {forward:.2f} fps, end-to-end {e2e['fps']:.2f} fps, "
+            f"repeat {repeat}: decode {decode:.1f} fps, forward {forward:.2f} fps (first batch {first:.1f} s), "
+            f"end-to-end {e2e['fps']:.2f} fps, "
             f"end-to-end / forward {e2e['fps'] / forward:.3f}; CPU s/frame: forward {forward_cpu:.3f}, "
             f"end-to-end {cpu_per_frame[-1]:.3f}, forward / end-to-end {cpu_ratios[-1]:.3f}",
             flush=True,

@@ -12,6 +12,9 @@ model computes beyond float rounding): every convolution that a `BatchNorm2d` di
 inside an `nn.Sequential` absorbs it (`fold_batchnorm`); activations and weights are
 channels-last (NHWC, the layout oneDNN's and cuDNN's fast convolutions use); on a GPU the
 forward runs under bfloat16 autocast and `torch.compile` (`precision` and `compile` say when).
+A compiled model sees only full batches (a short last batch is padded), so it compiles once;
+if compiling fails (no C++ compiler on the node, an operator inductor cannot lower), the
+predictor warns and runs the model uncompiled.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -201,9 +205,10 @@ class Predictor:
         precision: "auto" runs bfloat16 autocast on a GPU and float32 on the CPU (whose AVX2
             cores have no fast bfloat16); "float32" and "bfloat16" ask for one everywhere.
         compile: "auto" compiles the model with `torch.compile` on a GPU only; "always" and
-            "never" say so. On the CPU, compiling (with inductor's freezing) makes the forward
-            about 1.5 times faster but costs 1 to 3 minutes per process, worth it only for
-            shards of thousands of frames.
+            "never" say so. On the CPU (inductor with freezing) it made the forward no faster
+            once glibc used huge pages (`posecore.hugepages`; 5.67 against 5.84 frames/s for
+            DeepPoseKit's default Stacked DenseNet, `benchmarks/RESULTS.md`), after 43 s of
+            compilation, so "auto" leaves it off there.
     """
 
     def __init__(
@@ -232,13 +237,40 @@ class Predictor:
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.stride = int(self.meta.output_stride)
         self.multiple = int(getattr(loaded.model, "input_multiple", self.stride))
-        self._forward = self.model
+        self._compiled: nn.Module | None = None
         if compile == "always" or (compile == "auto" and on_gpu):
             if not on_gpu:
                 import torch._inductor.config as inductor_config
 
                 inductor_config.freezing = True  # weights as constants: prepacked oneDNN kernels (a global setting)
-            self._forward = torch.compile(self.model, dynamic=False)
+            self._compiled = torch.compile(self.model, dynamic=False)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the forward runs compiled (False after a failed compilation too)."""
+        return self._compiled is not None
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The model's outputs (one map tensor per stack) for a batch from `prepare_images`, compiled when it can be."""
+        if self._compiled is None:
+            return self.model(x)
+        n = len(x)
+        if n < self.batch_size:  # the same shape every time: no recompilation for a short last batch
+            x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))]).contiguous(
+                memory_format=self.memory_format
+            )
+        try:
+            outputs = self._compiled(x)
+        except Exception as error:  # any compiler failure: the eager model still works
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            warnings.warn(
+                f"torch.compile failed ({type(error).__name__}: {message}); running the model uncompiled",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self._compiled = None
+            return self.model(x[:n])
+        return [out[:n] for out in outputs]
 
     @property
     def keypoint_names(self) -> tuple[str, ...]:
@@ -269,7 +301,7 @@ class Predictor:
         x = prepare_images(images, self.meta.mean, self.meta.std, self.multiple, self.device, self.memory_format)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             # The final output; keypoint maps first, posture-graph maps (if any) after them.
-            maps = self._forward(x)[-1][:, : self.meta.n_keypoints]  # (B, K, H' / s, W' / s)
+            maps = self.forward(x)[-1][:, : self.meta.n_keypoints]  # (B, K, H' / s, W' / s)
         return maps[..., : math.ceil(height / self.stride), : math.ceil(width / self.stride)].float()
 
     @torch.inference_mode()

@@ -156,6 +156,43 @@ def test_a_failing_decode_leaves_no_shard_file(video, model_path, tmp_path, one_
     assert list(tmp_path.iterdir()) == [broken]
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a failed compilation would warn and fall back
+def test_a_compiled_shard_gives_the_uncompiled_points(video, model_path, tmp_path, one_torch_thread):
+    # A real inductor compilation of a tiny model (tens of seconds). Batches of 4 over 21
+    # frames: the last one is short, padded to the compiled shape and cut back.
+    info = probe(video)
+    runs = {}
+    for compile in ("never", "always"):
+        out = tmp_path / f"{compile}.parquet"
+        infer_shard(
+            video, Shard(0, 0, N_FRAMES), model_path, out, info=info, batch_size=4, compile=compile, progress=False
+        )
+        runs[compile] = pq.read_table(out).to_pandas()
+    columns = ["frame", "keypoint", "x", "y", "score"]
+    assert runs["always"][columns[:2]].equals(runs["never"][columns[:2]])
+    assert np.allclose(runs["always"][columns[2:]], runs["never"][columns[2:]], atol=1e-3)
+    predictor = Predictor(load_model(model_path), batch_size=4, compile="always")
+    assert predictor.compiled and not Predictor(load_model(model_path), compile="auto").compiled  # CPU
+
+
+def test_a_failed_compilation_warns_and_runs_the_model_uncompiled(model_path, monkeypatch, one_torch_thread):
+    def broken_compile(model, **kwargs):
+        def run(x):
+            raise RuntimeError("no C++ compiler found\nmore detail")
+
+        return run
+
+    monkeypatch.setattr("posecore.predict.torch.compile", broken_compile)
+    loaded = load_model(model_path)
+    images = np.random.default_rng(0).integers(0, 255, (3, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    predictor = Predictor(loaded, batch_size=4, compile="always")
+    assert predictor.compiled
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .RuntimeError: no C.. compiler found.; running"):
+        points = predictor.predict(images)
+    assert not predictor.compiled
+    assert np.allclose(points, Predictor(loaded, compile="never").predict(images), atol=1e-5)
+
+
 def test_large_buffers_go_back_to_the_system_on_glibc():
     """On glibc the mmap threshold is fixed (memory stays flat over long videos); elsewhere nothing changes."""
     import ctypes.util

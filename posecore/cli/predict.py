@@ -29,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: torch's)")
+    parser.add_argument(
+        "--compile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="torch.compile the model (auto: on a GPU only)",
+    )
     parser.add_argument("--start", type=int, default=0, help="first frame")
     parser.add_argument("--stop", type=int, default=None, help="one past the last frame (default: the end)")
     parser.add_argument("--filter", choices=("none", "median", "savgol"), default="none", help="temporal filter")
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=device,
         config=config,
+        compile=args.compile,
         progress=not args.quiet,
     )
     written = [parquet]

@@ -16,6 +16,9 @@ from posecore.train.config import ModelConfig, TrainConfig
 # Every job's process inherits Snakemake's environment: its models then run on huge pages
 # (posecore.hugepages; inference 1.5 to 1.7 times as fast on the CPU).
 os.environ.update(with_huge_pages(os.environ))
+# Inductor's cache of compiled models in the working directory (shared by the nodes of a
+# cluster, unlike each node's /tmp): the first shard on a GPU compiles, the next ones load.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.abspath(".cache/torchinductor"))
 
 validate(config, schema="../schemas/config.schema.yaml")
 

@@ -62,6 +62,7 @@ rule infer_shard:
     params:
         batch_size=config["inference"]["batch_size"],
         device=config["inference"]["device"],
+        compile=config["inference"]["compile"],
         config=config,
         keypoints=config["dataset"]["keypoints"],
     script:

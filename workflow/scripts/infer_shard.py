@@ -18,4 +18,5 @@ infer_shard(
     device=resolve_device(snakemake.params.device),
     config=snakemake.params.config,
     keypoints=snakemake.params.keypoints,
+    compile=snakemake.params.compile,
 )
