@@ -169,13 +169,13 @@ def main() -> None:
         worker(args)
         return
 
-    from posecore.infer import release_large_buffers, set_threads
+    from posecore.infer import reuse_large_buffers, set_threads
     from posecore.io.video import probe
     from posecore.models import load_model
     from posecore.predict import Predictor
 
     set_threads(args.threads)
-    release_large_buffers()  # forward-only under the allocator settings end-to-end inference runs with
+    reuse_large_buffers()  # forward-only under the allocator settings end-to-end inference runs with
     info = probe(args.video)
     n = min(args.frames or info.n_frames, info.n_frames)
     work = Path(tempfile.mkdtemp(prefix="posecore-bench-"))

@@ -1,7 +1,7 @@
 """Transparent huge pages for glibc's malloc: large tensors on the CPU without a page fault per 4 kB.
 
-PyTorch's CPU tensors come from malloc, and glibc serves every block of more than
-`posecore.infer.MMAP_THRESHOLD` bytes with a fresh mmap that the kernel fills on first touch,
+PyTorch's CPU tensors come from malloc, and glibc serves every large block with a fresh mmap
+(by default) or from heap memory new to the process, which the kernel fills on first touch,
 4 kB page by 4 kB page. A model's activations are such blocks, allocated anew at every layer
 of every batch: at 640x480 most of a Stacked DenseNet's forward pass on the CPU went to page
 faults (an elementwise op on 80 MB took 65 ms, 12 ms into a reused buffer; the whole forward
@@ -9,8 +9,9 @@ faults (an elementwise op on 80 MB took 65 ms, 12 ms into a reused buffer; the w
 4.8 frames/s on two; benchmarks/RESULTS.md). glibc 2.35 and later
 can ask the kernel for 2 MB pages for those blocks (`madvise(MADV_HUGEPAGE)`) when the
 environment variable GLIBC_TUNABLES holds `glibc.malloc.hugetlb=1`; it is read once, as a
-process starts. Memory still goes back to the system when freed, so the flat memory of
-long videos (`posecore.infer.release_large_buffers`) stays.
+process starts. Inference goes further and keeps freed memory for the next batch
+(`posecore.infer.reuse_large_buffers`), so that after the first batch nothing is faulted in
+at all; huge pages still make that first batch, training and everything else faster.
 
 Elsewhere the setting does nothing: older glibc and other C libraries ignore the variable,
 and kernels with transparent huge pages set to "never" ignore the advice. POSECORE_HUGE_PAGES=0

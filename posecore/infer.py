@@ -13,11 +13,12 @@ import ctypes
 import ctypes.util
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,9 +32,12 @@ from posecore.io.video import FrameBatch, VideoInfo, read_frames
 from posecore.models.export import LoadedModel, ModelMeta, load_model
 from posecore.predict import CompileMode, Precision, Predictor
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 ROW_GROUP_ROWS = 65536  # rows buffered before they go to the Parquet file as one row group
-MMAP_THRESHOLD = 1 << 20  # bytes: blocks this big and bigger go straight back to the system when freed
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+TRIM_THRESHOLD = (1 << 31) - 1  # bytes: free memory at the top of the heap that glibc keeps (its largest)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
 
 
 @dataclass(frozen=True)
@@ -97,26 +101,33 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def release_large_buffers() -> bool:
-    """Have glibc's malloc return blocks of `MMAP_THRESHOLD` bytes and more to the system when freed.
+def reuse_large_buffers() -> bool:
+    """Have glibc's malloc serve every block from its heap and keep freed memory for the next batch.
 
-    glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), after which
-    frame-sized buffers (decoded batches, model inputs and outputs) come from the heap. The small
-    trajectory tables kept between them until a row group is written then pin the heap, and the
-    process grows with every frame: 7 MB per 640x480 frame, measured (benchmarks/inference.py
-    on the ten-times-longer video ran out of 24 GB). A fixed threshold (mallopt
-    M_MMAP_THRESHOLD, which also stops the adjusting) keeps memory flat over any length of video.
+    By default glibc gives each block of more than its mmap threshold (128 kB to 32 MB) a fresh
+    mmap, returned to the system when freed. A model's activations are such blocks, allocated
+    anew at every layer of every batch, so the kernel faulted in and zeroed every one of them
+    again: with DeepPoseKit's Stacked DenseNet at 640x480 on the CPU that cost a third of the
+    forward pass even with huge pages (`posecore.hugepages`; 5.5 against 8.6 frames/s,
+    benchmarks/RESULTS.md). With mmap off (M_MMAP_MAX 0) and the heap never trimmed below
+    `TRIM_THRESHOLD`, a batch reuses the memory the previous one freed.
+
+    The process then holds its peak heap until it exits, and that stays flat over any length of
+    video only if nothing long-lived is allocated between the activations. glibc gives each
+    thread its own heap (arena), so `infer_shard` builds and holds the trajectory tables in a
+    writer thread: when the model's thread held them until their row group was written, the
+    heap grew 8 MB a frame.
 
     Returns:
-        True where the C library is glibc and took the setting; False elsewhere (nothing changed).
+        True where the C library is glibc and took the settings; False elsewhere (nothing changed).
     """
     name = ctypes.util.find_library("c")
     if name is None:
         return False
     libc = ctypes.CDLL(name)
-    if not hasattr(libc, "mallopt"):  # musl, macOS: their allocators give memory back by themselves
+    if not hasattr(libc, "mallopt"):  # musl, macOS: other allocators, left as they are
         return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def _prefetch(batches: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBatch]:
@@ -159,22 +170,90 @@ def _prefetch(batches: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBa
         raise failure[0]
 
 
-def iter_keypoint_tables(
-    video: str | Path, start: int, stop: int, predictor: Predictor, info: VideoInfo, *, progress: bool = True
-) -> Iterator[pa.Table]:
-    """Keypoints of frames [start, stop) of `video`, one trajectory table (`trajectories.SCHEMA`) per batch.
+class _Abandoned(Exception):
+    """Raised inside a background consumer whose producer failed (see `_consume_in_background`)."""
 
-    Frames are decoded by a background thread while the model runs; a progress bar on stderr
-    shows frames per second.
+
+def _consume_in_background(items: Iterator[T], consume: Callable[[Iterator[T]], R], depth: int = 4) -> R:
+    """`consume(iterator over items)`, run in a background thread while this thread produces `items`.
+
+    Up to `depth` items wait between the two. If producing fails, the consumer's iterator
+    raises `_Abandoned` (so a writer inside `atomic_path` leaves nothing behind) and the error is
+    raised here; if consuming fails, producing stops and the consumer's error is raised here.
+    """
+    done, abandoned = object(), object()
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    result: list[R] = []
+    failure: list[BaseException] = []
+
+    def feed() -> Iterator[T]:
+        while (item := slots.get()) is not done:
+            if item is abandoned:
+                raise _Abandoned
+            yield item
+
+    def run() -> None:
+        try:
+            result.append(consume(feed()))
+        except _Abandoned:
+            pass
+        except BaseException as error:  # raised in the producing thread
+            failure.append(error)
+
+    def put(item: object) -> bool:
+        """Queue `item` while the consumer runs; False once it has stopped."""
+        while thread.is_alive():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    thread = threading.Thread(target=run, name="posecore-write", daemon=True)
+    thread.start()
+    end = done
+    try:
+        for item in items:
+            if not put(item):
+                break
+    except BaseException:
+        end = abandoned
+        raise
+    finally:
+        getattr(items, "close", lambda: None)()
+        put(end)
+        thread.join()
+    if failure:
+        raise failure[0]
+    if not result:
+        raise RuntimeError("the background consumer stopped before the end of its items")
+    return result[0]
+
+
+def iter_peaks(
+    video: str | Path, start: int, stop: int, predictor: Predictor, info: VideoInfo, *, progress: bool = True
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Keypoints of frames [start, stop) of `video`, per batch: frame indices (B,), times (B,), peaks (B, K, 3).
+
+    Peaks are (x, y, score) in image pixels. Frames are decoded by a background thread while
+    the model runs; a progress bar on stderr shows frames per second.
     """
     batches = read_frames(video, start, stop, info=info, batch_size=predictor.batch_size)
     with tqdm(
         total=stop - start, desc=f"{Path(video).name} [{start}, {stop})", unit="frame", disable=not progress
     ) as bar:
         for batch in _prefetch(batches):
-            peaks = predictor.predict(batch.images)  # (B, K, 3) in image pixels
-            yield trajectories.keypoint_table(batch.indices, batch.times, peaks, predictor.keypoint_names)
+            yield batch.indices, batch.times, predictor.predict(batch.images)
             bar.update(len(batch.indices))
+
+
+def iter_keypoint_tables(
+    video: str | Path, start: int, stop: int, predictor: Predictor, info: VideoInfo, *, progress: bool = True
+) -> Iterator[pa.Table]:
+    """Keypoints of frames [start, stop) of `video`, one trajectory table (`trajectories.SCHEMA`) per batch."""
+    for frames, times, peaks in iter_peaks(video, start, stop, predictor, info, progress=progress):
+        yield trajectories.keypoint_table(frames, times, peaks, predictor.keypoint_names)
 
 
 def infer_range(
@@ -252,22 +331,29 @@ def infer_shard(
     Raises:
         InputError: the model does not match `keypoints`, or the shard came out incomplete.
     """
-    release_large_buffers()
+    reuse_large_buffers()
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device)
     model_path = loaded.path or str(model)
     if keypoints is not None:
         check_keypoints(loaded.meta, keypoints, model_path)
     predictor = Predictor(loaded, device=device, batch_size=batch_size, precision=precision, compile=compile)
     provenance = trajectories.Provenance.for_video(loaded.sha256, config or {}, video)
-    tables = iter_keypoint_tables(video, shard.start, shard.stop, predictor, info, progress=progress)
-    expected = (shard.stop - shard.start) * len(predictor.keypoint_names)
+    names = predictor.keypoint_names
+    expected = (shard.stop - shard.start) * len(names)
 
-    def checked() -> Iterator[pa.Table]:
-        n = 0
-        for table in tables:
-            n += table.num_rows
-            yield table
-        if n != expected:  # raised inside the writer: the temporary file is removed, nothing appears
-            raise InputError(video, f"shard {shard.index} [{shard.start}, {shard.stop}) came out incomplete")
+    def write(batches: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> int:
+        """Build the tables and stream them to the file, in the writer thread (its own C heap)."""
 
-    return write_keypoint_tables(checked(), out_path, provenance)
+        def checked() -> Iterator[pa.Table]:
+            n = 0
+            for frames, times, peaks in batches:
+                table = trajectories.keypoint_table(frames, times, peaks, names)
+                n += table.num_rows
+                yield table
+            if n != expected:  # raised inside the writer: the temporary file is removed, nothing appears
+                raise InputError(video, f"shard {shard.index} [{shard.start}, {shard.stop}) came out incomplete")
+
+        return write_keypoint_tables(checked(), out_path, provenance)
+
+    peaks = iter_peaks(video, shard.start, shard.stop, predictor, info, progress=progress)
+    return _consume_in_background(peaks, write)

@@ -9,12 +9,14 @@ import torch
 from posecore.errors import InputError
 from posecore.infer import (
     Shard,
+    _Abandoned,
+    _consume_in_background,
     _prefetch,
     check_keypoints,
     infer_shard,
     plan_shards,
     read_shard_plan,
-    release_large_buffers,
+    reuse_large_buffers,
     write_shard_plan,
 )
 from posecore.io.trajectories import read_provenance
@@ -84,6 +86,62 @@ def test_prefetch_stops_when_the_consumer_stops_early():
             break
     time.sleep(0.3)
     assert not [t for t in threading.enumerate() if t.name == "posecore-decode" and t.is_alive()]
+
+
+def test_background_consumer_gets_every_item_in_order_in_its_own_thread():
+    seen = []
+
+    def consume(items):
+        for item in items:
+            seen.append((item, threading.current_thread().name))
+        return len(seen)
+
+    assert _consume_in_background(iter(range(50)), consume, depth=3) == 50
+    assert [item for item, _ in seen] == list(range(50))
+    assert {name for _, name in seen} == {"posecore-write"}
+
+
+def test_background_consumer_is_abandoned_when_producing_fails():
+    ended = []
+
+    def source():
+        yield 1
+        raise InputError("v.mp4", "decode failed", where="frame 1")
+
+    def consume(items):
+        try:
+            return sum(items)
+        except BaseException as error:
+            ended.append(type(error))
+            raise
+
+    with pytest.raises(InputError, match="frame 1"):
+        _consume_in_background(source(), consume)
+    assert ended == [_Abandoned], "the consumer must see the failure (a writer then removes its temporary file)"
+    assert not [t for t in threading.enumerate() if t.name == "posecore-write"]
+
+
+def test_a_failing_consumer_stops_the_producer_and_its_error_is_raised():
+    closed = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)
+
+    def consume(items):
+        for item in items:
+            if item == 5:
+                raise OSError("disk full")
+        return 0
+
+    with pytest.raises(OSError, match="disk full"):
+        _consume_in_background(endless(), consume)
+    assert closed == [True]
 
 
 # --- infer_shard on a real (tiny) video and an exported model -----------------------------
@@ -193,11 +251,11 @@ def test_a_failed_compilation_warns_and_runs_the_model_uncompiled(model_path, mo
     assert np.allclose(points, Predictor(loaded, compile="never").predict(images), atol=1e-5)
 
 
-def test_large_buffers_go_back_to_the_system_on_glibc():
-    """On glibc the mmap threshold is fixed (memory stays flat over long videos); elsewhere nothing changes."""
+def test_large_buffers_are_reused_on_glibc():
+    """On glibc malloc takes the settings (heap only, no trimming); elsewhere nothing changes."""
     import ctypes.util
     import platform
 
     glibc = platform.libc_ver()[0] == "glibc" and ctypes.util.find_library("c") is not None
-    assert release_large_buffers() is glibc
-    assert release_large_buffers() is glibc, "calling it again is harmless"
+    assert reuse_large_buffers() is glibc
+    assert reuse_large_buffers() is glibc, "calling it again is harmless"
