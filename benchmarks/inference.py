@@ -169,7 +169,8 @@ def main() -> None:
         worker(args)
         return
 
-    from posecore.infer import reuse_large_buffers, set_threads
+    from posecore.hugepages import reuse_large_buffers
+    from posecore.infer import set_threads
     from posecore.io.video import probe
     from posecore.models import load_model
     from posecore.predict import Predictor

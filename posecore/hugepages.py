@@ -20,12 +20,16 @@ in the environment leaves the variable alone (to measure without it).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import sys
 from collections.abc import Mapping, Sequence
 
 TUNABLE = "glibc.malloc.hugetlb"
 OPT_OUT = "POSECORE_HUGE_PAGES"
+TRIM_THRESHOLD = (1 << 31) - 1  # bytes: free memory at the top of the heap that glibc keeps (its largest)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
 
 
 def with_huge_pages(environ: Mapping[str, str]) -> dict[str, str]:
@@ -55,3 +59,34 @@ def restart_with_huge_pages(argv: Sequence[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *argv], environment)
+
+
+def reuse_large_buffers() -> bool:
+    """Have glibc's malloc serve every block from its heap and keep freed memory for the next batch.
+
+    By default glibc gives each block of more than its mmap threshold (128 kB to 32 MB) a fresh
+    mmap, returned to the system when freed. A model's activations are such blocks, allocated
+    anew at every layer of every batch, so the kernel faulted in and zeroed every one of them
+    again: with DeepPoseKit's Stacked DenseNet at 640x480 on the CPU that cost a third of the
+    forward pass even with huge pages (5.5 against 8.6 frames/s,
+    benchmarks/RESULTS.md). With mmap off (M_MMAP_MAX 0) and the heap never trimmed below
+    `TRIM_THRESHOLD`, a batch reuses the memory the previous one freed. Training steps do the
+    same (`posecore.train.train_model` calls this too: 10 epochs on openfield's crops in 77
+    instead of 92 s).
+
+    The process then holds its peak heap until it exits, and that stays flat over any length of
+    video only if nothing long-lived is allocated between the activations. glibc gives each
+    thread its own heap (arena), so `posecore.infer.infer_shard` builds and holds the trajectory
+    tables in a writer thread: when the model's thread held them until their row group was
+    written, the heap grew 8 MB a frame.
+
+    Returns:
+        True where the C library is glibc and took the settings; False elsewhere (nothing changed).
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt"):  # musl, macOS: other allocators, left as they are
+        return False
+    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

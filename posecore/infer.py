@@ -9,8 +9,6 @@ shard's Parquet file under a temporary name, renamed into place only once every 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from posecore.errors import InputError
+from posecore.hugepages import reuse_large_buffers
 from posecore.io import trajectories
 from posecore.io.atomic import atomic_path
 from posecore.io.video import FrameBatch, VideoInfo, read_frames
@@ -36,8 +35,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 ROW_GROUP_ROWS = 65536  # rows buffered before they go to the Parquet file as one row group
-TRIM_THRESHOLD = (1 << 31) - 1  # bytes: free memory at the top of the heap that glibc keeps (its largest)
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
 
 
 @dataclass(frozen=True)
@@ -99,35 +96,6 @@ def set_threads(threads: int) -> None:
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
-
-
-def reuse_large_buffers() -> bool:
-    """Have glibc's malloc serve every block from its heap and keep freed memory for the next batch.
-
-    By default glibc gives each block of more than its mmap threshold (128 kB to 32 MB) a fresh
-    mmap, returned to the system when freed. A model's activations are such blocks, allocated
-    anew at every layer of every batch, so the kernel faulted in and zeroed every one of them
-    again: with DeepPoseKit's Stacked DenseNet at 640x480 on the CPU that cost a third of the
-    forward pass even with huge pages (`posecore.hugepages`; 5.5 against 8.6 frames/s,
-    benchmarks/RESULTS.md). With mmap off (M_MMAP_MAX 0) and the heap never trimmed below
-    `TRIM_THRESHOLD`, a batch reuses the memory the previous one freed.
-
-    The process then holds its peak heap until it exits, and that stays flat over any length of
-    video only if nothing long-lived is allocated between the activations. glibc gives each
-    thread its own heap (arena), so `infer_shard` builds and holds the trajectory tables in a
-    writer thread: when the model's thread held them until their row group was written, the
-    heap grew 8 MB a frame.
-
-    Returns:
-        True where the C library is glibc and took the settings; False elsewhere (nothing changed).
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    libc = ctypes.CDLL(name)
-    if not hasattr(libc, "mallopt"):  # musl, macOS: other allocators, left as they are
-        return False
-    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def _prefetch(batches: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBatch]:

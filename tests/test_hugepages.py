@@ -1,4 +1,5 @@
 import os
+import platform
 import subprocess
 import sys
 
@@ -43,3 +44,25 @@ def test_a_process_restarts_once_with_huge_pages_and_the_command_line_does_so(tm
     assert subprocess.run(command, capture_output=True, text=True, env=environment, check=True).stdout.startswith(
         "posecore "
     )
+
+
+HEAP_CHECK = """
+import ctypes, sys
+from posecore.hugepages import reuse_large_buffers
+if sys.argv[1] == "reuse":
+    assert reuse_large_buffers()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = libc.sbrk.restype = ctypes.c_void_p
+libc.malloc.argtypes, libc.free.argtypes, libc.sbrk.argtypes = [ctypes.c_size_t], [ctypes.c_void_p], [ctypes.c_ssize_t]
+block = libc.malloc(64 << 20)
+print("heap" if block < libc.sbrk(0) else "mmap")
+libc.free(block)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
+@pytest.mark.parametrize(("mode", "where"), [("default", "mmap"), ("reuse", "heap")])
+def test_large_blocks_come_from_the_heap_once_buffers_are_reused(mode, where):
+    """A 64 MB block is a fresh mmap by default and heap memory (kept when freed) after `reuse_large_buffers`."""
+    done = subprocess.run([sys.executable, "-c", HEAP_CHECK, mode], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == [where]

@@ -16,7 +16,6 @@ from posecore.infer import (
     infer_shard,
     plan_shards,
     read_shard_plan,
-    reuse_large_buffers,
     write_shard_plan,
 )
 from posecore.io.trajectories import read_provenance
@@ -249,13 +248,3 @@ def test_a_failed_compilation_warns_and_runs_the_model_uncompiled(model_path, mo
         points = predictor.predict(images)
     assert not predictor.compiled
     assert np.allclose(points, Predictor(loaded, compile="never").predict(images), atol=1e-5)
-
-
-def test_large_buffers_are_reused_on_glibc():
-    """On glibc malloc takes the settings (heap only, no trimming); elsewhere nothing changes."""
-    import ctypes.util
-    import platform
-
-    glibc = platform.libc_ver()[0] == "glibc" and ctypes.util.find_library("c") is not None
-    assert reuse_large_buffers() is glibc
-    assert reuse_large_buffers() is glibc, "calling it again is harmless"

@@ -26,6 +26,7 @@ from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from posecore.errors import InputError
+from posecore.hugepages import reuse_large_buffers
 from posecore.io.dataset import TrainingDataset
 from posecore.models.export import ModelMeta, load_model, save_model
 from posecore.models.registry import GRAPH_MAPS, hyperparameter_defaults
@@ -151,6 +152,7 @@ def train_model(
     """
     out_dir = Path(out_dir)
     check_training_input(dataset, model_config, train_config, source, train_indices)
+    reuse_large_buffers()  # every step's activations and gradients reuse the last step's memory
     accelerator, precision, devices = resolve_devices(train_config)
     pl.seed_everything(train_config.seed, workers=True, verbose=False)
     hyperparameters = {**hyperparameter_defaults(model_config.architecture), **model_config.hyperparameters}
