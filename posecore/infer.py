@@ -2,9 +2,11 @@
 
 A shard is a frame range [start, stop) of one video. `infer_shard` streams its frames from
 the video (never the whole video in memory), a background thread decoding the next batches
-while the model runs on the current one, finds the peaks and streams the rows into the
-shard's Parquet file under a temporary name, renamed into place only once every frame is in
-(so memory does not grow with the length of the shard, and a killed job leaves no output).
+while the model runs on the current one and finds the peaks, and a writer thread streams the
+rows into the shard's Parquet file under a temporary name, renamed into place only once every
+frame is in (so memory does not grow with the length of the shard, and a killed job leaves no
+output). The model's thread allocates nothing that outlives a batch, so glibc's heap, which
+keeps freed memory for the next batch (`posecore.hugepages.reuse_large_buffers`), stays flat.
 """
 
 from __future__ import annotations
@@ -98,6 +100,17 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _put_while(slots: queue.Queue, item: object, waiting: Callable[[], bool]) -> bool:
+    """Put `item` into `slots`, waiting for room as long as `waiting()` holds; whether it went in."""
+    while waiting():
+        try:
+            slots.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def _prefetch(batches: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBatch]:
     """Iterate `batches` from a background thread, keeping up to `depth` batches decoded ahead."""
     done = object()
@@ -107,13 +120,7 @@ def _prefetch(batches: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBa
 
     def put(item: object) -> bool:
         """Queue `item` unless the consumer has stopped; False once it has."""
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return _put_while(slots, item, lambda: not stop.is_set())
 
     def produce() -> None:
         try:
@@ -170,13 +177,7 @@ def _consume_in_background(items: Iterator[T], consume: Callable[[Iterator[T]], 
 
     def put(item: object) -> bool:
         """Queue `item` while the consumer runs; False once it has stopped."""
-        while thread.is_alive():
-            try:
-                slots.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return _put_while(slots, item, thread.is_alive)
 
     thread = threading.Thread(target=run, name="posecore-write", daemon=True)
     thread.start()
