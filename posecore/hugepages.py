@@ -21,7 +21,6 @@ in the environment leaves the variable alone (to measure without it).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -83,10 +82,10 @@ def reuse_large_buffers() -> bool:
     Returns:
         True where the C library is glibc and took the settings; False elsewhere (nothing changed).
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
+    try:
+        libc = ctypes.CDLL(None)  # the C library this process already runs on: no search for its file
+    except (OSError, TypeError):  # Windows has no such handle
         return False
-    libc = ctypes.CDLL(name)
     if not hasattr(libc, "mallopt"):  # musl, macOS: other allocators, left as they are
         return False
     return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
