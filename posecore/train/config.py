@@ -75,6 +75,10 @@ class TrainConfig:
             instead, so that the model also learns that the far background holds no keypoint
             (0 to 1). With none (0), models trained on crops of open-field frames fired on the far
             arena at inference.
+        crop_until: with crop_size, the fraction of the run trained on crops (by epochs, or by
+            time with max_minutes, as the cosine schedule counts it); the rest trains on whole
+            frames, where the model sees every keypoint at once and learns which is which
+            (0 to 1; 1: crops throughout).
         max_minutes: stop training after this many minutes of wall time, keeping the best
             checkpoint so far (0: no limit).
         peak_weight: weight of the target peaks in the loss: each map cell's squared error
@@ -109,6 +113,7 @@ class TrainConfig:
     num_workers: int = 0
     crop_size: int = 0
     crop_background: float = 0.25
+    crop_until: float = 1.0
     max_minutes: float = 0.0
     peak_weight: float = 20.0
 
@@ -130,8 +135,9 @@ class TrainConfig:
         for name in (*nonnegative, "blur_sigma_px", *counts):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.crop_background <= 1.0:
-            raise ValueError(f"train.crop_background must be in [0, 1], got {self.crop_background}")
+        for name in ("crop_background", "crop_until"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("scale", "contrast"):
             if getattr(self, name) >= 1:
                 raise ValueError(f"train.{name} must be < 1, got {getattr(self, name)}")

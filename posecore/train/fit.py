@@ -189,6 +189,7 @@ def train_model(
         max_minutes=train_config.max_minutes,
         crop_size=train_config.crop_size,
         crop_background=train_config.crop_background,
+        crop_until=train_config.crop_until,
         peak_weight=train_config.peak_weight,
     )
     if train_config.init_from:

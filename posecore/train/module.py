@@ -96,6 +96,8 @@ class PoseModule(pl.LightningModule):
             finishes at a small learning rate.
         crop_size: train on crops of this many pixels around labeled keypoints (0: whole frames).
         crop_background: fraction of the training crops placed anywhere in the frame.
+        crop_until: with crop_size, the fraction of the run (as the cosine schedule measures it)
+            trained on crops; whole frames after it.
         peak_weight: extra loss weight of the target peaks (`masked_mse`).
     """
 
@@ -120,6 +122,7 @@ class PoseModule(pl.LightningModule):
         crop_size: int = 0,
         crop_background: float = 0.0,
         peak_weight: float = 0.0,
+        crop_until: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -159,6 +162,8 @@ class PoseModule(pl.LightningModule):
         training = self._trainer is not None and self.trainer.training
         augmentation = self.augmentation if training and self.augmentation.active else None
         crop_size = int(self.hparams.get("crop_size", 0)) if training else 0
+        if crop_size and self._progress(self.global_step) >= float(self.hparams.get("crop_until", 1.0)):
+            crop_size = 0  # the rest of the run sees whole frames
         return prepare_batch(
             batch,
             self.mean,
@@ -202,11 +207,11 @@ class PoseModule(pl.LightningModule):
         rmse = math.sqrt(squared / count) if count else math.nan
         self.log("val/rmse_px", rmse, prog_bar=True)
 
-    def _cosine_factor(self, step: int) -> float:
-        """The cosine schedule's learning-rate factor after `step` steps: 1 at the start, 0 at the end.
+    def _progress(self, step: int) -> float:
+        """How far the run is after `step` steps, from 0 to 1.
 
         The end is max_epochs' last step or, with max_minutes, the time limit if it comes first
-        (timed from the first step, as near as the module can see Lightning's own timer).
+        (timed from the first call, as near as the module can see Lightning's own timer).
         """
         if self._trainer is not None:
             total_steps = max(1, int(self.trainer.estimated_stepping_batches))
@@ -218,7 +223,11 @@ class PoseModule(pl.LightningModule):
             if self._schedule_start is None:
                 self._schedule_start = time.monotonic()
             progress = max(progress, (time.monotonic() - self._schedule_start) / (60.0 * max_minutes))
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return min(progress, 1.0)
+
+    def _cosine_factor(self, step: int) -> float:
+        """The cosine schedule's learning-rate factor after `step` steps: 1 at the start, 0 at the end (`_progress`)."""
+        return 0.5 * (1.0 + math.cos(math.pi * self._progress(step)))
 
     def configure_optimizers(self) -> Any:
         """Adam with the configured learning-rate schedule."""

@@ -26,6 +26,7 @@ def test_unknown_key_is_an_error_naming_it():
         ("flip", "yes", "must be true or false"),
         ("val_every_n_epochs", 500, "exceeds train.max_epochs"),
         ("crop_background", 1.5, r"must be in \[0, 1\]"),
+        ("crop_until", -0.1, r"must be in \[0, 1\]"),
         ("peak_weight", -1.0, "must be >= 0"),
     ],
 )

@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -86,3 +87,17 @@ def test_module_prepares_raw_batches_steps_and_saves_its_hyperparameters():
     loss = module.training_step(batch, 0)
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert module.map_size == (8, 8) and [o.shape[1] for o in module(batch["image"])] == [3, 3]
+
+
+def test_training_switches_from_crops_to_whole_frames_at_crop_until():
+    module = PoseModule("leap", {"filters": 2}, 1, 1, (32, 32), crop_size=16, crop_until=0.5)
+    trainer = SimpleNamespace(training=True, global_step=0, estimated_stepping_batches=10, global_rank=0)
+    module._trainer = trainer  # what the batch hook reads of a running fit
+    raw = {"image": torch.zeros(2, 32, 32, 1, dtype=torch.uint8), "keypoints": torch.full((2, 1, 2), 12.0)}
+    trainer.global_step = 4
+    assert module.on_after_batch_transfer(dict(raw), 0)["image"].shape[-2:] == (16, 16)
+    trainer.global_step = 5  # half of the run's 10 steps: whole frames from here on
+    assert module.on_after_batch_transfer(dict(raw), 0)["image"].shape[-2:] == (32, 32)
+    trainer.training = False  # validation always sees whole frames
+    trainer.global_step = 0
+    assert module.on_after_batch_transfer(dict(raw), 0)["image"].shape[-2:] == (32, 32)
