@@ -10,7 +10,13 @@ per frame, from one `torch.Generator`, so a seeded run repeats exactly:
   mean colour, 0 after normalisation): horizontal and vertical flips, rotation and scaling
   about the image centre, then a translation. A frame mirrored exactly once (one flip, not
   both) exchanges its left/right keypoints by the dataset's swap pairs, so "left_ear" still
-  names the animal's left ear. Keypoints that leave the image become NaN (unlabeled).
+  names the animal's left ear. Keypoints that leave the image keep their coordinates
+  outside it and stay labeled, as `posecore.train.data.random_crops` keeps those a crop
+  leaves out: their maps are trained towards zero over the whole frame. Masking them instead
+  (as posecore did before) also stops telling their maps that the rest of the frame is not
+  them: on lp-mirror-mouse, whose nose sits 7 pixels from the frame's edge, the side view's
+  nose left the frame in 65% of the training samples, and the model found it in the mirror
+  view.
 
 The training module calls it after the batch reaches the accelerator (`on_after_batch_transfer`),
 so on a GPU the augmentation runs there.
@@ -159,7 +165,7 @@ def _blur(images: torch.Tensor, sigma: torch.Tensor, max_sigma: float) -> torch.
 def _geometric(
     images: torch.Tensor, keypoints: torch.Tensor, augmentation: Augmentation, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One random affine warp per frame; keypoints follow, swap on a single mirror, NaN when outside."""
+    """One random affine warp per frame; keypoints follow (outside the frame too) and swap on a single mirror."""
     b, _, h, w = images.shape
     a = augmentation
     ones = torch.ones(b, device=images.device, dtype=torch.float32)
@@ -176,9 +182,6 @@ def _geometric(
     centre = torch.tensor([(w - 1) / 2, (h - 1) / 2], device=images.device)  # (2,) as (x, y)
 
     moved = torch.einsum("bij,bkj->bki", matrix, keypoints - centre) + centre + shift.view(b, 1, 2)  # (B, K, 2)
-    x, y = moved[..., 0], moved[..., 1]
-    inside = (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)  # (B, K)
-    moved = torch.where(inside.unsqueeze(-1), moved, torch.nan)
     if a.swap_pairs and (a.flip or a.flip_vertical):
         order = torch.arange(keypoints.shape[1], device=images.device)
         swapped = order.clone()

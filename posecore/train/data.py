@@ -98,6 +98,10 @@ def prepare_batch(
     images = F.pad(images, (0, pad_w, 0, pad_h))  # (B, C, H', W'), as prepare_images pads
     map_size = (images.shape[-2] // output_stride, images.shape[-1] // output_stride)
     maps, mask = training_targets(keypoints, map_size, output_stride, sigma_px, skeleton)
+    # The padding is no part of the frame: nothing is there, not even a keypoint that augmentation
+    # moved just outside the frame on that side (inference never reads these cells).
+    maps[..., math.ceil(height / output_stride) :, :] = 0.0
+    maps[..., math.ceil(width / output_stride) :] = 0.0
     return {"image": images.contiguous(), "maps": maps, "mask": mask, "keypoints": keypoints}
 
 
@@ -108,14 +112,15 @@ def random_crops(
     generator: torch.Generator | None = None,
     background: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cut every image to a size x size window around one of its labeled keypoints, drawn at random.
+    """Cut every image to a size x size window around one of its labeled keypoints in view, drawn at random.
 
     The window is centred on the chosen keypoint moved by up to size / 4 in x and y (so the
     keypoint is not always in the middle), then shifted to lie inside the image. Keypoints
     are moved into the window's coordinates, those that fall outside it too: they stay
     labeled, so their maps are trained towards zero inside the window (the keypoint is known
     to be elsewhere; a masked map would teach the model nothing about the background there).
-    Unlabeled (NaN) keypoints stay NaN. A frame with no labeled keypoint gets a window at a
+    Unlabeled (NaN) keypoints stay NaN. A frame with no labeled keypoint inside it (augmentation
+    can move keypoints out of the frame) gets a window at a
     random place, and so does each frame with probability `background`: without such windows
     the model never sees the far parts of the frame, and at inference on whole frames it can
     fire on background it was never told holds no keypoint. A side of the image shorter than
@@ -134,8 +139,9 @@ def random_crops(
     batch, _, height, width = images.shape
     crop_h, crop_w = min(size, height), min(size, width)
     device = images.device
-    labeled = torch.isfinite(keypoints).all(dim=-1)  # (B, K)
-    # One labeled keypoint per frame, uniformly (Gumbel trick: argmax of noise over the labeled ones).
+    x, y = keypoints[..., 0], keypoints[..., 1]  # NaN compares False: unlabeled is never in view
+    labeled = (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)  # (B, K), labeled and in view
+    # One such keypoint per frame, uniformly (Gumbel trick: argmax of noise over them).
     noise = torch.rand(labeled.shape, generator=generator, device=device)
     choice = torch.where(labeled, noise, -1.0).argmax(dim=-1)  # (B,)
     centre = keypoints[torch.arange(batch, device=device), choice]  # (B, 2)

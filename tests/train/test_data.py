@@ -105,6 +105,24 @@ def test_random_crops_keep_a_side_shorter_than_the_crop_and_keep_keypoints_left_
     assert mask.all() and float(maps[0, int(torch.nonzero(~inside)[0])].max()) < 1e-6
 
 
+def test_random_crops_centre_on_keypoints_in_view_only():
+    images = torch.zeros(64, 1, 40, 300)
+    keypoints = torch.tensor([[[-30.0, 20.0], [250.0, 20.0]]]).expand(64, 2, 2)  # the first moved out of view
+    _, moved = random_crops(images, keypoints, 64, torch.Generator().manual_seed(0))
+    assert ((moved[:, 1, 0] >= 0) & (moved[:, 1, 0] < 64)).all(), "every window holds the keypoint in view"
+
+
+def test_targets_are_zero_in_the_padding_even_for_a_keypoint_just_outside_the_frame():
+    batch = {"image": torch.zeros(1, 30, 30, 1, dtype=torch.uint8), "keypoints": torch.tensor([[[31.0, 10.0]]])}
+    prepared = prepare_batch(batch, (0.0,), (1.0,), 16, 4, 2.0)  # padded to 32 x 32: maps 8 x 8, the frame's 8 x 8
+    assert prepared["mask"].all() and float(prepared["maps"][0, 0, :, 7].max()) > 0.1, "its tail reaches the frame"
+    batch["image"] = torch.zeros(1, 30, 20, 1, dtype=torch.uint8)
+    batch["keypoints"] = torch.tensor([[[21.0, 10.0]]])  # just right of a 20-pixel-wide frame
+    prepared = prepare_batch(batch, (0.0,), (1.0,), 16, 4, 2.0)  # padded to 32 wide: cells 5 to 7 are padding
+    maps = prepared["maps"][0, 0]
+    assert prepared["mask"].all() and float(maps[:, 5:].abs().max()) == 0.0 and float(maps[:, 4].max()) > 0.1
+
+
 def test_training_batches_are_cropped_and_validation_batches_are_not():
     data = _dataset()
     batch = torch.utils.data.default_collate([PoseDataset(data, "train")[i] for i in range(2)])
