@@ -6,6 +6,8 @@
 
 Speed: medians over --repeats timed calls, inference-sized batches (B = 64, K = 4 to 32, maps
 64x64 to 120x160). Effective GB/s counts one read of the maps and the (B, K, 3) float32 output.
+Each row also checks its output against the CPU reference on the same random maps: the largest
+subpixel difference |dxy| (map cells) and the number of scores that differ.
 """
 
 from __future__ import annotations
@@ -53,16 +55,24 @@ def speed(repeats: int, dtype: torch.dtype) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, dtype {dtype}")
     if cuda:
         print(f"GPU: {torch.cuda.get_device_name()}")
-    print(f"{'impl':<10} {'device':<6} {'B':>3} {'K':>3} {'H':>4} {'W':>4} {'ms':>9} {'maps/s':>12} {'GB/s':>8}")
+    print(
+        f"{'impl':<10} {'device':<6} {'B':>3} {'K':>3} {'H':>4} {'W':>4} {'ms':>9} {'maps/s':>12} {'GB/s':>8} "
+        f"{'max |dxy|':>10} {'score !=':>8}"
+    )
     for b, k, h, w in SHAPES:
         cpu_maps = torch.rand(b, k, h, w, generator=torch.Generator().manual_seed(0)).to(dtype)
+        expected = find_peaks_reference(cpu_maps)
         for name, device, fn in impls:
             maps = cpu_maps.to(device)
             seconds = median_seconds(lambda fn=fn, maps=maps: fn(maps), repeats, device == "cuda")
             moved = maps.numel() * maps.element_size() + b * k * 3 * 4
+            # Against the CPU reference on the same maps: subpixel offsets, and scores that differ at all.
+            got = fn(maps).cpu()
+            dxy = (got[..., :2] - expected[..., :2]).abs().max().item()
+            wrong = int((got[..., 2] != expected[..., 2]).sum())
             print(
                 f"{name:<10} {device:<6} {b:>3} {k:>3} {h:>4} {w:>4} {seconds * 1e3:>9.3f} "
-                f"{b * k / seconds:>12,.0f} {moved / seconds / 1e9:>8.2f}"
+                f"{b * k / seconds:>12,.0f} {moved / seconds / 1e9:>8.2f} {dxy:>10.2e} {wrong:>8}"
             )
     if not cuda:
         print("No CUDA device: the Triton kernel was not measured (its tests ran through TRITON_INTERPRET=1).")
