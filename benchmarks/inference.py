@@ -1,6 +1,7 @@
 """Inference speed and memory on a real video, with DeepPoseKit's default Stacked DenseNet.
 
     PYTHONPATH=. .venv/bin/python benchmarks/inference.py [--frames N] [--repeats R] [--long-model tiny]
+    PYTHONPATH=. .venv/bin/python benchmarks/inference.py --random-frames 480x640 [--batch-size B]
 
 Prints, for frames [0, N) of the video (default: all of it):
 
@@ -23,6 +24,10 @@ model's, is what grows with length); the output says which model ran.
 first forward-only batch's time is the compilation; the end-to-end child then finds the compiled
 kernels in inductor's on-disk cache, as the second and later shards of an archive do, and its
 frames/s include loading them.
+
+`--random-frames HxW` needs no video and no ffmpeg: it times `Predictor.predict` alone (upload,
+the forward under bfloat16 autocast on a GPU, peaks, download) on random frames, --repeats
+times over --frames frames (default 64 batches), for a GPU node's side of inference.
 
 The model: Stacked DenseNet with DeepPoseKit's defaults (2 stacks, growth rate 32, maps at
 1/4 of the input, full-size input), 4 keypoints, random weights (speed only), saved and
@@ -105,6 +110,48 @@ def forward_fps(predictor: object, frames: np.ndarray, n: int) -> tuple[float, f
     return done / (time.perf_counter() - start), (time.process_time() - cpu) / done, first
 
 
+def predict_fps(predictor: object, frames: np.ndarray, n: int) -> tuple[float, float]:
+    """Frames/s of `predictor.predict` on `n` frames (cycling through `frames`), and its first call's seconds.
+
+    `predict` is inference's whole work after decoding: upload, normalisation, the forward (under
+    bfloat16 autocast on a GPU), peaks and the copy back. The first call (the compilation, when
+    the predictor compiles) is left out of the frames/s.
+    """
+    batch = frames[: predictor.batch_size]
+    start = time.perf_counter()
+    predictor.predict(batch)
+    first = time.perf_counter() - start
+    start, done = time.perf_counter(), 0
+    while done < n:
+        predictor.predict(batch)
+        done += len(batch)
+    return done / (time.perf_counter() - start), first
+
+
+def random_frames_only(args: argparse.Namespace) -> None:
+    """--random-frames: time `predict` alone on random frames, with no video and no ffmpeg (a GPU node's side)."""
+    from posecore.models import load_model
+    from posecore.predict import Predictor, resolve_device
+
+    height, width = (int(v) for v in args.random_frames.lower().split("x"))
+    work = Path(tempfile.mkdtemp(prefix="posecore-bench-"))
+    model_path = export_model(work / "model.pt", DPK_DEFAULTS, height, width)
+    frames = np.random.default_rng(0).integers(0, 256, (args.batch_size, height, width, 3), dtype=np.uint8)
+    predictor = Predictor(
+        load_model(model_path), resolve_device("auto"), batch_size=args.batch_size, compile=args.compile
+    )
+    device = torch.cuda.get_device_name() if predictor.device.type == "cuda" else "CPU"
+    n = args.frames or 64 * args.batch_size
+    for repeat in range(args.repeats):
+        fps, first = predict_fps(predictor, frames, n)
+        print(
+            f"predict on {device}: {width}x{height}, batch {args.batch_size}, {predictor.dtype}, "
+            f"compiled {predictor.compiled}: {fps:.1f} frames/s over {n} frames (repeat {repeat}; "
+            f"first batch {first:.1f} s)",
+            flush=True,
+        )
+
+
 def end_to_end(
     video: Path, model: Path, n: int | None, batch_size: int, threads: int, out: Path, compile: str = "auto"
 ) -> dict:
@@ -162,11 +209,19 @@ def main() -> None:
         default="auto",
         help="torch.compile the model, as infer_shard's compile (auto: on a GPU only)",
     )
+    parser.add_argument(
+        "--random-frames",
+        metavar="HxW",
+        help="no video: time predict alone (model and peaks) on random frames of this size, e.g. 480x640",
+    )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     restart_with_huge_pages(sys.argv)  # as posecore's command line and workflow run models
     if args.worker:
         worker(args)
+        return
+    if args.random_frames:
+        random_frames_only(args)
         return
 
     from posecore.hugepages import reuse_large_buffers
