@@ -96,19 +96,19 @@ FULL = TrainConfig(
 QUICK = TrainConfig(max_epochs=2, batch_size=4, learning_rate=1e-3, sigma_px=5.0, accelerator="cpu", rotation_deg=10.0)
 
 
-def load(name: str) -> TrainingDataset:
-    """Assemble one dataset from its label files with the fixed split."""
+def load(name: str, data: Path = DATA) -> TrainingDataset:
+    """Assemble one dataset from its label files (under `data`) with the fixed split."""
     pattern, skeleton, swap_pairs, _ = DATASETS[name]
-    files = sorted(DATA.glob(pattern))
+    files = sorted(data.glob(pattern))
     if not files:
-        raise SystemExit(f"no label files match {DATA / pattern}: is ../shared/data there?")
+        raise SystemExit(f"no label files match {data / pattern}: is the data folder (--data) there?")
     names = read_labels(files[0]).keypoint_names
     return assemble_dataset(files, names, skeleton, swap_pairs, SPLIT)
 
 
 def run(dataset_name: str, model_name: str, args: argparse.Namespace, out: Path) -> dict:
     """Train, evaluate on the test frames, print and return one row."""
-    dataset = load(dataset_name)
+    dataset = load(dataset_name, args.data)
     full, quick = MODELS[model_name]
     hyperparameters = dict(quick if args.quick else full)
     architecture = hyperparameters.pop("architecture", model_name)
@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--resnet-weights", type=Path, help="torchvision-layout ResNet state_dict (.pth) to start from")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/accuracy"), help="output folder")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder holding the datasets (default ../shared/data)")
     args = parser.parse_args()
     restart_with_huge_pages(sys.argv)  # as posecore's command line and workflow run models
     rows = [run(d, m, args, args.out) for d in args.datasets for m in args.models]
