@@ -44,6 +44,37 @@ def test_predictions_are_in_image_pixels_for_odd_sizes_and_batches():
     assert np.allclose(out[:, 0, 2], 1.0, atol=0.4)  # the final stack's map, not the first
 
 
+class FixedMapsModel(nn.Module):
+    """The same maps (1, K, h, w) for every image: a model whose peaks are known."""
+
+    output_stride = 4
+    input_multiple = 16
+
+    def __init__(self, maps: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("maps", maps)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.maps.expand(len(x), -1, -1, -1)]
+
+
+@pytest.mark.parametrize("extent_px", [0.0, 24.0])
+def test_a_peak_off_the_animal_is_moved_onto_it_when_the_model_knows_the_animals_size(extent_px):
+    animal = torch.tensor([[[75.0, 60.0], [88.0, 54.0], [91.0, 69.0], [70.0, 71.0]]])  # (1, 4, 2) image pixels
+    maps, _ = confidence_maps(animal, (40, 60), 4, 6.0)  # (1, 4, 40, 60)
+    decoy, _ = confidence_maps(torch.tensor([[[226.0, 151.0]]]), (40, 60), 4, 6.0)  # a bottom-right corner
+    on_animal = 0.9 * maps[0, 2].max().item()
+    maps[0, 2] = torch.maximum(0.9 * maps[0, 2], decoy[0, 0])  # keypoint 2: 0.9x on the animal, the corner higher
+    meta = ModelMeta("test", {}, tuple("abcd"), (160, 240), 1, (0.0,), (1.0,), 4, extent_px=extent_px)
+    predictor = Predictor(LoadedModel(FixedMapsModel(maps), meta, "sha"), batch_size=2)
+    out = predictor.predict(np.zeros((3, 160, 240, 1), dtype=np.uint8))
+    if extent_px:  # reach 1.25 x 24 px = 30 px from the animal: the corner is off it
+        assert np.allclose(out[:, :, :2], animal.numpy(), atol=0.05)
+        assert np.allclose(out[:, 2, 2], on_animal, atol=1e-6)  # the score of the peak it took
+    else:  # a model without a label extent (trained before the prior) keeps the global maximum
+        assert np.allclose(out[:, 2, :2], [226.0, 151.0], atol=0.05)
+
+
 def test_prepare_images_normalises_and_pads_at_bottom_right():
     images = np.full((2, 5, 7, 3), 30, dtype=np.uint8)
     x = prepare_images(images, (10.0, 20.0, 30.0), (2.0, 5.0, 10.0), multiple=8)

@@ -16,6 +16,8 @@ a state_dict of tensors, so it loads with `torch.load(weights_only=True)`:
     mean, std         list[float] (C), normalisation for uint8 0..255 input: (x - mean) / std
     output_stride     int, image pixels per confidence-map cell
     dataset_hash      str, content hash of the training dataset ("" when unknown)
+    extent_px         float, the longest distance between two keypoints of one training frame
+                      (`posecore.ops.single_animal`); 0.0, or absent in older files: unknown
     state_dict        dict[str, Tensor], the weights
 """
 
@@ -55,6 +57,9 @@ class ModelMeta:
         skeleton: posture-graph edges as pairs of keypoint indices.
         swap_pairs: left/right keypoint index pairs.
         dataset_hash: content hash of the training dataset, "" when unknown.
+        extent_px: the animal's largest extent in the training labels, the longest distance
+            between two keypoints of one frame (`posecore.ops.single_animal.label_extent`), in
+            image pixels; 0.0 when unknown, which turns the single-animal prior at decoding off.
         format_version: version of this file format.
         posecore_version: the posecore version that wrote the file.
     """
@@ -70,6 +75,7 @@ class ModelMeta:
     skeleton: tuple[tuple[int, int], ...] = ()
     swap_pairs: tuple[tuple[int, int], ...] = ()
     dataset_hash: str = ""
+    extent_px: float = 0.0
     format_version: int = FORMAT_VERSION
     posecore_version: str = field(default=__version__)
 
@@ -109,6 +115,7 @@ class ModelMeta:
             skeleton=tuple((int(a), int(b)) for a, b in data.get("skeleton", ())),
             swap_pairs=tuple((int(a), int(b)) for a, b in data.get("swap_pairs", ())),
             dataset_hash=str(data.get("dataset_hash", "")),
+            extent_px=float(data.get("extent_px", 0.0)),
             format_version=int(data["format_version"]),
             posecore_version=str(data["posecore_version"]),
         )

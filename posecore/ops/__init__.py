@@ -4,6 +4,8 @@
   tensors (`peaks_triton.py`, imported only then) and the PyTorch reference elsewhere.
 - `find_peaks_multi(maps, max_peaks, threshold, nms_radius)` → (B, K, max_peaks, 3): several
   animals per frame, refined the same way.
+- `single_animal.peaks_on_the_animal(maps, peaks, reach)`: a single animal's peaks that lie
+  off it moved to their map's best maximum on it (the prior inference decodes with).
 
 A new refinement must go into both `peaks.refine_peaks` and the kernel, with its case added to
 `tests/ops/test_peaks_triton.py` (kernel against reference) and `tests/ops/test_peaks.py`.
