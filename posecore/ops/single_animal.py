@@ -10,11 +10,11 @@ farther than `reach` from it is replaced by its map's best local maximum within 
 that maximum's own score, so a low score still says the keypoint was hard to see. A map with no
 local maximum there keeps its global maximum.
 
-Why a vote and not the median of the peaks: on dlc-openfield a model found the snout and both
-ears of a mouse in a corner in the empty corner across the arena; the median followed the three
-and dragged the right tail base away. The vote weighs the tail base's strong peak together with
-the head maps' slightly lower maxima on the mouse, against three near-equal maxima in the corner
-and nothing for the tail base there.
+Why a vote and not the median of the peaks: on dlc-openfield a model put the snout and both ears
+of a mouse sitting in one corner of the arena into the empty corner across from it, and only the
+tail base on the mouse; the median went with the three and would have moved the tail base too.
+The vote weighs the tail base's strong peak and the head maps' slightly lower maxima on the
+mouse against three near-equal maxima in the empty corner and nothing for the tail base there.
 
 What it fixes: a peak on a part of the scene that looks like the keypoint (an arena corner taken
 for an ear), far from the animal. What it cannot fix: a peak on the animal at the wrong keypoint
