@@ -75,11 +75,11 @@ def peaks_on_the_animal(maps: torch.Tensor, peaks: torch.Tensor, reach: float) -
     near = (candidates[:, None, :, :, :2] - xy[:, :, None, None, :]).norm(dim=-1) <= reach
     score = torch.where(near, candidates[:, None, :, :, 2], -torch.inf)  # (B, K, K, M)
     best_score, best = score.max(dim=-1)  # (B, K, K): per position, each keypoint's best maximum near it
-    support = torch.where(best_score > -torch.inf, best_score, 0.0).sum(dim=-1)  # (B, K)
+    found = best_score > -torch.inf  # (B, K, K): a maximum within reach
+    support = torch.where(found, best_score, 0.0).sum(dim=-1)  # (B, K)
     support = torch.where(xy.isfinite().all(dim=-1), support, -torch.inf)  # a missing peak is no position
     position = support.argmax(dim=-1)  # (B,), the keypoint whose peak places the animal
     rows = torch.arange(b, device=peaks.device)
-    best, found = best[rows, position], best_score[rows, position] > -torch.inf  # (B, K) each
+    best, found, off = best[rows, position], found[rows, position], apart[rows, position]  # (B, K) each
     chosen = candidates.gather(2, best[..., None, None].expand(b, k, 1, 3)).squeeze(2)  # (B, K, 3)
-    off = (xy - xy[rows, position][:, None]).norm(dim=-1) > reach  # (B, K)
     return torch.where((off & found).unsqueeze(-1), chosen, peaks)

@@ -42,7 +42,7 @@ def test_the_animal_is_where_the_maps_agree_not_where_most_peaks_are(make_gaussi
     torch.testing.assert_close(out[0, :, :2].double(), ANIMAL, atol=1e-3, rtol=0)
 
 
-def test_the_prior_is_off_without_a_radius_or_with_fewer_than_three_keypoints(maps):
+def test_the_prior_is_off_without_a_reach_or_with_fewer_than_three_keypoints(maps):
     peaks = find_peaks(maps)
     torch.testing.assert_close(peaks_on_the_animal(maps, peaks, reach=0.0), peaks)
     two = maps[:, 1:3]
@@ -57,7 +57,7 @@ def test_a_far_peak_stays_when_its_map_has_nothing_on_the_animal(maps):
     torch.testing.assert_close(out, peaks)
 
 
-def test_a_radius_wider_than_the_frame_keeps_every_global_maximum(maps):
+def test_a_reach_wider_than_the_frame_keeps_every_global_maximum(maps):
     peaks = find_peaks(maps)
     torch.testing.assert_close(peaks_on_the_animal(maps, peaks, reach=100.0), peaks)
 
