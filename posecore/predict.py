@@ -6,8 +6,11 @@ coordinates do not move) -> forward under `torch.inference_mode()` -> the final 
 cropped to the cells that cover the image -> `posecore.ops.find_peaks` (map cells) -> the
 single-animal prior, which moves a peak that lies off the animal to its map's best maximum on
 it (`posecore.ops.single_animal`; models trained before it store no extent and skip it)
--> `posecore.geometry.map_to_image` (image pixels). Training prepares its images with the same
-`prepare_images`, so training and inference cannot differ in preprocessing.
+-> the layout prior, which moves a keypoint found where the training labels never put it
+relative to the others (the wrong paw) to another maximum of its map (`posecore.ops.layout`;
+models trained before it store no ranges and skip it) -> `posecore.geometry.map_to_image`
+(image pixels). Training prepares its images with the same `prepare_images`, so training and
+inference cannot differ in preprocessing.
 
 Speed (what the `Predictor` does to its own copy of the model, none of which changes what the
 model computes beyond float rounding): every convolution that a `BatchNorm2d` directly follows
@@ -36,6 +39,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from posecore.geometry import map_to_image
 from posecore.models.export import LoadedModel
 from posecore.ops import find_peaks
+from posecore.ops.layout import peaks_in_layout
 from posecore.ops.single_animal import MARGIN, peaks_on_the_animal
 
 Precision = Literal["auto", "float32", "bfloat16"]
@@ -313,5 +317,6 @@ class Predictor:
         maps = self.maps(images).contiguous()
         peaks = find_peaks(maps)  # (B, K, 3) in map cells, each map's global maximum
         peaks = peaks_on_the_animal(maps, peaks, MARGIN * self.meta.extent_px / self.stride)
+        peaks = peaks_in_layout(maps, peaks, self.meta.offset_ranges, self.stride)
         xy = map_to_image(peaks[..., :2], self.stride)  # (B, K, 2) image pixels
         return torch.cat([xy, peaks[..., 2:]], dim=-1)

@@ -18,6 +18,10 @@ a state_dict of tensors, so it loads with `torch.load(weights_only=True)`:
     dataset_hash      str, content hash of the training dataset ("" when unknown)
     extent_px         float, the longest distance between two keypoints of one training frame
                       (`posecore.ops.single_animal`); 0.0, or absent in older files: unknown
+    offset_ranges     list[[int, int, float, float, float, float]], per pair of keypoints i < j
+                      labeled together often enough, the smallest and largest x_i - x_j and
+                      y_i - y_j in the training labels (`posecore.ops.layout`); [], or absent
+                      in older files: unknown
     state_dict        dict[str, Tensor], the weights
 """
 
@@ -60,6 +64,9 @@ class ModelMeta:
         extent_px: the animal's largest extent in the training labels, the longest distance
             between two keypoints of one frame (`posecore.ops.single_animal.label_extent`), in
             image pixels; 0.0 when unknown, which turns the single-animal prior at decoding off.
+        offset_ranges: rows (i, j, dx_min, dx_max, dy_min, dy_max) in image pixels, the range of
+            each pair's offset in the training labels (`posecore.ops.layout.offset_ranges`);
+            () when unknown, which turns the layout prior at decoding off.
         format_version: version of this file format.
         posecore_version: the posecore version that wrote the file.
     """
@@ -76,6 +83,7 @@ class ModelMeta:
     swap_pairs: tuple[tuple[int, int], ...] = ()
     dataset_hash: str = ""
     extent_px: float = 0.0
+    offset_ranges: tuple[tuple[int, int, float, float, float, float], ...] = ()
     format_version: int = FORMAT_VERSION
     posecore_version: str = field(default=__version__)
 
@@ -97,6 +105,7 @@ class ModelMeta:
             data[key] = list(data[key])
         data["skeleton"] = [list(edge) for edge in self.skeleton]
         data["swap_pairs"] = [list(pair) for pair in self.swap_pairs]
+        data["offset_ranges"] = [list(row) for row in self.offset_ranges]
         data["hyperparameters"] = dict(self.hyperparameters)
         return data
 
@@ -116,6 +125,9 @@ class ModelMeta:
             swap_pairs=tuple((int(a), int(b)) for a, b in data.get("swap_pairs", ())),
             dataset_hash=str(data.get("dataset_hash", "")),
             extent_px=float(data.get("extent_px", 0.0)),
+            offset_ranges=tuple(
+                (int(i), int(j), *(float(v) for v in limits)) for i, j, *limits in data.get("offset_ranges", ())
+            ),
             format_version=int(data["format_version"]),
             posecore_version=str(data["posecore_version"]),
         )

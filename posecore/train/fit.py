@@ -30,6 +30,7 @@ from posecore.hugepages import reuse_large_buffers
 from posecore.io.dataset import TrainingDataset
 from posecore.models.export import ModelMeta, load_model, save_model
 from posecore.models.registry import GRAPH_MAPS, hyperparameter_defaults
+from posecore.ops.layout import offset_ranges
 from posecore.ops.single_animal import label_extent
 from posecore.train.augment import Augmentation
 from posecore.train.config import ModelConfig, TrainConfig
@@ -261,6 +262,7 @@ def train_model(
         swap_pairs=tuple(dataset.swap_pairs),
         dataset_hash=dataset.content_hash(),
         extent_px=label_extent(dataset.keypoints[train]),
+        offset_ranges=offset_ranges(dataset.keypoints[train]),
     )
     model_path = out_dir / "model.pt"
     if trainer.is_global_zero:

@@ -1,0 +1,138 @@
+"""The layout prior at decoding: each pair of keypoints keeps to the offsets the training labels showed.
+
+For every pair of keypoints labeled together in at least `MIN_FRAMES` training frames, the
+labels give the range of their offset along x and along y (`offset_ranges`, stored in the model
+file as `ModelMeta.offset_ranges`). A frame's peaks break a pair's range when their offset falls
+outside it by more than a slack (`SLACK` of the range's width plus one map cell). When a frame's
+peaks break any range, its keypoints are moved one at a time, each move to one of its map's
+`CANDIDATES` highest local maxima (`posecore.ops.multipeak.find_peaks_multi`), taking the move
+that raises the frame's score most: the sum of the chosen maxima's values minus `WEIGHT` for
+every broken range. The search stops when no move raises it (each move raises it, so it ends).
+A moved keypoint takes the score of its new maximum, so a low score still says it was hard to
+see.
+
+Why: on lp-mirror-mouse (a head-fixed mouse filmed with a mirror, so one frame shows a side view
+above a bottom view) the models' largest errors were keypoints found on the wrong paw: the left
+front paw at the right front paw, in one view or in both, with high scores, on training frames
+too. The labels say what the maps cannot: a paw's x is the same in both views give or take a
+few pixels, and in the bottom view the left paws lie 23-89 px above the right ones. The wrong
+paw's peak breaks such a range; the right paw's map usually has a second maximum at the right
+place, which keeps every range.
+
+The prior follows the single-animal prior (`posecore.ops.single_animal`), which moves peaks that
+lie off the animal altogether: moving one keypoint at a time cannot move them all. For an animal
+that moves and turns freely (dlc-openfield's mouse seen from above) the ranges are as wide as the
+animal in every direction, and it changes nothing there. What it cannot fix: a pose that the
+training labels never showed (a correct peak can then be moved when two or more ranges break),
+and keypoints whose ranges hold whichever candidate is taken.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from posecore.ops.multipeak import find_peaks_multi
+
+MIN_FRAMES = 10
+"""A pair of keypoints gets a range only when labeled together in at least this many training frames."""
+
+SLACK = 0.1
+"""A range is widened on both sides by this fraction of its width (and one map cell)."""
+
+WEIGHT = 0.5
+"""What one broken range costs, in confidence-map score."""
+
+CANDIDATES = 8
+"""Local maxima per map that a keypoint can move to."""
+
+
+def offset_ranges(keypoints: np.ndarray) -> tuple[tuple[int, int, float, float, float, float], ...]:
+    """The range of every pair's offset in the labels: rows (i, j, dx_min, dx_max, dy_min, dy_max).
+
+    Args:
+        keypoints: (N, K, 2) labels as (x, y) in pixels, NaN where not labeled.
+
+    Returns:
+        One row per pair i < j labeled together in at least `MIN_FRAMES` frames, with the
+        smallest and largest x_i - x_j and y_i - y_j over those frames; () when there is none
+        (the prior is then off).
+    """
+    points = np.asarray(keypoints, dtype=np.float64)  # (N, K, 2)
+    offsets = points[:, :, None] - points[:, None, :]  # (N, K, K, 2): keypoint i minus keypoint j
+    together = np.isfinite(offsets).all(axis=-1).sum(axis=0)  # (K, K) frames with both labeled
+    rows = []
+    for i, j in zip(*np.triu_indices(points.shape[1], k=1), strict=True):
+        if together[i, j] >= MIN_FRAMES:
+            dx, dy = offsets[:, i, j, 0], offsets[:, i, j, 1]
+            rows.append((int(i), int(j), *(float(f(d)) for d in (dx, dy) for f in (np.nanmin, np.nanmax))))
+    return tuple(rows)
+
+
+def _bounds(
+    ranges: tuple[tuple[int, int, float, float, float, float], ...], k: int, stride: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, K, 2) lowest and highest allowed x_i - x_j, y_i - y_j in map cells, slack included; +-inf where free."""
+    low = torch.full((k, k, 2), -torch.inf, dtype=torch.float32)
+    high = torch.full((k, k, 2), torch.inf, dtype=torch.float32)
+    for i, j, *limits in ranges:
+        cells = torch.tensor(limits, dtype=torch.float32).view(2, 2) / stride  # (axis, [min, max])
+        slack = SLACK * (cells[:, 1] - cells[:, 0]) + 1.0  # (2,)
+        low[i, j], high[i, j] = cells[:, 0] - slack, cells[:, 1] + slack
+        low[j, i], high[j, i] = -high[i, j], -low[i, j]  # the offset of j minus i
+    return low.to(device), high.to(device)
+
+
+def _broken(xy: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """(B, K, K) whether each pair's offset is outside its range, for xy (B, K, 2); NaN breaks nothing."""
+    offset = xy[:, :, None] - xy[:, None, :]  # (B, K, K, 2)
+    return ((offset < low) | (offset > high)).any(dim=-1)
+
+
+def peaks_in_layout(
+    maps: torch.Tensor,
+    peaks: torch.Tensor,
+    ranges: tuple[tuple[int, int, float, float, float, float], ...],
+    stride: float,
+) -> torch.Tensor:
+    """Move keypoints until the peaks keep the labels' offset ranges as well as the maps allow (module docstring).
+
+    Args:
+        maps: confidence maps (B, K, H, W) the peaks came from.
+        peaks: (B, K, 3) as (x, y, score) in map cells.
+        ranges: rows from `offset_ranges`, in image pixels; () leaves `peaks` as they are.
+        stride: image pixels per map cell.
+
+    Returns:
+        (B, K, 3) float32 peaks, on the same device.
+    """
+    k = peaks.shape[1]
+    if not ranges or k < 2:
+        return peaks
+    low, high = _bounds(ranges, k, stride, peaks.device)  # (K, K, 2) each
+    todo = _broken(peaks[..., :2], low, high).flatten(1).any(dim=1)  # (B,) frames that break a range
+    if not bool(todo.any()):
+        return peaks
+    frames = todo.nonzero().squeeze(1)
+    candidates = find_peaks_multi(maps[frames], CANDIDATES, threshold=0.0)  # (F, K, M, 3), highest first
+    n, m = len(frames), candidates.shape[2]
+    chosen = peaks[frames].float().clone()  # (F, K, 3)
+    usable = candidates[..., 0].isfinite()  # (F, K, M)
+    rows = torch.arange(n, device=peaks.device)
+    for _ in range(4 * k):  # each move raises the frame's score; this only bounds a pathological case
+        broken = _broken(chosen[..., :2], low, high).sum(dim=-1)  # (F, K) ranges each keypoint breaks now
+        # Ranges each candidate would break with every other keypoint where it is now: (F, K, M).
+        offset = candidates[:, :, :, None, :2] - chosen[:, None, None, :, :2]  # (F, K, M, K, 2)
+        would_break = ((offset < low[None, :, None]) | (offset > high[None, :, None])).any(dim=-1).sum(dim=-1)
+        gain = (candidates[..., 2] - chosen[:, :, None, 2]) - WEIGHT * (would_break - broken[..., None])
+        gain = torch.where(usable, gain, -torch.inf).flatten(1)  # (F, K * M)
+        best_gain, best = gain.max(dim=1)  # (F,)
+        moves = best_gain > 1e-6
+        if not bool(moves.any()):
+            break
+        keypoint, candidate = best // m, best % m  # (F,) each
+        new = torch.where(moves[:, None], candidates[rows, keypoint, candidate], chosen[rows, keypoint])  # (F, 3)
+        chosen[rows, keypoint] = new
+    out = peaks.float().clone()
+    out[frames] = chosen
+    return out
