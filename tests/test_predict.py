@@ -75,6 +75,23 @@ def test_a_peak_off_the_animal_is_moved_onto_it_when_the_model_knows_the_animals
         assert np.allclose(out[:, 2, :2], [226.0, 151.0], atol=0.05)
 
 
+@pytest.mark.parametrize("ranges", [(), ((0, 1, -4.0, 4.0, -84.0, -76.0), (1, 2, -48.0, -32.0, -48.0, -32.0))])
+def test_a_keypoint_on_the_wrong_paw_moves_when_the_model_knows_the_labels_offset_ranges(ranges):
+    # A side-view paw above its bottom-view self (the same x), and a second paw below-right in the
+    # bottom view; keypoint 1's map is highest on the second paw.
+    paws = torch.tensor([[[81.0, 34.0], [83.0, 113.0], [125.0, 153.0]]])  # (1, 3, 2) image pixels
+    maps, _ = confidence_maps(paws, (40, 60), 4, 6.0)  # (1, 3, 40, 60)
+    maps[0, 1] = torch.maximum(0.7 * maps[0, 1], maps[0, 2])
+    meta = ModelMeta("test", {}, tuple("abc"), (160, 240), 1, (0.0,), (1.0,), 4, offset_ranges=ranges)
+    predictor = Predictor(LoadedModel(FixedMapsModel(maps), meta, "sha"), batch_size=2)
+    out = predictor.predict(np.zeros((3, 160, 240, 1), dtype=np.uint8))
+    expected = paws.numpy().repeat(3, axis=0)
+    if ranges:
+        assert np.allclose(out[:, :, :2], expected, atol=0.05)
+    else:  # a model trained before the layout prior keeps the global maximum
+        assert np.allclose(out[:, 1, :2], expected[:, 2], atol=0.05)
+
+
 def test_prepare_images_normalises_and_pads_at_bottom_right():
     images = np.full((2, 5, 7, 3), 30, dtype=np.uint8)
     x = prepare_images(images, (10.0, 20.0, 30.0), (2.0, 5.0, 10.0), multiple=8)

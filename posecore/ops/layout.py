@@ -4,12 +4,13 @@ For every pair of keypoints labeled together in at least `MIN_FRAMES` training f
 labels give the range of their offset along x and along y (`offset_ranges`, stored in the model
 file as `ModelMeta.offset_ranges`). A frame's peaks break a pair's range when their offset falls
 outside it by more than a slack (`SLACK` of the range's width plus one map cell). When a frame's
-peaks break any range, its keypoints are moved one at a time, each move to one of its map's
-`CANDIDATES` highest local maxima (`posecore.ops.multipeak.find_peaks_multi`), taking the move
-that raises the frame's score most: the sum of the chosen maxima's values minus `WEIGHT` for
-every broken range. The search stops when no move raises it (each move raises it, so it ends).
-A moved keypoint takes the score of its new maximum, so a low score still says it was hard to
-see.
+peaks break any range, its keypoints move to other local maxima of their maps (the
+`CANDIDATES` highest, `posecore.ops.multipeak.find_peaks_multi`), one keypoint at a time or two
+at once (two paws that took each other's places, where moving either alone breaks as many
+ranges as it mends): each time the move that raises the frame's score most, the sum of the
+chosen maxima's values minus `WEIGHT` for every broken range, until no move raises it (each
+move raises it, so the search ends). A moved keypoint takes the score of its new maximum, so a
+low score still says it was hard to see.
 
 Why: on lp-mirror-mouse (a head-fixed mouse filmed with a mirror, so one frame shows a side view
 above a bottom view) the models' largest errors were keypoints found on the wrong paw: the left
@@ -116,23 +117,50 @@ def peaks_in_layout(
     frames = todo.nonzero().squeeze(1)
     candidates = find_peaks_multi(maps[frames], CANDIDATES, threshold=0.0)  # (F, K, M, 3), highest first
     n, m = len(frames), candidates.shape[2]
+    xy, score = candidates[..., :2], candidates[..., 2]  # (F, K, M, 2), (F, K, M)
+    usable = score.isfinite()  # (F, K, M)
+    # Whether candidate a of keypoint i and candidate b of keypoint j break their range: (F, K, M, K, M).
+    offset = xy[:, :, :, None, None] - xy[:, None, None]  # (F, K, M, K, M, 2)
+    both_break = ((offset < low[:, None, :, None]) | (offset > high[:, None, :, None])).any(dim=-1).float()
+    pair_usable = (
+        usable[:, :, :, None, None] & usable[:, None, None] & ~torch.eye(k, dtype=torch.bool)[:, None, :, None]
+    )
     chosen = peaks[frames].float().clone()  # (F, K, 3)
-    usable = candidates[..., 0].isfinite()  # (F, K, M)
     rows = torch.arange(n, device=peaks.device)
     for _ in range(4 * k):  # each move raises the frame's score; this only bounds a pathological case
-        broken = _broken(chosen[..., :2], low, high).sum(dim=-1)  # (F, K) ranges each keypoint breaks now
-        # Ranges each candidate would break with every other keypoint where it is now: (F, K, M).
-        offset = candidates[:, :, :, None, :2] - chosen[:, None, None, :, :2]  # (F, K, M, K, 2)
-        would_break = ((offset < low[None, :, None]) | (offset > high[None, :, None])).any(dim=-1).sum(dim=-1)
-        gain = (candidates[..., 2] - chosen[:, :, None, 2]) - WEIGHT * (would_break - broken[..., None])
-        gain = torch.where(usable, gain, -torch.inf).flatten(1)  # (F, K * M)
-        best_gain, best = gain.max(dim=1)  # (F,)
-        moves = best_gain > 1e-6
+        now = _broken(chosen[..., :2], low, high).float()  # (F, K, K) the ranges broken now
+        broken = now.sum(dim=-1)  # (F, K) per keypoint
+        # Whether each candidate breaks its range with each keypoint where that keypoint is now: (F, K, M, K).
+        offset = xy[:, :, :, None] - chosen[:, None, None, :, :2]  # (F, K, M, K, 2)
+        would = ((offset < low[None, :, None]) | (offset > high[None, :, None])).any(dim=-1).float()
+        would_sum = would.sum(dim=-1)  # (F, K, M)
+        raised = score - chosen[:, :, None, 2]  # (F, K, M) score gained by each candidate
+        # One keypoint i to its candidate a.
+        single = torch.where(usable, raised - WEIGHT * (would_sum - broken[..., None]), -torch.inf).flatten(1)
+        # Two keypoints at once, i to a and j to b (two paws that took each other's places): the
+        # ranges broken by either of them, before and after.
+        before = broken[:, :, None, None, None] + broken[:, None, None, :, None] - now[:, :, None, :, None]
+        after = (
+            (would_sum[:, :, :, None, None] - would[..., None])  # i at a with all but j
+            + (would_sum[:, None, None] - would.permute(0, 3, 1, 2)[:, :, None])  # j at b with all but i
+            + both_break
+        )
+        gain = raised[:, :, :, None, None] + raised[:, None, None] - WEIGHT * (after - before)
+        double = torch.where(pair_usable, gain, -torch.inf).flatten(1)  # (F, K * M * K * M)
+        single_gain, single_best = single.max(dim=1)  # (F,)
+        double_gain, double_best = double.max(dim=1)
+        moves = torch.maximum(single_gain, double_gain) > 1e-6
         if not bool(moves.any()):
             break
-        keypoint, candidate = best // m, best % m  # (F,) each
-        new = torch.where(moves[:, None], candidates[rows, keypoint, candidate], chosen[rows, keypoint])  # (F, 3)
-        chosen[rows, keypoint] = new
+        alone = single_gain >= double_gain  # a single move writes its keypoint twice
+        i = torch.where(alone, single_best // m, double_best // (m * k * m))
+        a = torch.where(alone, single_best % m, double_best // (k * m) % m)
+        j = torch.where(alone, i, double_best // m % k)
+        b = torch.where(alone, a, double_best % m)
+        for keypoint, candidate in ((i, a), (j, b)):
+            chosen[rows, keypoint] = torch.where(
+                moves[:, None], candidates[rows, keypoint, candidate], chosen[rows, keypoint]
+            )
     out = peaks.float().clone()
     out[frames] = chosen
     return out

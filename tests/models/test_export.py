@@ -32,6 +32,7 @@ def _meta(name: str, hyperparameters: dict, output_stride: int = 4) -> ModelMeta
         swap_pairs=((1, 2),),
         dataset_hash="abc",
         extent_px=37.5,
+        offset_ranges=((0, 1, -12.5, 3.0, 8.0, 20.25), (1, 2, -40.0, -20.0, -5.0, 5.0)),
     )
 
 
@@ -68,13 +69,15 @@ def test_file_is_plain_data_loadable_with_weights_only(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary left behind
 
 
-def test_a_file_from_before_the_label_extent_loads_with_the_prior_off(tmp_path):
+def test_a_file_from_before_the_priors_loads_with_them_off(tmp_path):
     model = build_model("stacked_densenet", 3, 3, **SMALL["stacked_densenet"])
     save_model(tmp_path / "model.pt", model, _meta("stacked_densenet", SMALL["stacked_densenet"]))
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     assert payload.pop("extent_px") == 37.5
+    assert payload.pop("offset_ranges") == [[0, 1, -12.5, 3.0, 8.0, 20.25], [1, 2, -40.0, -20.0, -5.0, 5.0]]
     torch.save(payload, tmp_path / "old.pt")
-    assert load_model(tmp_path / "old.pt").meta.extent_px == 0.0
+    meta = load_model(tmp_path / "old.pt").meta
+    assert meta.extent_px == 0.0 and meta.offset_ranges == ()
 
 
 def test_loading_imports_no_training_code(tmp_path):
