@@ -3,14 +3,15 @@
 Steps, per batch: uint8 (B, H, W, C) -> float, normalised with the model's mean and std ->
 padded at the bottom and right to a multiple of the model's `input_multiple` (so pixel
 coordinates do not move) -> forward under `torch.inference_mode()` -> the final stack's maps,
-cropped to the cells that cover the image -> `posecore.ops.find_peaks` (map cells) -> the
-single-animal prior, which moves a peak that lies off the animal to its map's best maximum on
-it (`posecore.ops.single_animal`; models trained before it store no extent and skip it)
--> the layout prior, which moves a keypoint found where the training labels never put it
-relative to the others (the wrong paw) to another maximum of its map (`posecore.ops.layout`;
-models trained before it store no ranges and skip it) -> `posecore.geometry.map_to_image`
-(image pixels). Training prepares its images with the same `prepare_images`, so training and
-inference cannot differ in preprocessing.
+cropped to the cells that cover the image -> `posecore.ops.decode.decode_peaks` (map cells):
+each map's global maximum, then the single-animal prior, which moves a peak that lies off the
+animal to its map's best maximum on it (`posecore.ops.single_animal`), then the layout prior,
+which moves a keypoint found where the training labels never put it relative to the others
+(the wrong paw) to another maximum of its map (`posecore.ops.layout`); models trained before
+the priors store no label statistics and skip them -> `posecore.geometry.map_to_image` (image
+pixels). Training prepares its images with the same `prepare_images` and decodes its
+validation maps with the same `decode_peaks`, so training and inference cannot differ in
+either.
 
 Speed (what the `Predictor` does to its own copy of the model, none of which changes what the
 model computes beyond float rounding): every convolution that a `BatchNorm2d` directly follows
@@ -38,9 +39,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from posecore.geometry import map_to_image
 from posecore.models.export import LoadedModel
-from posecore.ops import find_peaks
-from posecore.ops.layout import peaks_in_layout
-from posecore.ops.single_animal import MARGIN, peaks_on_the_animal
+from posecore.ops.decode import decode_peaks
 
 Precision = Literal["auto", "float32", "bfloat16"]
 CompileMode = Literal["auto", "always", "never"]
@@ -314,9 +313,7 @@ class Predictor:
     @torch.inference_mode()
     def _predict_batch(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) uint8 -> (B, K, 3) in image pixels, on the model's device."""
-        maps = self.maps(images).contiguous()
-        peaks = find_peaks(maps)  # (B, K, 3) in map cells, each map's global maximum
-        peaks = peaks_on_the_animal(maps, peaks, MARGIN * self.meta.extent_px / self.stride)
-        peaks = peaks_in_layout(maps, peaks, self.meta.offset_ranges, self.stride)
+        maps = self.maps(images)
+        peaks = decode_peaks(maps, self.stride, self.meta.extent_px, self.meta.offset_ranges)  # (B, K, 3) map cells
         xy = map_to_image(peaks[..., :2], self.stride)  # (B, K, 2) image pixels
         return torch.cat([xy, peaks[..., 2:]], dim=-1)

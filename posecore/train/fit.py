@@ -161,6 +161,7 @@ def train_model(
     hyperparameters[GRAPH_MAPS] = len(dataset.skeleton) if train_config.posture_graph else 0
     train = dataset.indices("train") if train_indices is None else np.asarray(train_indices)
     mean, std = channel_stats(dataset.images[np.sort(train)])
+    extent_px, ranges = label_extent(dataset.keypoints[train]), offset_ranges(dataset.keypoints[train])
     augmentation = Augmentation(
         flip=train_config.flip,
         flip_vertical=train_config.flip_vertical,
@@ -193,6 +194,8 @@ def train_model(
         crop_background=train_config.crop_background,
         crop_until=train_config.crop_until,
         peak_weight=train_config.peak_weight,
+        extent_px=extent_px,
+        offset_ranges=ranges,
     )
     if train_config.init_from:
         module.model.load_state_dict(_init_weights(train_config.init_from, hyperparameters), strict=True)
@@ -261,8 +264,8 @@ def train_model(
         skeleton=tuple(dataset.skeleton),
         swap_pairs=tuple(dataset.swap_pairs),
         dataset_hash=dataset.content_hash(),
-        extent_px=label_extent(dataset.keypoints[train]),
-        offset_ranges=offset_ranges(dataset.keypoints[train]),
+        extent_px=extent_px,
+        offset_ranges=ranges,
     )
     model_path = out_dir / "model.pt"
     if trainer.is_global_zero:

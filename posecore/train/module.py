@@ -5,7 +5,8 @@ Batches arrive as raw frames; `on_after_batch_transfer` prepares them on the acc
 Loss: mean squared error between every stack's maps and the targets (intermediate
 supervision), over labeled keypoints (and posture-graph edges) only: an unlabeled keypoint's
 map is skipped, never trained towards zero. Metrics: `train/loss`, `val/loss` and `val/rmse_px`, the root mean
-squared distance in image pixels between the final stack's peaks (`posecore.ops.find_peaks`,
+squared distance in image pixels between the final stack's decoded keypoints
+(`posecore.ops.decode.decode_peaks` with the training labels' priors, and
 `posecore.geometry.map_to_image`, as at inference) and the labeled keypoints.
 """
 
@@ -21,7 +22,7 @@ import torch
 
 from posecore.geometry import map_to_image
 from posecore.models.registry import build_model
-from posecore.ops import find_peaks
+from posecore.ops.decode import decode_peaks
 from posecore.train.augment import Augmentation
 from posecore.train.data import prepare_batch
 
@@ -53,18 +54,26 @@ def masked_mse(
     return total
 
 
-def keypoint_errors(maps: torch.Tensor, keypoints: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distances in image pixels between the maps' peaks and the keypoints.
+def keypoint_errors(
+    maps: torch.Tensor,
+    keypoints: torch.Tensor,
+    stride: int,
+    extent_px: float = 0.0,
+    offset_ranges: tuple[tuple[int, int, float, float, float, float], ...] = (),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances in image pixels between the maps' decoded keypoints and the labeled ones.
 
     Args:
         maps: (B, K, h, w) final-stack maps, cropped to the cells that cover the image.
         keypoints: (B, K, 2) labeled (x, y) in image pixels, NaN where unlabeled.
         stride: image pixels per map cell.
+        extent_px: the animal's largest extent in the training labels (`decode_peaks`).
+        offset_ranges: the training labels' offset ranges (`decode_peaks`).
 
     Returns:
         errors (B, K) in pixels and a bool mask (B, K) of labeled keypoints.
     """
-    peaks = find_peaks(maps.float())  # (B, K, 3) in map cells
+    peaks = decode_peaks(maps, stride, extent_px, offset_ranges)  # (B, K, 3) in map cells
     predicted = map_to_image(peaks[..., :2], stride)  # (B, K, 2) image pixels
     labeled = torch.isfinite(keypoints).all(dim=-1)  # (B, K)
     errors = torch.linalg.vector_norm(predicted - keypoints, dim=-1)  # (B, K)
@@ -99,6 +108,9 @@ class PoseModule(pl.LightningModule):
         crop_until: with crop_size, the fraction of the run (as the cosine schedule measures it)
             trained on crops; whole frames after it.
         peak_weight: extra loss weight of the target peaks (`masked_mse`).
+        extent_px: the animal's largest extent in the training labels (0: unknown), and
+        offset_ranges: the training labels' offset ranges (empty: unknown), for decoding the
+            validation maps as the exported model will be (`posecore.ops.decode.decode_peaks`).
     """
 
     def __init__(
@@ -123,6 +135,8 @@ class PoseModule(pl.LightningModule):
         crop_background: float = 0.0,
         peak_weight: float = 0.0,
         crop_until: float = 1.0,
+        extent_px: float = 0.0,
+        offset_ranges: tuple[tuple[int, int, float, float, float, float], ...] = (),
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -142,6 +156,7 @@ class PoseModule(pl.LightningModule):
         self._sums = torch.zeros(2, dtype=torch.float64)  # squared pixel error, labeled keypoints
         self._peak_weight = float(peak_weight)
         self._schedule_start: float | None = None  # wall clock of the cosine schedule's first step
+        self._offset_ranges = tuple((int(i), int(j), *map(float, limits)) for i, j, *limits in offset_ranges)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Normalised images (B, C, H, W) -> one (B, K + E, H / s, W / s) map tensor per supervised output."""
@@ -194,7 +209,9 @@ class PoseModule(pl.LightningModule):
         loss = masked_mse(outputs, batch["maps"], batch["mask"], self._peak_weight)
         self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         maps = outputs[-1][:, : self.n_keypoints, : self.map_size[0], : self.map_size[1]]  # (B, K, h, w) on the image
-        errors, labeled = keypoint_errors(maps, batch["keypoints"], self.stride)
+        errors, labeled = keypoint_errors(
+            maps, batch["keypoints"], self.stride, float(self.hparams.extent_px), self._offset_ranges
+        )
         batch_sums = torch.stack([(errors[labeled].double() ** 2).sum(), labeled.sum().double()])
         self._sums = self._sums.to(batch_sums.device) + batch_sums
 

@@ -66,6 +66,18 @@ def test_keypoint_errors_are_in_image_pixels_over_labeled_points():
     assert math.isclose(float(errors[0, 0]), 5.0, abs_tol=0.05)
 
 
+def test_keypoint_errors_decode_with_the_labels_priors_as_inference_does():
+    # Keypoint 1's map is highest on keypoint 0 (a paw taken for the other), 0.7 on its label.
+    labels = torch.tensor([[[10.0, 6.0], [22.0, 18.0]]])
+    maps, _ = confidence_maps(labels, (8, 8), 4, 2.0)
+    maps[0, 1] = torch.maximum(0.7 * maps[0, 1], maps[0, 0])
+    errors, _ = keypoint_errors(maps, labels, 4)
+    assert float(errors[0, 1]) > 10  # the global maximum: on the other paw
+    ranges = ((0, 1, -14.0, -10.0, -14.0, -10.0),)  # keypoint 0 lies up-left of keypoint 1 in the labels
+    errors, _ = keypoint_errors(maps, labels, 4, offset_ranges=ranges)
+    assert float(errors.max()) < 0.1
+
+
 @pytest.mark.filterwarnings(r"ignore:You are trying to `self.log\(\)`")
 def test_module_prepares_raw_batches_steps_and_saves_its_hyperparameters():
     module = PoseModule(
