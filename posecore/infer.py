@@ -275,6 +275,7 @@ def infer_shard(
     keypoints: Sequence[str] | None = None,
     precision: Precision = "auto",
     compile: CompileMode = "auto",
+    priors: bool = True,
     progress: bool = True,
 ) -> int:
     """Run the model on one shard of a video and write its trajectories to `out_path` atomically.
@@ -292,6 +293,7 @@ def infer_shard(
             before any frame is decoded.
         precision: see `Predictor`.
         compile: see `Predictor`.
+        priors: see `Predictor`.
         progress: show a progress bar (frames per second) on stderr.
 
     Returns:
@@ -305,7 +307,9 @@ def infer_shard(
     model_path = loaded.path or str(model)
     if keypoints is not None:
         check_keypoints(loaded.meta, keypoints, model_path)
-    predictor = Predictor(loaded, device=device, batch_size=batch_size, precision=precision, compile=compile)
+    predictor = Predictor(
+        loaded, device=device, batch_size=batch_size, precision=precision, compile=compile, priors=priors
+    )
     provenance = trajectories.Provenance.for_video(loaded.sha256, config or {}, video)
     names = predictor.keypoint_names
     expected = (shard.stop - shard.start) * len(names)

@@ -215,6 +215,9 @@ class Predictor:
             once glibc used huge pages (`posecore.hugepages`; 5.67 against 5.84 frames/s for
             DeepPoseKit's default Stacked DenseNet, `benchmarks/RESULTS.md`), after 43 s of
             compilation, so "auto" leaves it off there.
+        priors: decode with the priors learned from the training labels (the single-animal
+            and layout priors, `posecore.ops.decode`); False takes each map's global maximum,
+            for a camera or a behaviour that the training labels do not cover.
     """
 
     def __init__(
@@ -225,6 +228,7 @@ class Predictor:
         *,
         precision: Precision = "auto",
         compile: CompileMode = "auto",
+        priors: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -236,6 +240,7 @@ class Predictor:
         self.meta = loaded.meta
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.priors = bool(priors)
         on_gpu = self.device.type == "cuda"
         self.dtype = torch.bfloat16 if precision == "bfloat16" or (precision == "auto" and on_gpu) else torch.float32
         self.memory_format = torch.channels_last
@@ -314,6 +319,9 @@ class Predictor:
     def _predict_batch(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) uint8 -> (B, K, 3) in image pixels, on the model's device."""
         maps = self.maps(images)
-        peaks = decode_peaks(maps, self.stride, self.meta.extent_px, self.meta.offset_ranges)  # (B, K, 3) map cells
+        if self.priors:
+            peaks = decode_peaks(maps, self.stride, self.meta.extent_px, self.meta.offset_ranges)  # (B, K, 3) map cells
+        else:
+            peaks = decode_peaks(maps, self.stride)
         xy = map_to_image(peaks[..., :2], self.stride)  # (B, K, 2) image pixels
         return torch.cat([xy, peaks[..., 2:]], dim=-1)

@@ -35,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="torch.compile the model (auto: on a GPU only)",
     )
+    parser.add_argument(
+        "--no-priors",
+        dest="priors",
+        action="store_false",
+        help="take each confidence map's highest peak, without the priors learned from the training labels",
+    )
     parser.add_argument("--start", type=int, default=0, help="first frame")
     parser.add_argument("--stop", type=int, default=None, help="one past the last frame (default: the end)")
     parser.add_argument("--filter", choices=("none", "median", "savgol"), default="none", help="temporal filter")
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         config=config,
         compile=args.compile,
+        priors=args.priors,
         progress=not args.quiet,
     )
     written = [parquet]

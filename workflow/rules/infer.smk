@@ -63,6 +63,7 @@ rule infer_shard:
         batch_size=config["inference"]["batch_size"],
         device=config["inference"]["device"],
         compile=config["inference"]["compile"],
+        priors=config["inference"]["priors"],
         config=config,
         keypoints=config["dataset"]["keypoints"],
     script:

@@ -19,4 +19,5 @@ infer_shard(
     config=snakemake.params.config,
     keypoints=snakemake.params.keypoints,
     compile=snakemake.params.compile,
+    priors=snakemake.params.priors,
 )
