@@ -123,7 +123,9 @@ def peaks_in_layout(
     offset = xy[:, :, :, None, None] - xy[:, None, None]  # (F, K, M, K, M, 2)
     both_break = ((offset < low[:, None, :, None]) | (offset > high[:, None, :, None])).any(dim=-1).float()
     pair_usable = (
-        usable[:, :, :, None, None] & usable[:, None, None] & ~torch.eye(k, dtype=torch.bool)[:, None, :, None]
+        usable[:, :, :, None, None]
+        & usable[:, None, None]
+        & ~torch.eye(k, dtype=torch.bool, device=peaks.device)[:, None, :, None]
     )
     chosen = peaks[frames].float().clone()  # (F, K, 3)
     rows = torch.arange(n, device=peaks.device)
@@ -134,7 +136,7 @@ def peaks_in_layout(
         offset = xy[:, :, :, None] - chosen[:, None, None, :, :2]  # (F, K, M, K, 2)
         would = ((offset < low[None, :, None]) | (offset > high[None, :, None])).any(dim=-1).float()
         would_sum = would.sum(dim=-1)  # (F, K, M)
-        raised = score - chosen[:, :, None, 2]  # (F, K, M) score gained by each candidate
+        raised = score - chosen[:, :, None, 2].nan_to_num(0.0)  # (F, K, M) score gained by each candidate
         # One keypoint i to its candidate a.
         single = torch.where(usable, raised - WEIGHT * (would_sum - broken[..., None]), -torch.inf).flatten(1)
         # Two keypoints at once, i to a and j to b (two paws that took each other's places): the

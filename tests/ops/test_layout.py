@@ -85,6 +85,13 @@ def test_a_confident_peak_that_breaks_one_range_stays_when_the_alternative_is_we
     torch.testing.assert_close(moved[0, [0, 2]], peaks[0, [0, 2]])
 
 
+def test_a_peak_without_a_score_does_not_stop_the_others_moving(rig):
+    peaks = find_peaks(rig)
+    peaks[0, 0, 2] = torch.nan  # keypoint 0's maxima would gain NaN: they count as gaining their score
+    out = peaks_in_layout(rig, peaks, RANGES, stride=1.0)
+    torch.testing.assert_close(out[0, :, :2].double(), PAWS, atol=1e-3, rtol=0)
+
+
 def test_a_map_without_a_peak_breaks_no_range(rig):
     maps = rig.clone()
     maps[0, 2] = 0.0  # nothing above the threshold: find_peaks_multi has no candidate for it
