@@ -19,9 +19,10 @@ a state_dict of tensors, so it loads with `torch.load(weights_only=True)`:
     extent_px         float, the longest distance between two keypoints of one training frame
                       (`posecore.ops.single_animal`); 0.0, or absent in older files: unknown
     offset_ranges     list[[int, int, float, float, float, float]], per pair of keypoints i < j
-                      labeled together often enough, the smallest and largest x_i - x_j and
-                      y_i - y_j in the training labels (`posecore.ops.layout`); [], or absent
-                      in older files: unknown
+                      labeled together often enough, the lowest and highest x_i - x_j and
+                      y_i - y_j allowed: the training labels' range, widened for the frames
+                      that showed it (`posecore.ops.layout`); [], or absent in older files:
+                      unknown
     state_dict        dict[str, Tensor], the weights
 """
 
@@ -64,9 +65,10 @@ class ModelMeta:
         extent_px: the animal's largest extent in the training labels, the longest distance
             between two keypoints of one frame (`posecore.ops.single_animal.label_extent`), in
             image pixels; 0.0 when unknown, which turns the single-animal prior at decoding off.
-        offset_ranges: rows (i, j, dx_min, dx_max, dy_min, dy_max) in image pixels, the range of
-            each pair's offset in the training labels (`posecore.ops.layout.offset_ranges`);
-            () when unknown, which turns the layout prior at decoding off.
+        offset_ranges: rows (i, j, dx_min, dx_max, dy_min, dy_max) in image pixels, the range
+            each pair's offset may take, from the training labels
+            (`posecore.ops.layout.offset_ranges`); () when unknown, which turns the layout prior
+            at decoding off.
         format_version: version of this file format.
         posecore_version: the posecore version that wrote the file.
     """

@@ -1,16 +1,16 @@
 """The layout prior at decoding: each pair of keypoints keeps to the offsets the training labels showed.
 
 For every pair of keypoints labeled together in at least `MIN_FRAMES` training frames, the
-labels give the range of their offset along x and along y (`offset_ranges`, stored in the model
-file as `ModelMeta.offset_ranges`). A frame's peaks break a pair's range when their offset falls
-outside it by more than a slack (`SLACK` of the range's width plus one map cell). When a frame's
-peaks break any range, its keypoints move to other local maxima of their maps (the
-`CANDIDATES` highest, `posecore.ops.multipeak.find_peaks_multi`), one keypoint at a time or two
-at once (two paws that took each other's places, where moving either alone breaks as many
-ranges as it mends): each time the move that raises the frame's score most, the sum of the
-chosen maxima's values minus `WEIGHT` for every broken range, until no move raises it (each
-move raises it, so the search ends). A moved keypoint takes the score of its new maximum, so a
-low score still says it was hard to see.
+labels give the range of their offset along x and along y, widened on each side by `WIDEN` / n
+of its width for the n frames it was seen in (`offset_ranges`, stored in the model file as
+`ModelMeta.offset_ranges`). A frame's peaks break a pair's range when their offset falls outside
+it by more than one map cell. When a frame's peaks break any range, its keypoints move to other
+local maxima of their maps (the `CANDIDATES` highest, `posecore.ops.multipeak.find_peaks_multi`),
+one keypoint at a time or two at once (two paws that took each other's places, where moving
+either alone breaks as many ranges as it mends): each time the move that raises the frame's
+score most, the sum of the chosen maxima's values minus `WEIGHT` for every broken range, until
+no move raises it (each move raises it, so the search ends). A moved keypoint takes the score of
+its new maximum, so a low score still says it was hard to see.
 
 Why: on lp-mirror-mouse (a head-fixed mouse filmed with a mirror, so one frame shows a side view
 above a bottom view) the models' largest errors were keypoints found on the wrong paw: the left
@@ -38,8 +38,8 @@ from posecore.ops.multipeak import find_peaks_multi
 MIN_FRAMES = 10
 """A pair of keypoints gets a range only when labeled together in at least this many training frames."""
 
-SLACK = 0.1
-"""A range is widened on both sides by this fraction of its width (and one map cell)."""
+WIDEN = 7.0
+"""A range seen in n frames is widened on each side by WIDEN / n of its width (10% at 70 frames)."""
 
 WEIGHT = 0.5
 """What one broken range costs, in confidence-map score."""
@@ -49,15 +49,19 @@ CANDIDATES = 8
 
 
 def offset_ranges(keypoints: np.ndarray) -> tuple[tuple[int, int, float, float, float, float], ...]:
-    """The range of every pair's offset in the labels: rows (i, j, dx_min, dx_max, dy_min, dy_max).
+    """The range every pair's offset may take: rows (i, j, dx_min, dx_max, dy_min, dy_max).
+
+    The labels' smallest and largest offset, widened on each side by `WIDEN` / n of the range's
+    width, n the frames that label both: a range seen in few frames is narrower than the
+    animal's, and new frames fall outside it more often (a sample of n leaves each side with
+    about 1 / (n + 1) of the poses beyond it).
 
     Args:
         keypoints: (N, K, 2) labels as (x, y) in pixels, NaN where not labeled.
 
     Returns:
-        One row per pair i < j labeled together in at least `MIN_FRAMES` frames, with the
-        smallest and largest x_i - x_j and y_i - y_j over those frames; () when there is none
-        (the prior is then off).
+        One row per pair i < j labeled together in at least `MIN_FRAMES` frames, from the
+        x_i - x_j and y_i - y_j of those frames; () when there is none (the prior is then off).
     """
     points = np.asarray(keypoints, dtype=np.float64)  # (N, K, 2)
     offsets = points[:, :, None] - points[:, None, :]  # (N, K, K, 2): keypoint i minus keypoint j
@@ -65,21 +69,22 @@ def offset_ranges(keypoints: np.ndarray) -> tuple[tuple[int, int, float, float, 
     rows = []
     for i, j in zip(*np.triu_indices(points.shape[1], k=1), strict=True):
         if together[i, j] >= MIN_FRAMES:
-            dx, dy = offsets[:, i, j, 0], offsets[:, i, j, 1]
-            rows.append((int(i), int(j), *(float(f(d)) for d in (dx, dy) for f in (np.nanmin, np.nanmax))))
+            low, high = np.nanmin(offsets[:, i, j], axis=0), np.nanmax(offsets[:, i, j], axis=0)  # (2,) x, y
+            margin = (high - low) * WIDEN / together[i, j]
+            (x0, y0), (x1, y1) = low - margin, high + margin
+            rows.append((int(i), int(j), float(x0), float(x1), float(y0), float(y1)))
     return tuple(rows)
 
 
 def _bounds(
     ranges: tuple[tuple[int, int, float, float, float, float], ...], k: int, stride: float, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(K, K, 2) lowest and highest allowed x_i - x_j, y_i - y_j in map cells, slack included; +-inf where free."""
+    """(K, K, 2) lowest and highest allowed x_i - x_j, y_i - y_j in map cells, one cell wider; +-inf where free."""
     low = torch.full((k, k, 2), -torch.inf, dtype=torch.float32)
     high = torch.full((k, k, 2), torch.inf, dtype=torch.float32)
     for i, j, *limits in ranges:
         cells = torch.tensor(limits, dtype=torch.float32).view(2, 2) / stride  # (axis, [min, max])
-        slack = SLACK * (cells[:, 1] - cells[:, 0]) + 1.0  # (2,)
-        low[i, j], high[i, j] = cells[:, 0] - slack, cells[:, 1] + slack
+        low[i, j], high[i, j] = cells[:, 0] - 1.0, cells[:, 1] + 1.0  # a peak's cell is a cell wide
         low[j, i], high[j, i] = -high[i, j], -low[i, j]  # the offset of j minus i
     return low.to(device), high.to(device)
 

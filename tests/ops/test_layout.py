@@ -23,7 +23,7 @@ def _labels(n: int, rng: np.random.Generator) -> np.ndarray:
     return base + offsets
 
 
-def test_offset_ranges_are_the_smallest_and_largest_offsets_of_pairs_labeled_together_often_enough():
+def test_offset_ranges_are_the_labels_offsets_widened_for_the_frames_that_showed_them():
     rng = np.random.default_rng(0)
     labels = _labels(30, rng)
     labels[:25, 2] = np.nan  # keypoint 2 is labeled in 5 frames only: too few for a range
@@ -33,7 +33,8 @@ def test_offset_ranges_are_the_smallest_and_largest_offsets_of_pairs_labeled_tog
     both = np.isfinite(labels[:, [0, 1]]).all(axis=(1, 2))
     dx = labels[both, 0, 0] - labels[both, 1, 0]
     dy = labels[both, 0, 1] - labels[both, 1, 1]
-    assert rows[0][2:] == pytest.approx((dx.min(), dx.max(), dy.min(), dy.max()))
+    wx, wy = (dx.max() - dx.min()) * layout.WIDEN / both.sum(), (dy.max() - dy.min()) * layout.WIDEN / both.sum()
+    assert rows[0][2:] == pytest.approx((dx.min() - wx, dx.max() + wx, dy.min() - wy, dy.max() + wy))
     assert all(isinstance(v, float) for v in rows[0][2:])
     assert offset_ranges(labels[: layout.MIN_FRAMES - 1]) == ()  # the prior stays off
 
