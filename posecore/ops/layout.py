@@ -80,12 +80,13 @@ def _bounds(
     ranges: tuple[tuple[int, int, float, float, float, float], ...], k: int, stride: float, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(K, K, 2) lowest and highest allowed x_i - x_j, y_i - y_j in map cells, one cell wider; +-inf where free."""
+    rows = torch.tensor(ranges, dtype=torch.float64)  # (P, 6)
+    i, j = rows[:, 0].long(), rows[:, 1].long()
+    cells = (rows[:, 2:].view(-1, 2, 2) / stride).float()  # (P, axis, [min, max])
     low = torch.full((k, k, 2), -torch.inf, dtype=torch.float32)
     high = torch.full((k, k, 2), torch.inf, dtype=torch.float32)
-    for i, j, *limits in ranges:
-        cells = torch.tensor(limits, dtype=torch.float32).view(2, 2) / stride  # (axis, [min, max])
-        low[i, j], high[i, j] = cells[:, 0] - 1.0, cells[:, 1] + 1.0  # a peak's cell is a cell wide
-        low[j, i], high[j, i] = -high[i, j], -low[i, j]  # the offset of j minus i
+    low[i, j], high[i, j] = cells[..., 0] - 1.0, cells[..., 1] + 1.0  # a peak's cell is a cell wide
+    low[j, i], high[j, i] = -high[i, j], -low[i, j]  # the offset of j minus i
     return low.to(device), high.to(device)
 
 
