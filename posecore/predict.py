@@ -241,6 +241,8 @@ class Predictor:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.priors = bool(priors)
+        # The priors' label statistics for `decode_peaks`; none turns them off.
+        self._label_stats = (self.meta.extent_px, self.meta.offset_ranges) if self.priors else ()
         on_gpu = self.device.type == "cuda"
         self.dtype = torch.bfloat16 if precision == "bfloat16" or (precision == "auto" and on_gpu) else torch.float32
         self.memory_format = torch.channels_last
@@ -318,10 +320,6 @@ class Predictor:
     @torch.inference_mode()
     def _predict_batch(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) uint8 -> (B, K, 3) in image pixels, on the model's device."""
-        maps = self.maps(images)
-        if self.priors:
-            peaks = decode_peaks(maps, self.stride, self.meta.extent_px, self.meta.offset_ranges)  # (B, K, 3) map cells
-        else:
-            peaks = decode_peaks(maps, self.stride)
+        peaks = decode_peaks(self.maps(images), self.stride, *self._label_stats)  # (B, K, 3) map cells
         xy = map_to_image(peaks[..., :2], self.stride)  # (B, K, 2) image pixels
         return torch.cat([xy, peaks[..., 2:]], dim=-1)

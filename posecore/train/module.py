@@ -156,7 +156,6 @@ class PoseModule(pl.LightningModule):
         self._sums = torch.zeros(2, dtype=torch.float64)  # squared pixel error, labeled keypoints
         self._peak_weight = float(peak_weight)
         self._schedule_start: float | None = None  # wall clock of the cosine schedule's first step
-        self._offset_ranges = tuple((int(i), int(j), *map(float, limits)) for i, j, *limits in offset_ranges)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Normalised images (B, C, H, W) -> one (B, K + E, H / s, W / s) map tensor per supervised output."""
@@ -210,7 +209,7 @@ class PoseModule(pl.LightningModule):
         self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         maps = outputs[-1][:, : self.n_keypoints, : self.map_size[0], : self.map_size[1]]  # (B, K, h, w) on the image
         errors, labeled = keypoint_errors(
-            maps, batch["keypoints"], self.stride, float(self.hparams.extent_px), self._offset_ranges
+            maps, batch["keypoints"], self.stride, float(self.hparams.extent_px), self.hparams.offset_ranges
         )
         batch_sums = torch.stack([(errors[labeled].double() ** 2).sum(), labeled.sum().double()])
         self._sums = self._sums.to(batch_sums.device) + batch_sums
