@@ -106,6 +106,16 @@ def load(name: str, data: Path = DATA) -> TrainingDataset:
     return assemble_dataset(files, names, skeleton, swap_pairs, SPLIT)
 
 
+def model_and_dataset(description: str) -> tuple[argparse.Namespace, TrainingDataset]:
+    """Arguments of a script that studies a model from this one (DATASET MODEL [--data DIR]), and the dataset."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("dataset", choices=list(DATASETS))
+    parser.add_argument("model", type=Path, help="a model file trained on that dataset by benchmarks/accuracy.py")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder holding the datasets (default ../shared/data)")
+    args = parser.parse_args()
+    return args, load(args.dataset, args.data)
+
+
 def run(dataset_name: str, model_name: str, args: argparse.Namespace, out: Path) -> dict:
     """Train, evaluate on the test frames, print and return one row."""
     dataset = load(dataset_name, args.data)

@@ -16,12 +16,10 @@ decoding (batches of 8 frames, on the CPU) against the model's forward pass.
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import numpy as np
-from accuracy import DATA, DATASETS, load
+from accuracy import model_and_dataset
 
 from posecore.geometry import map_to_image
 from posecore.models import load_model
@@ -35,20 +33,11 @@ BATCH = 8
 
 def main() -> None:
     """Decode each split's frames three ways and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=list(DATASETS))
-    parser.add_argument("model", type=Path, help="a model file trained on that dataset by benchmarks/accuracy.py")
-    parser.add_argument("--data", type=Path, default=DATA, help="folder holding the datasets (default ../shared/data)")
-    args = parser.parse_args()
-    dataset = load(args.dataset, args.data)
+    args, dataset = model_and_dataset(__doc__.splitlines()[0])
     predictor = Predictor(load_model(args.model), batch_size=BATCH)
     train = dataset.keypoints[dataset.indices("train")]
-    ranges = offset_ranges(train)
-    decodings = {
-        "global maxima": (0.0, ()),
-        "single animal": (label_extent(train), ()),
-        "+ layout": (label_extent(train), ranges),
-    }
+    extent, ranges = label_extent(train), offset_ranges(train)
+    decodings = {"global maxima": (0.0, ()), "single animal": (extent, ()), "+ layout": (extent, ranges)}
     print(f"{args.dataset}: {len(ranges)} offset ranges from {len(train)} training frames")
     print(
         f"{'split':>5} {'decoding':>13} {'RMSE':>8} {'median':>7} {'p90':>7} {'max':>7} {'points':>6} "

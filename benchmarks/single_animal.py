@@ -12,11 +12,8 @@ extent (`label_extent`, recomputed here, so models saved before `extent_px` exis
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
-from accuracy import DATA, DATASETS, load
+from accuracy import model_and_dataset
 
 from posecore.geometry import map_to_image
 from posecore.models import load_model
@@ -27,12 +24,7 @@ from posecore.predict import Predictor
 
 def main() -> None:
     """Decode each split's frames both ways and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=list(DATASETS))
-    parser.add_argument("model", type=Path, help="a model file trained on that dataset by benchmarks/accuracy.py")
-    parser.add_argument("--data", type=Path, default=DATA, help="folder holding the datasets (default ../shared/data)")
-    args = parser.parse_args()
-    dataset = load(args.dataset, args.data)
+    args, dataset = model_and_dataset(__doc__.splitlines()[0])
     predictor = Predictor(load_model(args.model), batch_size=4)
     extent = label_extent(dataset.keypoints[dataset.indices("train")])
     print(f"{args.dataset}: the animal's extent in the training labels {extent:.1f} px; inference's margin {MARGIN}")
