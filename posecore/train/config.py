@@ -80,7 +80,9 @@ class TrainConfig:
             frames, where the model sees every keypoint at once and learns which is which
             (0 to 1; 1: crops throughout).
         max_minutes: stop training after this many minutes of wall time, keeping the best
-            checkpoint so far (0: no limit).
+            checkpoint so far (0: no limit). A run that finishes its max_epochs within the limit
+            (or falls less than 5% of the run behind that pace) repeats exactly with its seed;
+            one that the limit cuts follows the clock, and does not.
         peak_weight: weight of the target peaks in the loss: each map cell's squared error
             counts 1 + peak_weight x its target value. Keypoint maps are nearly all background,
             and with plain MSE (0) a model first learns flat maps and stays there for many

@@ -26,6 +26,11 @@ from posecore.ops.decode import decode_peaks
 from posecore.train.augment import Augmentation
 from posecore.train.data import prepare_batch
 
+# How far (as a fraction of the run) a run with a time limit may fall behind the pace that
+# finishes its epochs within the limit before its schedule follows the clock: start-up, a slow
+# first step or a busy machine then leave its learning rates, and so its result, unchanged.
+CLOCK_LAG = 0.05
+
 
 def masked_mse(
     outputs: list[torch.Tensor], targets: torch.Tensor, mask: torch.Tensor, peak_weight: float = 0.0
@@ -102,7 +107,7 @@ class PoseModule(pl.LightningModule):
         max_epochs: length of the cosine schedule.
         max_minutes: the run's time limit (0: none); the cosine schedule then ends at whichever
             of max_epochs and max_minutes comes first, so a run cut by its time limit still
-            finishes at a small learning rate.
+            finishes at a small learning rate (`_progress`).
         crop_size: train on crops of this many pixels around labeled keypoints (0: whole frames).
         crop_background: fraction of the training crops placed anywhere in the frame.
         crop_until: with crop_size, the fraction of the run (as the cosine schedule measures it)
@@ -223,11 +228,18 @@ class PoseModule(pl.LightningModule):
         rmse = math.sqrt(squared / count) if count else math.nan
         self.log("val/rmse_px", rmse, prog_bar=True)
 
+    def on_train_start(self) -> None:
+        """Start the time limit's clock, when Lightning's own timer starts (after setup and the sanity check)."""
+        self._schedule_start = time.monotonic()
+
     def _progress(self, step: int) -> float:
         """How far the run is after `step` steps, from 0 to 1.
 
-        The end is max_epochs' last step or, with max_minutes, the time limit if it comes first
-        (timed from the first call, as near as the module can see Lightning's own timer).
+        The end is max_epochs' last step. With max_minutes, a run that falls more than
+        CLOCK_LAG behind the pace that finishes max_epochs within the limit follows the clock
+        instead (timed from the start of training, as Lightning's timer is), so that it still
+        ends at a small learning rate (the cosine's factor at 1 - CLOCK_LAG: 0.6%). A run that
+        keeps the pace follows its steps alone, and so repeats exactly with its seed.
         """
         if self._trainer is not None:
             total_steps = max(1, int(self.trainer.estimated_stepping_batches))
@@ -235,10 +247,9 @@ class PoseModule(pl.LightningModule):
             total_steps = int(self.hparams.max_epochs)
         progress = step / total_steps
         max_minutes = float(self.hparams.get("max_minutes", 0.0))
-        if max_minutes:
-            if self._schedule_start is None:
-                self._schedule_start = time.monotonic()
-            progress = max(progress, (time.monotonic() - self._schedule_start) / (60.0 * max_minutes))
+        if max_minutes and self._schedule_start is not None:
+            elapsed = (time.monotonic() - self._schedule_start) / (60.0 * max_minutes)
+            progress = max(progress, elapsed - CLOCK_LAG)
         return min(progress, 1.0)
 
     def _cosine_factor(self, step: int) -> float:

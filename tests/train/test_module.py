@@ -49,13 +49,30 @@ def test_cosine_schedule_ends_at_the_time_limit_when_it_comes_before_the_last_ep
     module = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), max_epochs=100, max_minutes=10.0)
     clock = [1000.0]
     monkeypatch.setattr("posecore.train.module.time.monotonic", lambda: clock[0])
+    assert module._cosine_factor(0) == 1.0  # the scheduler's first call, before training starts
+    clock[0] += 120.0  # start-up does not count against the time limit
+    module.on_train_start()
     assert module._cosine_factor(0) == 1.0
-    clock[0] += 300.0  # half the time limit
+    clock[0] += 330.0  # 55% of the time limit at step 1 of 100: the clock, less its lag
     assert math.isclose(module._cosine_factor(1), 0.5, abs_tol=1e-9)
     clock[0] += 600.0  # past it
     assert math.isclose(module._cosine_factor(2), 0.0, abs_tol=1e-12)
     untimed = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), max_epochs=100)
     assert untimed._cosine_factor(0) == 1.0 and untimed._cosine_factor(10**6) == 0.0
+
+
+def test_a_run_that_keeps_its_time_limits_pace_follows_its_steps(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("posecore.train.module.time.monotonic", lambda: clock[0])
+    module = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), max_epochs=100, max_minutes=10.0)
+    module.on_train_start()
+    steps_only = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), max_epochs=100)
+    # Each step a little slower than the 6 s that fit 100 steps in 10 minutes, up to the lag.
+    for step in range(1, 50):
+        clock[0] = step * 6.0 + 29.0
+        assert module._cosine_factor(step) == steps_only._cosine_factor(step)
+    clock[0] = 50 * 6.0 + 31.0  # more than 5% of the run behind: the clock
+    assert module._progress(50) > steps_only._progress(50)
 
 
 def test_keypoint_errors_are_in_image_pixels_over_labeled_points():
