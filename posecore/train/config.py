@@ -42,8 +42,9 @@ class TrainConfig:
         sigma_px: standard deviation of the target Gaussians, in image pixels.
         seed: seeds weights, shuffling and augmentation (lightning.seed_everything).
         accelerator: "auto" (a GPU when there is one), "cpu" or "gpu".
-        precision: "auto" (bf16-mixed on a GPU that has bf16, else 16-mixed; 32-true on CPU),
-            or one of Lightning's; mixed precision is for GPUs only.
+        precision: "auto" (bf16-mixed on a GPU that has bf16, else 16-mixed; on the CPU
+            bf16-mixed where it has AMX matrix units, else 32-true), or one of Lightning's;
+            16-mixed is for GPUs only. Validation on the CPU runs in float32, as inference does.
         val_every_n_epochs: validate (and checkpoint) every this many epochs.
         lr_schedule: "cosine" (to 0 over max_epochs, or over max_minutes when the time limit
             comes first), "plateau" (x0.2 after 10 validations without a better val/loss) or

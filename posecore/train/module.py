@@ -162,6 +162,11 @@ class PoseModule(pl.LightningModule):
         self._peak_weight = float(peak_weight)
         self._schedule_start: float | None = None  # wall clock of the cosine schedule's first step
 
+    def setup(self, stage: str) -> None:
+        """On the CPU, hold the weights channels-last, as oneDNN's convolutions run fastest."""
+        if self._trainer is None or self.trainer.strategy.root_device.type == "cpu":
+            self.model.to(memory_format=torch.channels_last)
+
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Normalised images (B, C, H, W) -> one (B, K + E, H / s, W / s) map tensor per supervised output."""
         return self.model(images)
@@ -183,7 +188,7 @@ class PoseModule(pl.LightningModule):
         crop_size = int(self.hparams.get("crop_size", 0)) if training else 0
         if crop_size and self._progress(self.global_step) >= float(self.hparams.get("crop_until", 1.0)):
             crop_size = 0  # the rest of the run sees whole frames
-        return prepare_batch(
+        prepared = prepare_batch(
             batch,
             self.mean,
             self.std,
@@ -196,6 +201,9 @@ class PoseModule(pl.LightningModule):
             crop_size,
             float(self.hparams.get("crop_background", 0.0)),
         )
+        if prepared["image"].device.type == "cpu":
+            prepared["image"] = prepared["image"].contiguous(memory_format=torch.channels_last)
+        return prepared
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Masked MSE over all supervised outputs, logged as train/loss."""
@@ -208,8 +216,13 @@ class PoseModule(pl.LightningModule):
         self._sums = torch.zeros(2, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Log val/loss and accumulate squared pixel errors of labeled keypoints."""
-        outputs = self.model(batch["image"])
+        """Log val/loss and accumulate squared pixel errors of labeled keypoints.
+
+        On the CPU in float32 whatever the training precision, as `posecore.predict` runs there,
+        so that the maps are decoded as the exported model's will be, to the same subpixel.
+        """
+        with torch.autocast("cpu", enabled=False):
+            outputs = self.model(batch["image"])
         loss = masked_mse(outputs, batch["maps"], batch["mask"], self._peak_weight)
         self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         maps = outputs[-1][:, : self.n_keypoints, : self.map_size[0], : self.map_size[1]]  # (B, K, h, w) on the image

@@ -5,6 +5,7 @@ import pytest
 
 from posecore.errors import InputError
 from posecore.train.config import ModelConfig, TrainConfig, load_config
+from posecore.train.fit import resolve_devices
 
 
 def test_defaults_and_overrides():
@@ -84,3 +85,13 @@ def test_checking_a_config_imports_neither_torch_nor_lightning():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_cpu_training_takes_bf16_mixed_precision_only_where_the_cpu_has_matrix_units(monkeypatch, amx):
+    monkeypatch.setattr("posecore.train.fit.cpu_has_bf16_matrix_units", lambda: amx)
+    accelerator, precision, devices = resolve_devices(TrainConfig(accelerator="cpu"))
+    assert (accelerator, precision, devices) == ("cpu", "bf16-mixed" if amx else "32-true", 1)
+    assert resolve_devices(TrainConfig(accelerator="cpu", precision="bf16-mixed"))[1] == "bf16-mixed"
+    with pytest.raises(ValueError, match="16-mixed"):
+        resolve_devices(TrainConfig(accelerator="cpu", precision="16-mixed"))
