@@ -3,20 +3,23 @@
 `augment_batch` takes a normalised batch (B, C, H, W) with its keypoints (B, K, 2) and draws,
 per frame, from one `torch.Generator`, so a seeded run repeats exactly:
 
-- photometric (in uint8 units, converted through the per-channel mean and std): brightness
-  (an added offset), contrast (scaling about the frame's mean), Gaussian blur, Gaussian noise;
-  the result is clipped to what a uint8 frame can hold;
 - geometric, one affine warp per frame (bilinear `grid_sample`, the outside filled with the
   mean colour, 0 after normalisation): horizontal and vertical flips, rotation and scaling
-  about the image centre, then a translation. A frame mirrored exactly once (one flip, not
-  both) exchanges its left/right keypoints by the dataset's swap pairs, so "left_ear" still
-  names the animal's left ear. Keypoints that leave the image keep their coordinates
-  outside it and stay labeled, as `posecore.train.data.random_crops` keeps those a crop
-  leaves out: their maps are trained towards zero over the whole frame. Masking them instead
-  (as posecore did before) also stops telling their maps that the rest of the frame is not
-  them: on lp-mirror-mouse, whose nose sits 7 pixels from the frame's edge, the side view's
-  nose left the frame in 65% of the training samples, and the model found it in the mirror
-  view.
+  about the image centre, then a translation. With training crops only each frame's window
+  is sampled, not the whole warped frame (on 640x480 frames and 256-pixel crops, a fifth of
+  the pixels);
+- photometric, on what the warp gave (in uint8 units, converted through the per-channel mean
+  and std): brightness (an added offset), contrast (scaling about the frame's or window's
+  mean), Gaussian blur, Gaussian noise; the result is clipped to what a uint8 frame can hold.
+
+A frame mirrored exactly once (one flip, not both) exchanges its left/right keypoints by the
+dataset's swap pairs, so "left_ear" still names the animal's left ear. Keypoints that leave the
+image keep their coordinates outside it and stay labeled, as `posecore.train.data.random_crops`
+keeps those a crop leaves out: their maps are trained towards zero over the whole frame.
+Masking them instead (as posecore did before) also stops telling their maps that the rest of
+the frame is not them: on lp-mirror-mouse, whose nose sits 7 pixels from the frame's edge, the
+side view's nose left the frame in 65% of the training samples, and the model found it in the
+mirror view.
 
 The training module calls it after the batch reaches the accelerator (`on_after_batch_transfer`),
 so on a GPU the augmentation runs there.
@@ -25,7 +28,7 @@ so on a GPU the augmentation runs there.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -84,6 +87,11 @@ class Augmentation:
         return self.geometric or self.photometric
 
 
+# Windows of a batch, from its keypoints (B, K, 2) as the geometric transforms moved them: each
+# window's top-left corner (B, 2) as whole (x, y) pixels, and the (height, width) of them all.
+Window = Callable[[torch.Tensor], tuple[torch.Tensor, tuple[int, int]]]
+
+
 def augment_batch(
     images: torch.Tensor,
     keypoints: torch.Tensor,
@@ -91,6 +99,7 @@ def augment_batch(
     mean: Sequence[float],
     std: Sequence[float],
     generator: torch.Generator | None = None,
+    window: Window | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment a normalised batch and move its keypoints with it.
 
@@ -101,18 +110,21 @@ def augment_batch(
         mean: per-channel mean (C) in uint8 units, as used to normalise.
         std: per-channel standard deviation (C) in uint8 units.
         generator: the random source, on the images' device (None: torch's default one).
+        window: with training crops, chooses each frame's window in the warped frame
+            (`posecore.train.data.crop_corners`); only the windows are sampled.
 
     Returns:
-        The augmented images (B, C, H, W) and keypoints (B, K, 2), on the input's device.
+        The augmented images (B, C, H, W), or their windows (B, C, h, w), and the keypoints
+        (B, K, 2) in their pixels, on the input's device.
     """
-    if not augmentation.active:
+    if not augmentation.active and window is None:
         return images, keypoints
-    std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
-    mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    if augmentation.geometric or window is not None:
+        images, keypoints = _geometric(images, keypoints.to(images.device).float(), augmentation, generator, window)
     if augmentation.photometric:
+        std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
+        mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
         images = _photometric(images, augmentation, mean_t, std_t, generator)
-    if augmentation.geometric:
-        images, keypoints = _geometric(images, keypoints.to(images.device).float(), augmentation, generator)
     return images, keypoints
 
 
@@ -163,9 +175,13 @@ def _blur(images: torch.Tensor, sigma: torch.Tensor, max_sigma: float) -> torch.
 
 
 def _geometric(
-    images: torch.Tensor, keypoints: torch.Tensor, augmentation: Augmentation, generator: torch.Generator | None
+    images: torch.Tensor,
+    keypoints: torch.Tensor,
+    augmentation: Augmentation,
+    generator: torch.Generator | None,
+    window: Window | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One random affine warp per frame; keypoints follow (outside the frame too) and swap on a single mirror."""
+    """One random affine warp per frame (or window); keypoints follow (outside the frame too), swap on one mirror."""
     b, _, h, w = images.shape
     a = augmentation
     ones = torch.ones(b, device=images.device, dtype=torch.float32)
@@ -191,15 +207,18 @@ def _geometric(
         index = torch.where(mirrored.view(b, 1), swapped.view(1, -1), order.view(1, -1))  # (B, K)
         moved = torch.gather(moved, 1, index.unsqueeze(-1).expand(-1, -1, 2))
 
-    # Sampling grid: for each output pixel p', the input pixel p = M^-1 (p' - c - t) + c.
+    corner, (out_h, out_w) = (torch.zeros(b, 2, device=images.device), (h, w)) if window is None else window(moved)
+    corner = corner.to(torch.float32)
+    moved = moved - corner.view(b, 1, 2)
+    # Sampling grid: for each output pixel p' (of the window), the input pixel p = M^-1 (p' - c - t) + c.
     ys, xs = torch.meshgrid(
-        torch.arange(h, dtype=torch.float32, device=images.device),
-        torch.arange(w, dtype=torch.float32, device=images.device),
+        torch.arange(out_h, dtype=torch.float32, device=images.device),
+        torch.arange(out_w, dtype=torch.float32, device=images.device),
         indexing="ij",
     )
-    out_xy = torch.stack([xs, ys], dim=-1).view(1, h * w, 2) - centre - shift.view(b, 1, 2)  # (B, H * W, 2)
-    in_xy = torch.einsum("bij,bpj->bpi", torch.linalg.inv(matrix), out_xy) + centre  # (B, H * W, 2)
+    out_xy = torch.stack([xs, ys], dim=-1).view(1, -1, 2) + (corner - centre - shift).view(b, 1, 2)  # (B, P, 2)
+    in_xy = torch.einsum("bij,bpj->bpi", torch.linalg.inv(matrix), out_xy) + centre  # (B, P, 2)
     size = torch.tensor([w, h], dtype=torch.float32, device=images.device)
-    grid = ((2 * in_xy + 1) / size - 1).view(b, h, w, 2)  # in [-1, 1], align_corners=False
+    grid = ((2 * in_xy + 1) / size - 1).view(b, out_h, out_w, 2)  # in [-1, 1], align_corners=False
     warped = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
     return warped, moved

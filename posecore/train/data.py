@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -89,8 +90,19 @@ def prepare_batch(
     images = prepare_images(batch["image"], mean, std, 1, device)  # (B, C, H, W)
     keypoints = batch["keypoints"].to(device).float()  # (B, K, 2)
     if augmentation is not None and augmentation.active:
-        images, keypoints = augment_batch(images, keypoints, augmentation, mean, std, generator)
-    if crop_size:
+        window = None
+        if crop_size:
+            height, width = images.shape[-2:]
+            window = partial(
+                crop_corners,
+                height=height,
+                width=width,
+                size=crop_size,
+                generator=generator,
+                background=crop_background,
+            )
+        images, keypoints = augment_batch(images, keypoints, augmentation, mean, std, generator, window)
+    elif crop_size:
         images, keypoints = random_crops(images, keypoints, crop_size, generator, crop_background)
     height, width = images.shape[-2:]
     pad_h = math.ceil(height / input_multiple) * input_multiple - height
@@ -114,17 +126,10 @@ def random_crops(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut every image to a size x size window around one of its labeled keypoints in view, drawn at random.
 
-    The window is centred on the chosen keypoint moved by up to size / 4 in x and y (so the
-    keypoint is not always in the middle), then shifted to lie inside the image. Keypoints
-    are moved into the window's coordinates, those that fall outside it too: they stay
-    labeled, so their maps are trained towards zero inside the window (the keypoint is known
-    to be elsewhere; a masked map would teach the model nothing about the background there).
-    Unlabeled (NaN) keypoints stay NaN. A frame with no labeled keypoint inside it (augmentation
-    can move keypoints out of the frame) gets a window at a
-    random place, and so does each frame with probability `background`: without such windows
-    the model never sees the far parts of the frame, and at inference on whole frames it can
-    fire on background it was never told holds no keypoint. A side of the image shorter than
-    `size` is kept whole.
+    The windows are `crop_corners`'. Keypoints are moved into the window's coordinates, those
+    that fall outside it too: they stay labeled, so their maps are trained towards zero inside
+    the window (the keypoint is known to be elsewhere; a masked map would teach the model
+    nothing about the background there). Unlabeled (NaN) keypoints stay NaN.
 
     Args:
         images: (B, C, H, W).
@@ -137,8 +142,48 @@ def random_crops(
         images (B, C, min(size, H), min(size, W)) and keypoints (B, K, 2) in window pixels.
     """
     batch, _, height, width = images.shape
+    corner, (crop_h, crop_w) = crop_corners(keypoints, height, width, size, generator, background)
+    rows = corner[:, 1, None] + torch.arange(crop_h, device=images.device)  # (B, crop_h)
+    cols = corner[:, 0, None] + torch.arange(crop_w, device=images.device)  # (B, crop_w)
+    index = torch.arange(batch, device=images.device)[:, None, None]
+    crops = images.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    moved = keypoints - corner[:, None, :].to(keypoints.dtype)  # (B, K, 2), NaN stays NaN
+    return crops.contiguous(), moved
+
+
+def crop_corners(
+    keypoints: torch.Tensor,
+    height: int,
+    width: int,
+    size: int,
+    generator: torch.Generator | None = None,
+    background: float = 0.0,
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Training windows of size x size pixels in frames of height x width, each around a labeled keypoint in view.
+
+    The window is centred on one such keypoint drawn at random, moved by up to size / 4 in x
+    and y (so the keypoint is not always in the middle), then shifted to lie inside the frame.
+    A frame with no labeled keypoint in view (augmentation can move keypoints out of the frame)
+    gets a window at a random place, and so does each frame with probability `background`:
+    without such windows the model never sees the far parts of the frame, and at inference on
+    whole frames it can fire on background it was never told holds no keypoint. A side of the
+    frame shorter than `size` is kept whole.
+
+    Args:
+        keypoints: (B, K, 2) (x, y) in frame pixels, NaN where unlabeled.
+        height: the frames' height in pixels.
+        width: the frames' width in pixels.
+        size: side of the window in pixels (> 0).
+        generator: random source, on the keypoints' device.
+        background: fraction of the windows placed anywhere in the frame (0 to 1).
+
+    Returns:
+        Each window's top-left corner (B, 2) as whole (x, y) pixels (int64), and the windows'
+        (height, width): (min(size, height), min(size, width)).
+    """
+    batch = keypoints.shape[0]
     crop_h, crop_w = min(size, height), min(size, width)
-    device = images.device
+    device = keypoints.device
     x, y = keypoints[..., 0], keypoints[..., 1]  # NaN compares False: unlabeled is never in view
     labeled = (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)  # (B, K), labeled and in view
     # One such keypoint per frame, uniformly (Gumbel trick: argmax of noise over them).
@@ -156,12 +201,7 @@ def random_crops(
     corner = (centre + jitter - torch.tensor([crop_w, crop_h], device=device, dtype=keypoints.dtype) / 2).round()
     left = corner[:, 0].clamp(0, width - crop_w).long()  # (B,)
     top = corner[:, 1].clamp(0, height - crop_h).long()
-    rows = top[:, None] + torch.arange(crop_h, device=device)  # (B, crop_h)
-    cols = left[:, None] + torch.arange(crop_w, device=device)  # (B, crop_w)
-    index = torch.arange(batch, device=device)[:, None, None]
-    crops = images.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    moved = keypoints - torch.stack([left, top], dim=-1)[:, None, :].to(keypoints.dtype)  # (B, K, 2), NaN stays NaN
-    return crops.contiguous(), moved
+    return torch.stack([left, top], dim=-1), (crop_h, crop_w)
 
 
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:

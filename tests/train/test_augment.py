@@ -100,6 +100,29 @@ def test_blur_smooths_and_brightness_shifts_within_its_range():
     assert offsets.abs().max() <= 25.5 + 1e-4 and offsets.std() > 5
 
 
+def test_a_window_of_the_warp_is_the_warped_frame_cut_there():
+    images, keypoints = _blobs(8)
+    augmentation = Augmentation(flip=True, rotation_deg=30, scale=0.2, translation_px=5, swap_pairs=SWAP)
+    corners = torch.tensor([[3, 5], [0, 0], [20, 10], [11, 2]] * 2)
+    seen = []
+
+    def window(moved: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        seen.append(moved.clone())
+        return corners, (24, 30)
+
+    full, moved = augment_batch(
+        images, keypoints, augmentation, (0.0,) * 3, (1.0,) * 3, torch.Generator().manual_seed(3)
+    )
+    windows, in_window = augment_batch(
+        images, keypoints, augmentation, (0.0,) * 3, (1.0,) * 3, torch.Generator().manual_seed(3), window
+    )
+    assert torch.equal(seen[0], moved)  # the window is chosen where the warp moved the keypoints
+    assert windows.shape == (8, 3, 24, 30)
+    assert torch.allclose(in_window, moved - corners[:, None].float())
+    for frame, (left, top) in enumerate(corners.tolist()):
+        assert torch.allclose(windows[frame], full[frame, :, top : top + 24, left : left + 30], atol=1e-4)
+
+
 def test_a_seed_repeats_the_augmentation():
     images, keypoints = _blobs(4)
     augmentation = Augmentation(flip=True, rotation_deg=20, noise_std=0.1, swap_pairs=SWAP)
