@@ -61,7 +61,7 @@ DATASETS = {
             for view in ("top", "bot")
             for left, right in (("paw1LH", "paw4RH"), ("paw2LF", "paw3RF"))
         ),
-        {"crop_size": 256, "crop_until": 0.6, "flip": False, "max_epochs": 450},
+        {"crop_size": 256, "crop_until": 0.6, "flip": False, "max_epochs": 420},
     ),
 }
 
