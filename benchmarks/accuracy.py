@@ -1,6 +1,6 @@
 """Test accuracy and training time of every model family on the real labeled datasets.
 
-    python benchmarks/accuracy.py --models default                # the config's model, 30 min cap
+    python benchmarks/accuracy.py --models default          # the config's model, 30 min cap
     python benchmarks/accuracy.py --quick                    # tiny models, 2 epochs: proves the path end to end
     python benchmarks/accuracy.py --out results/bench        # the full comparison (a GPU machine: hours on a CPU)
     python benchmarks/accuracy.py --resnet-weights resnet50.pth --models resnet_deconv
@@ -51,7 +51,7 @@ DATASETS = {
         "dlc-openfield/labeled-data/*/CollectedData_*.csv",
         (("snout", "leftear"), ("snout", "rightear"), ("leftear", "tailbase"), ("rightear", "tailbase")),
         (("leftear", "rightear"),),
-        {"crop_size": 256, "max_epochs": 550},
+        {"crop_size": 256, "max_epochs": 500},
     ),
     "lp-mirror-mouse": (
         "lp-mirror-mouse/CollectedData.csv",
