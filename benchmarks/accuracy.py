@@ -2,6 +2,7 @@
 
     python benchmarks/accuracy.py --models default          # the config's model, 30 min cap
     python benchmarks/accuracy.py --quick                    # tiny models, 2 epochs: proves the path end to end
+    python benchmarks/accuracy.py --models default --seed 1  # another training seed, the same split
     python benchmarks/accuracy.py --out results/bench        # the full comparison (a GPU machine: hours on a CPU)
     python benchmarks/accuracy.py --resnet-weights resnet50.pth --models resnet_deconv
 
@@ -133,6 +134,7 @@ def run(dataset_name: str, model_name: str, args: argparse.Namespace, out: Path)
         config = replace(config, max_minutes=args.minutes)
     if args.crop is not None:
         config = replace(config, crop_size=args.crop)
+    config = replace(config, seed=args.seed)
     run_dir = out / dataset_name / model_name
     start = time.perf_counter()
     trained = train_model(dataset, ModelConfig(architecture, hyperparameters), config, run_dir, source=dataset_name)
@@ -173,6 +175,7 @@ def main() -> None:
     )
     parser.add_argument("--crop", type=int, help="training crop size in pixels (default: the dataset's; 0: whole)")
     parser.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (weights, shuffling, augmentation)")
     parser.add_argument("--resnet-weights", type=Path, help="torchvision-layout ResNet state_dict (.pth) to start from")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/accuracy"), help="output folder")
     parser.add_argument("--data", type=Path, default=DATA, help="folder holding the datasets (default ../shared/data)")
