@@ -71,7 +71,7 @@ def cpu_has_bf16_matrix_units() -> bool:
 
 
 def resolve_devices(config: TrainConfig) -> tuple[str, str, int]:
-    """Lightning's (accelerator, precision, devices) for a config: mixed precision and DDP on GPUs only."""
+    """Lightning's (accelerator, precision, devices) for a config: DDP on GPUs only, bf16 on GPUs and AMX CPUs."""
     n_gpus = torch.cuda.device_count()
     if config.accelerator == "gpu" and not n_gpus:
         raise ValueError("train.accelerator is 'gpu' but torch sees no CUDA device")

@@ -160,11 +160,11 @@ class PoseModule(pl.LightningModule):
         self._generator: torch.Generator | None = None
         self._sums = torch.zeros(2, dtype=torch.float64)  # squared pixel error, labeled keypoints
         self._peak_weight = float(peak_weight)
-        self._schedule_start: float | None = None  # wall clock of the cosine schedule's first step
+        self._schedule_start: float | None = None  # wall clock at the start of training (with max_minutes)
 
     def setup(self, stage: str) -> None:
         """On the CPU, hold the weights channels-last, as oneDNN's convolutions run fastest."""
-        if self._trainer is None or self.trainer.strategy.root_device.type == "cpu":
+        if self.trainer.strategy.root_device.type == "cpu":
             self.model.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
