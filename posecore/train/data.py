@@ -65,6 +65,7 @@ def prepare_batch(
     generator: torch.Generator | None = None,
     crop_size: int = 0,
     crop_background: float = 0.0,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> dict[str, torch.Tensor]:
     """Normalise, augment, crop, pad and add targets to a batch of raw frames, on the batch's device.
 
@@ -81,6 +82,7 @@ def prepare_batch(
         crop_size: cut each frame to a square of this many pixels around a random labeled
             keypoint (`random_crops`; 0: whole frames, as for validation).
         crop_background: fraction of the crops placed anywhere in the frame instead.
+        memory_format: the images' layout (`torch.channels_last` where the model is held so).
 
     Returns:
         "image" float32 (B, C, H', W') padded, "maps" float32 (B, K + E, H' / s, W' / s),
@@ -114,7 +116,7 @@ def prepare_batch(
     # moved just outside the frame on that side (inference never reads these cells).
     maps[..., math.ceil(height / output_stride) :, :] = 0.0
     maps[..., math.ceil(width / output_stride) :] = 0.0
-    return {"image": images.contiguous(), "maps": maps, "mask": mask, "keypoints": keypoints}
+    return {"image": images.contiguous(memory_format=memory_format), "maps": maps, "mask": mask, "keypoints": keypoints}
 
 
 def random_crops(

@@ -188,7 +188,8 @@ class PoseModule(pl.LightningModule):
         crop_size = int(self.hparams.get("crop_size", 0)) if training else 0
         if crop_size and self._progress(self.global_step) >= float(self.hparams.get("crop_until", 1.0)):
             crop_size = 0  # the rest of the run sees whole frames
-        prepared = prepare_batch(
+        channels_last = batch["image"].device.type == "cpu"  # as `setup` holds the weights
+        return prepare_batch(
             batch,
             self.mean,
             self.std,
@@ -200,10 +201,8 @@ class PoseModule(pl.LightningModule):
             self.generator(batch["image"].device) if augmentation is not None or crop_size else None,
             crop_size,
             float(self.hparams.get("crop_background", 0.0)),
+            torch.channels_last if channels_last else torch.contiguous_format,
         )
-        if prepared["image"].device.type == "cpu":
-            prepared["image"] = prepared["image"].contiguous(memory_format=torch.channels_last)
-        return prepared
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Masked MSE over all supervised outputs, logged as train/loss."""
