@@ -91,9 +91,16 @@ def prepare_images(
     # Normalised row by row of the (B, H, W, C) memory, each row's W * C values against the
     # channels' mean and std repeated W times: the same float32 subtraction and division per
     # value as broadcasting over C, several times faster than broadcasting over a last axis of 3.
-    mean_row = torch.tensor(mean, dtype=torch.float32, device=batch.device).repeat(width)  # (W * C,)
-    std_row = torch.tensor(std, dtype=torch.float32, device=batch.device).repeat(width)  # (W * C,)
-    rows = batch.view(n * height, width * channels).float().sub_(mean_row).div_(std_row)  # (B * H, W * C)
+    mean_row = np.tile(np.asarray(mean, dtype=np.float32), width)  # (W * C,)
+    std_row = np.tile(np.asarray(std, dtype=np.float32), width)  # (W * C,)
+    if batch.device.type == "cpu":
+        # numpy converts and subtracts in one pass, where torch takes three (twice as fast).
+        rows_np = np.empty((n * height, width * channels), dtype=np.float32)
+        np.subtract(batch.numpy().reshape(rows_np.shape), mean_row, out=rows_np, dtype=np.float32)
+        rows = torch.from_numpy(np.divide(rows_np, std_row, out=rows_np))  # (B * H, W * C)
+    else:
+        mean_t, std_t = (torch.from_numpy(row).to(batch.device) for row in (mean_row, std_row))
+        rows = batch.view(n * height, width * channels).float().sub_(mean_t).div_(std_t)  # (B * H, W * C)
     pad_h = math.ceil(height / multiple) * multiple - height
     pad_w = math.ceil(width / multiple) * multiple - width
     nhwc = rows.view(n, height, width, channels)
