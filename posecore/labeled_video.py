@@ -35,7 +35,7 @@ from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
 from posecore.io.ffmpeg_tools import h264_command, pipe_frames
 from posecore.io.trajectories import read_provenance
-from posecore.io.trajectory_arrays import TrajectorySummary, iter_points, summarize
+from posecore.io.trajectory_arrays import TrajectorySummary, iter_points, summarize, trajectory_files
 from posecore.io.video import VideoInfo, probe, read_frames
 from posecore.qc.clips import keypoint_colors
 
@@ -273,7 +273,8 @@ def label_video(
 
     Args:
         video: the video file.
-        trajectories: its trajectory Parquet file (frame-major, as posecore writes them).
+        trajectories: its trajectory Parquet file (frame-major, as posecore writes them), or
+            a folder holding it (the archive's video=<name> folder).
         out: the MP4 to write.
         style: how points are drawn and the video encoded.
         skeleton: edges as pairs of keypoint names (the config's) or indices into
@@ -297,7 +298,10 @@ def label_video(
         RuntimeError: ffmpeg failed to encode, with its message.
     """
     info = info or probe(video)
-    summary = summarize(trajectories)
+    files, _ = trajectory_files(trajectories)
+    if len(files) > 1:
+        raise InputError(trajectories, f"holds {len(files)} trajectory files; give one of them")
+    summary = summarize(files[0])
     check_match(summary, info)
     names = tuple(keypoint_names) if keypoint_names is not None else summary.keypoint_names
     unknown = [name for name in summary.keypoint_names if name not in names]

@@ -1,4 +1,5 @@
 import logging
+import shutil
 
 import numpy as np
 import pytest
@@ -156,3 +157,16 @@ def test_bad_skeletons_and_frame_ranges_name_what_is_wrong(grey_video_with_track
     with pytest.raises(ValueError, match="unknown preset 'quick'"):
         LabelStyle(preset="quick")
     assert not out.exists()
+
+
+def test_the_archives_video_folder_is_taken_and_a_folder_of_several_videos_refused(grey_video_with_track, tmp_path):
+    video, trajectories, _ = grey_video_with_track(n_frames=6)
+    archive = tmp_path / "trajectories" / "demo"
+    for name in ("grey", "other"):
+        (archive / f"video={name}").mkdir(parents=True)
+        shutil.copy(trajectories, archive / f"video={name}" / "part-0.parquet")
+    out = tmp_path / "labeled.mp4"
+    label_video(video, archive / "video=grey", out, progress=False)
+    assert probe(out).n_frames == 6
+    with pytest.raises(InputError, match=r"demo: holds the videos \['grey', 'other'\]; say which one"):
+        label_video(video, archive, out, progress=False)

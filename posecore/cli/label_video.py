@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "label-video", help="draw a video's keypoints and skeleton over it (H.264 MP4), as DeepLabCut's labeled videos"
     )
     parser.add_argument("video", type=Path, help="the video")
-    parser.add_argument("trajectories", type=Path, help="its trajectories (Parquet file, as posecore writes them)")
+    parser.add_argument(
+        "trajectories", type=Path, help="its trajectories: Parquet file, or the archive's video=<name> folder"
+    )
     parser.add_argument("out", type=Path, help="the MP4 to write")
     parser.add_argument("--model", type=Path, default=None, help="exported model: its keypoint order and skeleton")
     parser.add_argument(

@@ -28,53 +28,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from posecore.errors import InputError
-from posecore.io.trajectory_arrays import read_points
+from posecore.io.trajectory_arrays import read_points, trajectory_files
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["load_poses", "trajectory_files"]
-
-
-def trajectory_files(source: str | Path, video: str | None = None) -> tuple[list[Path], str | None]:
-    """The Parquet files of one video's trajectories, and the video's name where the layout says it.
-
-    Args:
-        source: a trajectory Parquet file, a `video=<name>` partition folder, or an archive
-            folder holding such partitions (results/trajectories/<model>).
-        video: the video to take from an archive folder; may be left out when it holds one.
-
-    Raises:
-        InputError: the source is missing, the archive holds no trajectory files, `video` is
-            not in it, or it holds several videos and `video` is not given.
-    """
-    path = Path(source)
-    if path.is_file():
-        return [path], video
-    if not path.is_dir():
-        raise InputError(path, "no such trajectory file or folder")
-    partitions = {p.name.partition("=")[2]: p for p in sorted(path.glob("video=*")) if p.is_dir()}
-    if not partitions and path.name.startswith("video="):
-        partitions = {path.name.partition("=")[2]: path}
-    if partitions:
-        if video is None and len(partitions) > 1:
-            raise InputError(path, f"holds the videos {sorted(partitions)}; say which one (video=...)")
-        name = video if video is not None else next(iter(partitions))
-        if name not in partitions:
-            raise InputError(path, f"has no trajectories of video {name!r}; it holds {sorted(partitions)}")
-        path = partitions[name]
-        files = sorted(path.glob("*.parquet"))
-        if not files:
-            raise InputError(path, f"holds no trajectory files (*.parquet) of video {name!r}")
-        return files, name
-    files = sorted(path.glob("*.parquet"))
-    if not files:
-        raise InputError(
-            path,
-            "holds no trajectory files: neither video=<name>/ partitions nor *.parquet files "
-            "(the workflow writes them to results/trajectories/<model>/ in its aggregate step)",
-        )
-    return files, video
+__all__ = ["load_poses"]
 
 
 def load_poses(source: str | Path, video: str | None = None) -> xr.Dataset:
@@ -96,7 +55,7 @@ def load_poses(source: str | Path, video: str | None = None) -> xr.Dataset:
         from the file's provenance, `model_hash` and `posecore_version`.
 
     Raises:
-        InputError: see `trajectory_files` and `posecore.io.trajectory_arrays.read_points`
+        InputError: see `posecore.io.trajectory_arrays.trajectory_files` and `read_points`
             (an empty archive, a file without rows, a repeated (frame, instance, keypoint)).
         ImportError: movement is not installed, with the command that installs it.
     """

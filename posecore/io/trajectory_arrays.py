@@ -5,7 +5,8 @@ together and frames ascend. That order lets a long video's points be streamed in
 frames while only one Parquet batch is in memory (`iter_points`, for drawing over a video of
 any length), after one pass over a few columns has learned the file's frames, instances and
 keypoints (`summarize`). `read_points` takes a whole video's files at once (for analysis tools
-that hold the video's points in memory anyway).
+that hold the video's points in memory anyway); `trajectory_files` finds them in the
+workflow's archive folder.
 
 Points are float32 arrays (F, I, K, 3): frame, instance, keypoint, then (x, y, score), with x
 the column and y the row in pixels; NaN where the file has NaN or has no row for that cell.
@@ -280,3 +281,46 @@ def read_points(files: Sequence[str | Path]) -> VideoPoints:
         raise InputError(where, "a (frame, instance, keypoint) has two rows", where=f"frame {repeated}")
     _scatter(table, slot, instances, names, points, where)
     return VideoPoints(frames=frames, times=times, instances=instances, keypoint_names=names, points=points)
+
+
+def trajectory_files(source: str | Path, video: str | None = None) -> tuple[list[Path], str | None]:
+    """The Parquet files of one video's trajectories, and the video's name where the layout says it.
+
+    Args:
+        source: a trajectory Parquet file, a `video=<name>` partition folder, or an archive
+            folder holding such partitions (results/trajectories/<model>).
+        video: the video to take from an archive folder; may be left out when it holds one.
+
+    Raises:
+        InputError: the source is missing, the archive holds no trajectory files, `video` is
+            not in it, or it holds several videos and `video` is not given.
+    """
+    path = Path(source)
+    if path.is_file():
+        return [path], video
+    if not path.is_dir():
+        raise InputError(path, "no such trajectory file or folder")
+    partitions = {p.name.partition("=")[2]: p for p in sorted(path.glob("video=*")) if p.is_dir()}
+    if not partitions and path.name.startswith("video="):
+        partitions = {path.name.partition("=")[2]: path}
+    if partitions:
+        if video is None and len(partitions) > 1:
+            raise InputError(
+                path, f"holds the videos {sorted(partitions)}; say which one (or give its video=<name> folder)"
+            )
+        name = video if video is not None else next(iter(partitions))
+        if name not in partitions:
+            raise InputError(path, f"has no trajectories of video {name!r}; it holds {sorted(partitions)}")
+        path = partitions[name]
+        files = sorted(path.glob("*.parquet"))
+        if not files:
+            raise InputError(path, f"holds no trajectory files (*.parquet) of video {name!r}")
+        return files, name
+    files = sorted(path.glob("*.parquet"))
+    if not files:
+        raise InputError(
+            path,
+            "holds no trajectory files: neither video=<name>/ partitions nor *.parquet files "
+            "(the workflow writes them to results/trajectories/<model>/ in its aggregate step)",
+        )
+    return files, video
