@@ -130,7 +130,9 @@ def run_job(
             loaded, device=device, batch_size=batch_size, precision=precision, compile=compile, priors=priors
         )
         provenance = {
-            name: trajectories.Provenance.for_video(loaded.sha256, config or {}, video.path, decoder=DECODER)
+            name: trajectories.Provenance.for_video(
+                loaded.sha256, config or {}, video.path, info=video.info, decoder=DECODER
+            )
             for name, video in videos.items()
         }
 

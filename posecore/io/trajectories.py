@@ -20,7 +20,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +30,9 @@ import pyarrow.parquet as pq
 from posecore import __version__
 from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from posecore.io.video import VideoInfo
 
 METADATA_KEY = b"posecore"
 SCHEMA = pa.schema(
@@ -47,7 +50,12 @@ SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class Provenance:
-    """What made a trajectory file: stored as JSON in the Parquet file metadata."""
+    """What made a trajectory file: stored as JSON in the Parquet file metadata.
+
+    `video_n_frames`, `video_width` and `video_height` are the source video's, when its probe
+    was at hand: a tool that draws the trajectories over a video then refuses another video
+    exactly (`posecore.label_video`). Files written without them read back without them.
+    """
 
     model_hash: str
     config: dict[str, Any]
@@ -55,15 +63,29 @@ class Provenance:
     video_size_bytes: int
     video_mtime: float
     posecore_version: str = __version__
+    video_n_frames: int | None = None
+    video_width: int | None = None
+    video_height: int | None = None
     decoder: str = ""
 
     @classmethod
     def for_video(
-        cls, model_hash: str, config: dict[str, Any], video_path: str | Path, decoder: str = ""
+        cls,
+        model_hash: str,
+        config: dict[str, Any],
+        video_path: str | Path,
+        info: VideoInfo | None = None,
+        decoder: str = "",
     ) -> Provenance:
-        """Provenance of trajectories of `video_path`, recording its size and modification time, and the decoder."""
+        """Provenance of trajectories of `video_path`: its size and time, with `info` its frame count and size.
+
+        `decoder` names what decoded the frames (the inference job's decoder).
+        """
         stat = Path(video_path).stat()
-        return cls(model_hash, config, str(video_path), stat.st_size, stat.st_mtime, decoder=decoder)
+        shape = {}
+        if info is not None:
+            shape = {"video_n_frames": info.n_frames, "video_width": info.width, "video_height": info.height}
+        return cls(model_hash, config, str(video_path), stat.st_size, stat.st_mtime, **shape, decoder=decoder)
 
     def to_metadata(self) -> dict[bytes, bytes]:
         """The Parquet key-value metadata for this provenance."""

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -20,6 +21,7 @@ from posecore.infer.plan import read_plan
 from posecore.io.dataset import read_dataset
 from posecore.io.labels import read_labels
 from posecore.io.trajectories import read_provenance
+from posecore.io.video import probe
 from posecore.synth import truncate_video
 
 from .conftest import snakemake, snakemake_command, snakemake_environment, write_config
@@ -115,6 +117,31 @@ def test_outlier_frames_open_as_labels_and_merge_into_the_dataset(finished_proje
     refined = [path for path in after.source_path if "round-1" in str(path)]
     assert len(refined) == len(machine), "every corrected frame is in the dataset"
     assert len(before.images) < len(after.images) <= len(before.images) + len(machine)
+
+
+def test_the_archive_opens_in_movement_and_labeled_videos_are_made_on_request(finished_project, demo_config):
+    archive = finished_project / "results/trajectories/demo"
+    if sys.version_info >= (3, 11):  # movement's own requirement
+        from posecore.io.movement_dataset import load_poses
+
+        rows = pd.read_parquet(archive / "video=mouse-001" / "part-0.parquet")
+        dataset = load_poses(archive, video="mouse-001")
+        assert dict(dataset.sizes) == {"time": 80, "space": 2, "keypoints": 6, "individuals": 1}
+        assert list(dataset["keypoints"].values) == demo_config["dataset"]["keypoints"]
+        np.testing.assert_array_equal(dataset["time"].values, rows["time_s"].unique())
+        np.testing.assert_array_equal(dataset["frame"].values, np.arange(80))
+        # Rows are frame-major in the model's keypoint order: (80 * 6, 2) against (80, 6, 2).
+        position = dataset["position"].sel(individuals="animal0").transpose("time", "keypoints", "space")
+        np.testing.assert_array_equal(position.values.reshape(-1, 2), rows[["x", "y"]].to_numpy(np.float64))
+        confidence = dataset["confidence"].sel(individuals="animal0").values.reshape(-1)
+        np.testing.assert_array_equal(confidence, rows["score"].to_numpy(np.float64))
+    labeled = finished_project / "results/labeled_videos/demo"
+    assert not labeled.exists(), "labeled videos are an optional target"
+    snakemake(finished_project, "labeled_videos")
+    for video in ("mouse-000", "mouse-001"):
+        info = probe(labeled / f"{video}.mp4")
+        assert (info.n_frames, info.width, info.height, info.codec) == (80, 160, 128, "h264")
+        assert (finished_project / f"logs/label_video/demo/{video}.log").exists()
 
 
 def test_a_run_killed_mid_inference_resumes_to_the_same_trajectories(finished_project):
