@@ -466,6 +466,17 @@ def _read_exactly(pipe: Any, buffer: memoryview) -> int:
     return filled
 
 
+_DECODER_RETRIES = 2  # new ffmpeg processes after one was killed, before the read fails
+
+
+class _DecoderDied(Exception):
+    """The ffmpeg process was killed before it gave every frame; `index` is the first frame not read."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
 class _SeekFailed(Exception):
     """A seek whose frames failed verification; the caller retries from further back."""
 
@@ -508,6 +519,7 @@ def _decode(
     """Decode sorted unique frame indices `wanted` (N,), the k-th into `into(k)`; yield k once it is there, verified."""
     done = 0
     tier: _Tier = "keyframe"
+    deaths = 0
     while done < len(wanted):
         rest = wanted[done:]
         seek = _seek_point(info, int(rest[0]), tier)
@@ -520,6 +532,12 @@ def _decode(
         except _SeekFailed as e:
             tier = "margin" if tier == "keyframe" else "sequential"
             logger.warning("%s: %s; reading again from further back (%s)", path, e, tier)
+        except _DecoderDied as e:
+            deaths += 1
+            if deaths > _DECODER_RETRIES:
+                raise VideoError(path, f"{e} ({deaths} times)", where=f"frame {e.index}") from None
+            tier = "keyframe"  # a new decoder from the keyframe before the first frame not yet read
+            logger.warning("%s: %s; a new ffmpeg decodes from frame %d on", path, e, e.index)
 
 
 def _seek_point(info: VideoInfo, first: int, tier: _Tier) -> int | None:
@@ -598,6 +616,8 @@ class _Pass:
                     proc.wait()
                     log.join()
                     reason = f"decoding stopped after {j} of {len(self.wanted)} frames asked for"
+                    if proc.returncode < 0:  # killed (out of memory, a signal): not the video's fault
+                        raise _DecoderDied(f"{reason}: ffmpeg was killed by signal {-proc.returncode}", index)
                     raise self._fail(index, reason, log)
                 t = shown.pts_us * (1 / 1000000)
                 if not self.lo[j] <= t < self.hi[j]:

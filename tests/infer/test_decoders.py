@@ -1,4 +1,6 @@
 import itertools
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -10,7 +12,7 @@ from posecore.infer.decoders import BUFFERS_PER_DECODER, Frames, ShardEnd, Shard
 from posecore.infer.plan import Shard
 from posecore.io.video import VideoError, probe
 
-from .conftest import ffmpeg_frames
+from .conftest import dot_frames, ffmpeg_frames
 
 
 def sources(path, length, video=None, info=None):
@@ -104,3 +106,45 @@ def test_bad_settings():
         list(decode_shards([], batch_size=0, decoders=1))
     assert list(decode_shards([], batch_size=1, decoders=2)) == []
     assert ShardEnd  # the type a consumer matches on
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory, encode_h264):
+    # Long enough (3.7 MB of RGB) that ffmpeg is still decoding after a first batch: the pipe
+    # holds 1 MB.
+    return encode_h264(dot_frames(400), tmp_path_factory.mktemp("long") / "long.mp4", fps=30, gop=50)
+
+
+def decode_killing_ffmpeg_once(video):
+    """Decode the video in one shard, killing its ffmpeg after the first batch: (frames, ends)."""
+    killed, got, ends = [], [], []
+    for event in decode_shards(sources(video, 400), batch_size=2, decoders=1):
+        if isinstance(event, Frames):
+            got.append((event.indices.copy(), event.images.copy()))
+            event.release()
+            if not killed:
+                pgrep = ["pgrep", "-P", str(os.getpid()), "ffmpeg"]
+                children = subprocess.run(pgrep, capture_output=True, text=True).stdout.split()
+                for pid in children:
+                    os.kill(int(pid), signal.SIGKILL)
+                killed.extend(children)
+        else:
+            ends.append(event)
+    assert killed, "an ffmpeg was running and was killed"
+    return got, ends
+
+
+def test_a_decoder_process_that_dies_is_replaced_and_no_frame_is_missing_or_shifted(long_video, caplog):
+    video = long_video
+    got, ends = decode_killing_ffmpeg_once(video)
+    assert [e.error for e in ends] == [None]
+    assert np.concatenate([i for i, _ in got]).tolist() == list(range(400))
+    assert np.array_equal(np.concatenate([im for _, im in got]), ffmpeg_frames(video))
+    assert "ffmpeg was killed by signal 9; a new ffmpeg decodes from frame" in caplog.text  # logged
+
+
+def test_a_decoder_killed_too_often_fails_its_shard_saying_so(long_video, monkeypatch):
+    monkeypatch.setattr("posecore.io.video._DECODER_RETRIES", 0)
+    _, (end,) = decode_killing_ffmpeg_once(long_video)
+    assert isinstance(end.error, VideoError)
+    assert "long.mp4 (frame" in str(end.error) and "ffmpeg was killed by signal 9 (1 times)" in str(end.error)
