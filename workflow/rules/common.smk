@@ -7,12 +7,16 @@ import os
 import re
 import sys
 
-import pandas as pd
+from pathlib import Path
+
 from snakemake.utils import validate
 
 from posecore.hugepages import with_huge_pages
+from posecore.errors import InputError
 from posecore.infer.plan import read_plan
+from posecore.io.assemble import SplitConfig
 from posecore.io.ffmpeg_tools import ffmpeg_executable, ffprobe_executable
+from posecore.sheet import check_video_files, read_video_sheet
 from posecore.train.config import ModelConfig, TrainConfig
 
 # Every job's process inherits Snakemake's environment: its models then run on huge pages
@@ -27,27 +31,11 @@ validate(config, schema="../schemas/config.schema.yaml")
 # how to install them (a GPU node that pip alone set up has neither).
 ffmpeg_executable(), ffprobe_executable()
 
-VIDEOS = pd.read_csv(config["videos"], sep="\t", dtype=str, comment="#").fillna("")
-BOOLEANS = {
-    "true": True,
-    "yes": True,
-    "1": True,
-    "false": False,
-    "no": False,
-    "0": False,
-    "": False,
-}
-for column in ("labeling", "refine"):
-    if column in VIDEOS.columns:
-        # Anything else stays a string, which the schema then refuses, naming the column.
-        VIDEOS[column] = [BOOLEANS.get(value.lower(), value) for value in VIDEOS[column]]
-validate(VIDEOS, schema="../schemas/videos.schema.yaml")
-if VIDEOS["video"].duplicated().any():
-    raise ValueError(
-        f"{config['videos']}: video names must be unique, repeated: "
-        f"{sorted(set(VIDEOS['video'][VIDEOS['video'].duplicated()]))}"
-    )
-VIDEOS = VIDEOS.set_index("video", drop=False)
+# The video sheet, each row checked against its schema, and every video file there: a wrong row
+# or a missing file stops the run before any job, naming the sheet's row (as a spreadsheet
+# counts them). A sheet with a header alone is an archive without videos yet.
+VIDEOS = read_video_sheet(config["videos"], Path(workflow.basedir) / "schemas" / "videos.schema.yaml")
+check_video_files(VIDEOS, config["videos"])
 DATASET = config["dataset"]["name"]
 MODEL = config["model"]["name"]
 # Parsed once here, so that a bad value or hyperparameter stops the run before any job.
@@ -55,6 +43,10 @@ CONFIG_SOURCE = ", ".join(map(str, workflow.configfiles)) or "config"
 MODEL_CONFIG = {key: value for key, value in config["model"].items() if key != "name"}
 ModelConfig.from_dict(MODEL_CONFIG, CONFIG_SOURCE)
 TrainConfig.from_dict(config["train"], CONFIG_SOURCE)
+try:
+    SplitConfig(**config["dataset"]["split"])
+except ValueError as error:
+    raise InputError(CONFIG_SOURCE, str(error), where="key dataset.split") from None
 
 
 # Video names as the sheet's schema allows them: a pattern, not an alternation of every name,
@@ -89,12 +81,19 @@ def video_path(wildcards):
 def label_files():
     """Every label file the config names, glob patterns expanded, in a stable order.
 
-    A pattern that matches nothing is kept as it is, so that Snakemake reports it as a
-    missing input of assemble_dataset instead of the workflow failing to load.
+    A pattern that matches no file stops the run before any job, naming it: otherwise a dataset
+    already built would be taken as up to date and the new labels never used.
     """
     files = []
-    for pattern in config["dataset"]["labels"]:
-        files.extend(sorted(glob.glob(pattern)) or [pattern])
+    for i, pattern in enumerate(config["dataset"]["labels"]):
+        matched = sorted(glob.glob(pattern))
+        if not matched:
+            raise InputError(
+                CONFIG_SOURCE,
+                f"{pattern!r} matches no label file (relative to {os.getcwd()})",
+                where=f"key dataset.labels[{i}]",
+            )
+        files.extend(matched)
     return files
 
 
