@@ -19,7 +19,8 @@ from pathlib import Path
 from posecore import __version__
 from posecore.io.atomic import atomic_path
 from posecore.io.dataset import read_dataset
-from posecore.qc.archive import ArchiveConfig, ArchiveQC, archive_qc, archive_section
+from posecore.qc.archive import ArchiveConfig, ArchiveQC, archive_qc
+from posecore.qc.archive_html import archive_section
 from posecore.qc.failures import find_failures
 from posecore.qc.html import CSS, ReportClip, ReportFigure, Section, esc
 from posecore.qc.inputs import read_infer_seconds, read_metrics, read_probes, unfinished_jobs
