@@ -1,7 +1,7 @@
 """`posecore predict VIDEO --model FILE`: trajectories of one video without Snakemake.
 
 Writes, into `--out` (default: beside the video), `<video>.parquet` (the long-format
-trajectories of DESIGN.md, with provenance), and with `--filter` the filtered coordinates
+trajectories of docs/design.md, with provenance), and with `--filter` the filtered coordinates
 beside the raw ones, and with `--export` DeepLabCut H5/CSV and NWB files of the same points.
 """
 

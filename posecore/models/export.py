@@ -1,4 +1,4 @@
-"""The exported model: one file that inference loads without any training code (DESIGN.md).
+"""The exported model: one file that inference loads without any training code (docs/design.md).
 
 The file is `torch.save` of a dict of plain types (str, int, float, bool, lists, dicts) and
 a state_dict of tensors, so it loads with `torch.load(weights_only=True)`:
