@@ -34,7 +34,9 @@ ffmpeg_executable(), ffprobe_executable()
 # The video sheet, each row checked against its schema, and every video file there: a wrong row
 # or a missing file stops the run before any job, naming the sheet's row (as a spreadsheet
 # counts them). A sheet with a header alone is an archive without videos yet.
-VIDEOS = read_video_sheet(config["videos"], Path(workflow.basedir) / "schemas" / "videos.schema.yaml")
+VIDEOS = read_video_sheet(
+    config["videos"], Path(workflow.basedir) / "schemas" / "videos.schema.yaml"
+)
 check_video_files(VIDEOS, config["videos"])
 DATASET = config["dataset"]["name"]
 MODEL = config["model"]["name"]
@@ -173,49 +175,61 @@ def all_targets():
     ]
 
 
-def report_after_failure():
+def qc_report_files(model):
+    """The files the QC report of `model` reads, by name (the qc_report rule's inputs, and the
+    report after a failed run: one list, so that the two cannot differ)."""
+    return {
+        "dataset_h5": expand(rules.assemble_dataset.output.dataset, dataset=DATASET)[0],
+        "metrics_json": expand(rules.evaluate.output.metrics, model=model)[0],
+        "predictions_parquet": expand(rules.evaluate.output.predictions, model=model)[0],
+        "training_csv": expand(rules.train.output.curves, model=model)[0],
+        "trajectories": expand(
+            rules.aggregate.output.trajectories, model=model, video=VIDEOS.index
+        ),
+        "probe_jsons": expand(rules.probe_video.output.probe, video=VIDEOS.index),
+        "plan_tsv": ancient(rules.plan_inference.output.plan),
+    }
+
+
+def qc_report_settings(model):
+    """What else the QC report of `model` needs: where to look, and the config's qc section."""
+    return {
+        "videos": VIDEOS.index.tolist(),
+        "video_paths": VIDEO_PATHS,
+        "trajectories_dir": f"results/trajectories/{model}",
+        "logs_dir": "logs",
+        "benchmarks_dir": "benchmarks",
+        "records_dir": f"results/predictions/{model}/jobs",
+        "qc": config["qc"],
+    }
+
+
+def report_after_failure(log):
     """Build the QC report from what the run left, when jobs failed (the Snakefile's onerror).
 
     With --keep-going every other video finishes, but qc_report, which needs every video, does not
-    run; this builds the same page from the outputs there are, listing the failed videos with the
-    error from their logs. Snakemake did not make these files, so they are dated 1970: the next
-    run rebuilds them through qc_report. A failure here is reported, never raised over the run's own.
+    run; this builds the same page from the files there are, listing the failed videos with the
+    error from their logs, and, on top, the jobs that failed (from Snakemake's log of the run) and
+    that what it shows may be stale. Snakemake did not make these files, so they are dated 1970:
+    the next run rebuilds them through qc_report. A failure here is reported, never raised over
+    the run's own.
     """
-    from pathlib import Path
+    from posecore.qc.failures import failed_jobs
+    from posecore.qc.report import workflow_report
 
-    from posecore.qc.archive import ArchiveConfig
-    from posecore.qc.report import build_report
-
-    model = Path("results/models") / MODEL
-    training = {
-        "dataset_h5": Path(f"results/datasets/{DATASET}.h5"),
-        "metrics_json": model / "eval" / "metrics.json",
-        "predictions_parquet": model / "eval" / "predictions.parquet",
-        "training_csv": model / "metrics.csv",
-    }
-    if not all(path.exists() for path in training.values()):
-        training = {"dataset_h5": training["dataset_h5"]} if training["dataset_h5"].exists() else {}
     html = Path(f"results/qc/{MODEL}/report.html")
     figures = html.parent / "figures"
     try:
-        build_report(
-            html,
-            model_name=MODEL,
-            trajectories_dir=Path(f"results/trajectories/{MODEL}"),
-            probe_jsons=[
-                p
-                for p in map(Path, expand(rules.probe_video.output.probe, video=VIDEOS.index))
-                if p.exists()
-            ],
-            videos=list(VIDEOS.index),
-            logs_dir=Path("logs"),
-            benchmarks_dir=Path("benchmarks"),
-            records_dir=Path(f"results/predictions/{MODEL}/jobs"),
-            plan_tsv=Path("results/shards/plan.tsv"),
-            video_paths=VIDEO_PATHS,
-            figures_dir=figures,
-            config=ArchiveConfig.from_dict(config["qc"], "config: qc"),
-            **training,
+        # Snakemake gives the log files of the run (a list in Snakemake 9, one path before).
+        logs = [log] if isinstance(log, (str, os.PathLike)) else list(log or ())
+        failed = [
+            job
+            for path in logs
+            if Path(path).is_file()
+            for job in failed_jobs(Path(path).read_text())
+        ]
+        workflow_report(
+            html, figures, MODEL, qc_report_files(MODEL), qc_report_settings(MODEL), failed=failed
         )
     except Exception as error:
         print(
