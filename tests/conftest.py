@@ -1,5 +1,6 @@
 """Fixtures shared across the test suite."""
 
+import hashlib
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -43,3 +44,27 @@ def _encode_h264(
 def encode_h264() -> Callable[..., Path]:
     """A function encoding uint8 (N, H, W, 3) frames as H.264: (frames, path, *, fps, pix_fmt, gop, crf) -> path."""
     return _encode_h264
+
+
+@pytest.fixture
+def published_resnet18(tmp_path, monkeypatch) -> tuple[Path, dict[str, torch.Tensor]]:
+    """Seeded ResNet-18 weights 'published' at a file:// address, named with their hash, as torchvision's are.
+
+    posecore.models.pretrained fetches them for `pretrained: imagenet` at depth 18, into a torch
+    hub cache under tmp_path (TORCH_HOME). No network is used. Returns the published file and the
+    weights (torchvision's names, with a classifier).
+    """
+    from posecore.models import pretrained
+    from posecore.models.resnet import ResNetBackbone
+
+    torch.manual_seed(1)
+    state = ResNetBackbone(18, 3, dilate_last=True).state_dict()
+    state |= {"fc.weight": torch.randn(1000, 512), "fc.bias": torch.randn(1000)}
+    (tmp_path / "server").mkdir()
+    staging = tmp_path / "server" / "staging.pth"
+    torch.save(state, staging)
+    source = staging.rename(staging.with_name(f"resnet18-{hashlib.sha256(staging.read_bytes()).hexdigest()[:8]}.pth"))
+    monkeypatch.setattr(pretrained, "BASE_URL", source.parent.as_uri() + "/")
+    monkeypatch.setitem(pretrained.IMAGENET_FILES, 18, source.name)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    return source, state
