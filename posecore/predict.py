@@ -86,17 +86,23 @@ def prepare_images(
         raise ValueError(f"images must be uint8 (B, H, W, C), got {batch.dtype} {tuple(batch.shape)}")
     if batch.shape[-1] != len(mean):
         raise ValueError(f"images have {batch.shape[-1]} channels, the model takes {len(mean)}")
-    batch = batch.to(device, non_blocking=True).permute(0, 3, 1, 2)  # (B, C, H, W), NHWC in memory
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=batch.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=batch.device).view(1, -1, 1, 1)
-    height, width = batch.shape[-2:]
+    batch = batch.to(device, non_blocking=True).contiguous()  # (B, H, W, C)
+    n, height, width, channels = batch.shape
+    # Normalised row by row of the (B, H, W, C) memory, each row's W * C values against the
+    # channels' mean and std repeated W times: the same float32 subtraction and division per
+    # value as broadcasting over C, several times faster than broadcasting over a last axis of 3.
+    mean_row = torch.tensor(mean, dtype=torch.float32, device=batch.device).repeat(width)  # (W * C,)
+    std_row = torch.tensor(std, dtype=torch.float32, device=batch.device).repeat(width)  # (W * C,)
+    rows = batch.view(n * height, width * channels).float().sub_(mean_row).div_(std_row)  # (B * H, W * C)
     pad_h = math.ceil(height / multiple) * multiple - height
     pad_w = math.ceil(width / multiple) * multiple - width
-    out = torch.zeros(
-        (batch.shape[0], batch.shape[1], height + pad_h, width + pad_w), dtype=torch.float32, device=batch.device
-    ).contiguous(memory_format=memory_format)  # (B, C, H', W'), padding already 0
-    torch.div(batch.float().sub_(mean_t), std_t, out=out[..., :height, :width])
-    return out
+    nhwc = rows.view(n, height, width, channels)
+    if pad_h or pad_w:
+        padded = nhwc.new_zeros((n, height + pad_h, width + pad_w, channels))  # (B, H', W', C), padding already 0
+        padded[:, :height, :width] = nhwc
+        nhwc = padded
+    # (B, C, H', W') over (B, H', W', C) memory: channels-last as it stands.
+    return nhwc.permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:

@@ -30,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: torch's)")
     parser.add_argument(
+        "--decoders",
+        type=int,
+        default=None,
+        help="parts of the video decoded at once, each by its own ffmpeg (default: one per CPU thread)",
+    )
+    parser.add_argument(
         "--compile",
         choices=("auto", "always", "never"),
         default="auto",
@@ -55,9 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Probe, infer, optionally filter and export; print where the files went."""
     import pandas as pd
+    import torch
 
     from posecore.filters import FilterConfig, filter_trajectories
-    from posecore.infer import Shard, check_keypoints, infer_shard, set_threads
+    from posecore.infer.job import check_keypoints, set_threads
+    from posecore.infer.single import infer_video
     from posecore.io import exports
     from posecore.io.trajectories import read_provenance
     from posecore.io.video import probe
@@ -77,12 +85,16 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or args.video.parent
     parquet = out_dir / f"{args.video.stem}.parquet"
     config = {"command": "predict", "model": str(args.model), "filter": args.filter}
-    n_rows = infer_shard(
+    threads = args.threads or torch.get_num_threads()
+    n_rows = infer_video(
         args.video,
-        Shard(0, args.start, stop),
+        info,
         loaded,
         parquet,
-        info=info,
+        start=args.start,
+        stop=stop,
+        decoders=args.decoders or threads,
+        threads_per_decoder=1,
         batch_size=args.batch_size,
         device=device,
         config=config,

@@ -55,12 +55,15 @@ class Provenance:
     video_size_bytes: int
     video_mtime: float
     posecore_version: str = __version__
+    decoder: str = ""
 
     @classmethod
-    def for_video(cls, model_hash: str, config: dict[str, Any], video_path: str | Path) -> Provenance:
-        """Provenance of trajectories of `video_path`, recording its size and modification time."""
+    def for_video(
+        cls, model_hash: str, config: dict[str, Any], video_path: str | Path, decoder: str = ""
+    ) -> Provenance:
+        """Provenance of trajectories of `video_path`, recording its size and modification time, and the decoder."""
         stat = Path(video_path).stat()
-        return cls(model_hash, config, str(video_path), stat.st_size, stat.st_mtime)
+        return cls(model_hash, config, str(video_path), stat.st_size, stat.st_mtime, decoder=decoder)
 
     def to_metadata(self) -> dict[bytes, bytes]:
         """The Parquet key-value metadata for this provenance."""
@@ -111,11 +114,13 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     return json.loads(metadata[METADATA_KEY])
 
 
-def aggregate_shards(shard_paths: Sequence[str | Path], n_frames: int, out_path: str | Path) -> pa.Table:
+def aggregate_shards(
+    shard_paths: Sequence[str | Path], n_frames: int, out_path: str | Path, *, start: int = 0
+) -> pa.Table:
     """Join one video's shard files in frame order into one file, checking coverage.
 
-    The shards must cover frames [0, n_frames) exactly: no gap, no overlap, every frame with
-    the same set of keypoints. The output keeps the provenance of the first shard.
+    The shards must cover frames [start, n_frames) exactly: no gap, no overlap, every frame
+    with the same set of keypoints. The output keeps the provenance of the first shard.
 
     Raises:
         InputError: naming the shard and the frames when coverage is broken.
@@ -123,7 +128,7 @@ def aggregate_shards(shard_paths: Sequence[str | Path], n_frames: int, out_path:
     if not shard_paths:
         raise InputError(out_path, "no shard files to aggregate")
     tables = []
-    expected_start = 0
+    expected_start = start
     for shard in sorted(map(Path, shard_paths), key=_first_frame):
         table = pq.read_table(shard)
         frames = table.column("frame").to_numpy()

@@ -53,6 +53,8 @@ MODELS: dict[str, str] = {
     # posecore's lighter networks after them:
     "densenet_lite": "posecore.models.densenet_lite:StackedDenseNetLite",
     "hourglass_lite": "posecore.models.hourglass_lite:StackedHourglassLite",
+    # Not a pose model: a forward that costs next to nothing, to measure the pipeline around one.
+    "colour_readout": "posecore.models.readout:ColourReadout",
 }
 
 GRAPH_MAPS = "n_graph_maps"

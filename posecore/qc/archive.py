@@ -4,7 +4,7 @@
 and measures, per video: frames with trajectories against frames probed, the share of
 low-score points per keypoint, implausible jumps (a point moving further than
 `jump_fraction` of the image diagonal between consecutive frames), gaps (runs of frames in which
-a point scores low or is missing), inference throughput from the `infer_shard` benchmarks, and
+a point scores low or is missing), inference throughput from the `infer` jobs' benchmarks, and
 the failure message of a video that has no trajectories. `archive_section` turns that into the
 report's section: the failed videos with their errors, a summary table sorted worst first, and
 for the worst few videos and a few samples, the trajectories, the frames of the stretch with
@@ -138,7 +138,8 @@ class VideoQC:
         flagged_fraction: share of points that are low or jumped: the sort key within a status.
         window: [start, stop) frames of its worst stretch (the most flagged points).
         window_flags: flagged points in that stretch.
-        infer_seconds: wall seconds of its `infer_shard` jobs, summed; None without benchmarks.
+        infer_seconds: wall seconds of inference spent on it (`posecore.qc.inputs.read_infer_seconds`);
+            None without benchmarks.
         failure: why it has no trajectories, from its logs.
         provenance: the metadata of its first trajectory file.
     """
@@ -173,7 +174,7 @@ class VideoQC:
 
     @property
     def throughput_fps(self) -> float | None:
-        """Frames inferred per second of `infer_shard` job time."""
+        """Frames inferred per second of inference job time."""
         return self.n_frames / self.infer_seconds if self.infer_seconds and self.n_frames else None
 
     def sort_key(self) -> tuple:
@@ -285,7 +286,7 @@ def archive_qc(
         videos: every video of the archive (the sheet); None: those with probes or trajectories.
             A video given nowhere but here is still listed (as failed or missing).
         failures: why a video has no trajectories (`posecore.qc.failures.find_failures`).
-        infer_seconds: wall seconds of each video's `infer_shard` jobs, from their benchmarks.
+        infer_seconds: wall seconds of inference of each video (`posecore.qc.inputs.read_infer_seconds`).
         config: thresholds and what to show.
 
     Returns:

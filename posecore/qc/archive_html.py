@@ -58,8 +58,9 @@ def summary_caption(config: ArchiveConfig) -> str:
         f"highest first. A point is flagged when it scores below {config.score_threshold:g} or is missing, or "
         f"when it moved more than {config.jump_fraction:g} of the image diagonal (the px in brackets) since the "
         f"previous frame (a jump). A gap is a run of at least {config.min_gap_frames} consecutive frames in which "
-        "one point is low. Inference speed is frames per second of infer_shard job time (from its benchmarks; "
-        "shards that ran in parallel count in full).</p>"
+        "one point is low. Inference speed is frames per second of inference job time (from the jobs' "
+        "benchmarks, each job's time shared among its videos by the frames it made of each, start-up "
+        "included; shards kept from an earlier run cost none).</p>"
     )
 
 
@@ -116,7 +117,7 @@ def totals(qc: ArchiveQC) -> str:
         seconds = sum(v.infer_seconds or 0.0 for v in timed)
         text += (
             f" Inference: {sum(v.n_frames for v in timed) / seconds:.1f} frames/s over {seconds:.1f} s of "
-            f"infer_shard jobs ({len(timed)} videos with benchmarks)."
+            f"inference jobs ({len(timed)} videos with benchmarks)."
         )
     return text + "</p>"
 

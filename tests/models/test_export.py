@@ -18,6 +18,7 @@ SMALL = {
     "resnet_deconv": {"depth": 18, "deconv_channels": 8, "n_deconv": 1},
     "densenet_lite": {"growth_rate": 8, "n_transitions": 2},
     "hourglass_lite": {"n_features": 8, "n_transitions": 1, "n_graph_maps": 2},
+    "colour_readout": {},
 }
 # What the format-1 files of tests/models/data/format-v1 hold now: (architecture, hyperparameters that changed).
 FORMAT_1_NOW = {

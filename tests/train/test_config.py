@@ -40,7 +40,7 @@ def test_model_config_checks_the_architecture_and_hyperparameters():
     assert ModelConfig.from_dict({"hyperparameters": {"growth_rate": 16}}).hyperparameters == {"growth_rate": 16}
     with pytest.raises(
         InputError,
-        match=r"\(key model.architecture\): .*known: densenet_lite, hourglass_lite, leap, resnet_deconv, stac",
+        match=r"\(key model.architecture\): .*known: colour_readout, densenet_lite, hourglass_lite, leap, resnet_",
     ):
         ModelConfig.from_dict({"architecture": "unet"}, "cfg.yaml")
     with pytest.raises(InputError, match="no hyperparameter 'depth'"):

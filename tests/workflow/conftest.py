@@ -58,7 +58,9 @@ def demo_config() -> dict:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["model"]["hyperparameters"] = {**config["model"]["hyperparameters"], "n_stacks": 1}
     config["train"] = {**config["train"], "max_epochs": 30}
-    config["inference"] = {**config["inference"], "shard_size": 35, "batch_size": 8}
+    # 160x128 frames are worth 1/15 of a 640x480 one: shards of 30 frames, jobs of 60, so that
+    # each video has 3 shards and the second video spreads over two jobs.
+    config["inference"] = {**config["inference"], "frames_per_shard": 2, "frames_per_job": 4, "batch_size": 8}
     return config
 
 

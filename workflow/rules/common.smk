@@ -1,7 +1,7 @@
 # Helpers shared by the rules: the validated config and video sheet, wildcard constraints,
 # and the input functions that depend on them.
 
-import csv
+import functools
 import glob
 import os
 import re
@@ -11,6 +11,8 @@ import pandas as pd
 from snakemake.utils import validate
 
 from posecore.hugepages import with_huge_pages
+from posecore.infer.plan import read_plan
+from posecore.io.ffmpeg_tools import ffmpeg_executable, ffprobe_executable
 from posecore.train.config import ModelConfig, TrainConfig
 
 # Every job's process inherits Snakemake's environment: its models then run on huge pages
@@ -21,6 +23,9 @@ os.environ.update(with_huge_pages(os.environ))
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.abspath(".cache/torchinductor"))
 
 validate(config, schema="../schemas/config.schema.yaml")
+# Every stage reads video through ffmpeg and ffprobe: without them, stop before any job, saying
+# how to install them (a GPU node that pip alone set up has neither).
+ffmpeg_executable(), ffprobe_executable()
 
 VIDEOS = pd.read_csv(config["videos"], sep="\t", dtype=str, comment="#").fillna("")
 BOOLEANS = {
@@ -59,14 +64,14 @@ wildcard_constraints:
     video=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     dataset=re.escape(DATASET),
     model=re.escape(MODEL),
-    shard=r"\d{5}",
+    job=r"\d{5}",
     batch=r"\d{5}",
 
 
 VIDEO_PATHS = VIDEOS["path"].to_dict()
 # Videos in sheet order, config inference.videos_per_job at a time: on a cluster, each batch's
-# probes and plans go out as one SLURM job and its shards and aggregations as another (the
-# prepare_batch and inference_batch rules tie them together for the profile's job groups).
+# probes go out as one SLURM job (the prepare_batch rule ties them together for the profile's
+# job group). Inference jobs are sized by work instead, by the plan (plan_inference).
 VIDEOS_PER_JOB = config["inference"]["videos_per_job"]
 BATCHES = {
     f"{start // VIDEOS_PER_JOB:05d}": list(VIDEOS.index[start : start + VIDEOS_PER_JOB])
@@ -93,16 +98,58 @@ def label_files():
     return files
 
 
-def shard_files(wildcards):
-    """The shard outputs of one video, known once its shard plan exists (a checkpoint)."""
-    plan = checkpoints.plan_shards.get(video=wildcards.video).output.plan
-    with open(plan, newline="") as rows:
-        shards = [int(row["shard"]) for row in csv.DictReader(rows, delimiter="\t")]
+@functools.lru_cache(maxsize=4)
+def _plan(path, mtime_ns):
+    """The inference plan's jobs and each video's jobs, read once per version of the file."""
+    jobs, videos = {}, {}
+    for planned in read_plan(path):
+        jobs.setdefault(planned.job, []).append(planned.shard)
+        videos.setdefault(planned.shard.video, set()).add(planned.job)
+    return jobs, videos
+
+
+def inference_plan():
+    """(shards by job, jobs by video) of the plan, known once the plan exists (a checkpoint)."""
+    path = checkpoints.plan_inference.get().output.plan
+    return _plan(path, os.stat(path).st_mtime_ns)
+
+
+def _job(wildcards):
+    jobs, _ = inference_plan()
+    number = int(wildcards.job)
+    if number not in jobs:
+        raise ValueError(f"results/shards/plan.tsv: no inference job {wildcards.job} in the plan")
+    return jobs[number]
+
+
+def job_shards(wildcards):
+    """The shards of one inference job, as `video:index:start:stop` (a change reruns the job)."""
+    return [f"{s.video}:{s.index}:{s.start}:{s.stop}" for s in _job(wildcards)]
+
+
+def job_videos(wildcards):
+    """The video files of one inference job."""
+    return sorted({VIDEO_PATHS[s.video] for s in _job(wildcards)})
+
+
+def job_video_paths(wildcards):
+    """The file of each video of one inference job, by name."""
+    return {s.video: VIDEO_PATHS[s.video] for s in _job(wildcards)}
+
+
+def job_probes(wildcards):
+    """The probes of the videos of one inference job."""
+    return expand(rules.probe_video.output.probe, video=sorted({s.video for s in _job(wildcards)}))
+
+
+def video_records(wildcards):
+    """The records of the inference jobs that hold a video's shards (none for a video that
+    could not be probed: its aggregation then raises the probe's error)."""
+    _, videos = inference_plan()
     return expand(
-        "results/predictions/{model}/{video}/shard-{shard:05d}.parquet",
+        "results/predictions/{model}/jobs/{job:05d}.tsv",
         model=wildcards.model,
-        video=wildcards.video,
-        shard=shards,
+        job=sorted(videos.get(wildcards.video, ())),
     )
 
 
@@ -115,12 +162,11 @@ def marked_videos(column):
 
 def all_targets():
     """The default targets: the QC report (which needs everything else), the batch records
-    (which group a cluster's jobs), the frames to label and the outlier frames of the videos
+    (which group a cluster's probes), the frames to label and the outlier frames of the videos
     the sheet marks for them."""
     return [
         f"results/qc/{MODEL}/report.html",
         *expand("results/jobs/prepare-{batch}.txt", batch=BATCHES),
-        *expand("results/jobs/{model}/inference-{batch}.txt", model=MODEL, batch=BATCHES),
         *expand("results/labeling/{video}/frames.tsv", video=marked_videos("labeling")),
         *expand(
             "results/labeling/refine/{model}/{video}", model=MODEL, video=marked_videos("refine")
@@ -165,6 +211,8 @@ def report_after_failure():
             videos=list(VIDEOS.index),
             logs_dir=Path("logs"),
             benchmarks_dir=Path("benchmarks"),
+            records_dir=Path(f"results/predictions/{MODEL}/jobs"),
+            plan_tsv=Path("results/shards/plan.tsv"),
             video_paths=VIDEO_PATHS,
             figures_dir=figures,
             config=ArchiveConfig.from_dict(config["qc"], "config: qc"),
