@@ -1,5 +1,6 @@
 """Fixtures shared across the test suite."""
 
+import hashlib
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -78,3 +79,27 @@ def grey_video_with_track(tmp_path, encode_h264) -> Callable[..., tuple[Path, Pa
         return video, trajectories, peaks
 
     return make
+
+
+@pytest.fixture
+def published_resnet18(tmp_path, monkeypatch) -> tuple[Path, dict[str, torch.Tensor]]:
+    """Seeded ResNet-18 weights 'published' at a file:// address, named with their hash, as torchvision's are.
+
+    posecore.models.pretrained fetches them for `pretrained: imagenet` at depth 18, into a torch
+    hub cache under tmp_path (TORCH_HOME). No network is used. Returns the published file and the
+    weights (torchvision's names, with a classifier).
+    """
+    from posecore.models import pretrained
+    from posecore.models.resnet import ResNetBackbone
+
+    torch.manual_seed(1)
+    state = ResNetBackbone(18, 3, dilate_last=True).state_dict()
+    state |= {"fc.weight": torch.randn(1000, 512), "fc.bias": torch.randn(1000)}
+    (tmp_path / "server").mkdir()
+    staging = tmp_path / "server" / "staging.pth"
+    torch.save(state, staging)
+    source = staging.rename(staging.with_name(f"resnet18-{hashlib.sha256(staging.read_bytes()).hexdigest()[:8]}.pth"))
+    monkeypatch.setattr(pretrained, "BASE_URL", source.parent.as_uri() + "/")
+    monkeypatch.setitem(pretrained.IMAGENET_FILES, 18, source.name)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    return source, state
