@@ -11,6 +11,10 @@ import pandas as pd
 from snakemake.utils import validate
 
 from posecore.hugepages import with_huge_pages
+from posecore.threed.boards import Board
+from posecore.threed.calibrate import CalibrationConfig
+from posecore.threed.session import TriangulationConfig
+from posecore.threed.sheet import calibration_sources, sessions_of_sheet
 from posecore.train.config import ModelConfig, TrainConfig
 
 # Every job's process inherits Snakemake's environment: its models then run on huge pages
@@ -36,6 +40,12 @@ for column in ("labeling", "refine"):
     if column in VIDEOS.columns:
         # Anything else stays a string, which the schema then refuses, naming the column.
         VIDEOS[column] = [BOOLEANS.get(value.lower(), value) for value in VIDEOS[column]]
+if "frame_offset" in VIDEOS.columns:
+    # A whole number becomes an int, an empty cell 0; anything else stays a string for the schema to refuse.
+    VIDEOS["frame_offset"] = [
+        int(value) if re.fullmatch(r"-?\d+", value) else 0 if value == "" else value
+        for value in VIDEOS["frame_offset"]
+    ]
 validate(VIDEOS, schema="../schemas/videos.schema.yaml")
 if VIDEOS["video"].duplicated().any():
     raise ValueError(
@@ -50,6 +60,16 @@ CONFIG_SOURCE = ", ".join(map(str, workflow.configfiles)) or "config"
 MODEL_CONFIG = {key: value for key, value in config["model"].items() if key != "name"}
 ModelConfig.from_dict(MODEL_CONFIG, CONFIG_SOURCE)
 TrainConfig.from_dict(config["train"], CONFIG_SOURCE)
+# Multi-camera 3D: the config's rigs and the sheet's sessions (videos grouped by their `session`
+# column), checked here so that a bad board, option or session stops the run before any job.
+RIGS = config["threed"]["rigs"]
+for rig_name, rig in RIGS.items():
+    Board.from_dict(rig["board"], f"{CONFIG_SOURCE}: threed.rigs.{rig_name}.board")
+    CalibrationConfig.from_dict(
+        rig.get("calibration", {}), f"{CONFIG_SOURCE}: threed.rigs.{rig_name}.calibration"
+    )
+TriangulationConfig.from_dict(config["threed"]["triangulation"], f"{CONFIG_SOURCE}: threed")
+SESSIONS = sessions_of_sheet(VIDEOS.to_dict("records"), RIGS, config["videos"])
 
 
 # Video names as the sheet's schema allows them: a pattern, not an alternation of every name,
@@ -61,6 +81,8 @@ wildcard_constraints:
     model=re.escape(MODEL),
     shard=r"\d{5}",
     batch=r"\d{5}",
+    session=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    rig=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
 VIDEO_PATHS = VIDEOS["path"].to_dict()
@@ -106,6 +128,35 @@ def shard_files(wildcards):
     )
 
 
+def calibration_inputs(rig):
+    """Every calibration image or video of a rig of the config (threed.rigs), in a stable order."""
+    if rig not in RIGS:
+        raise ValueError(f"{CONFIG_SOURCE}: no rig named {rig!r} under threed.rigs")
+    files = []
+    for sources in calibration_sources(RIGS[rig]).values():
+        files.extend([sources] if isinstance(sources, str) else sources)
+    return files
+
+
+def session_videos(session):
+    """The videos of a session of the sheet, in the sheet's order (one per camera)."""
+    if session not in SESSIONS:
+        raise ValueError(f"{config['videos']}: no session named {session!r} in the sheet")
+    return [view.video for view in SESSIONS[session].views]
+
+
+def threed_outputs(model):
+    """The 3D outputs the QC report shows: every rig's calibration files and every session's 3D
+    trajectories (none for a single-camera archive)."""
+    return {
+        "calibrations": expand(rules.calibrate.output.calibration, rig=RIGS),
+        "corners": expand(rules.calibrate.output.corners, rig=RIGS),
+        "trajectories3d": expand(
+            rules.triangulate.output.trajectories, model=model, session=SESSIONS
+        ),
+    }
+
+
 def marked_videos(column):
     """Videos the sheet marks true in a boolean column (labeling, refine)."""
     if column not in VIDEOS.columns:
@@ -124,6 +175,12 @@ def all_targets():
         *expand("results/labeling/{video}/frames.tsv", video=marked_videos("labeling")),
         *expand(
             "results/labeling/refine/{model}/{video}", model=MODEL, video=marked_videos("refine")
+        ),
+        *expand("results/calibration/{rig}/calibration.toml", rig=RIGS),
+        *expand(
+            "results/trajectories3d/{model}/session={session}/part-0.parquet",
+            model=MODEL,
+            session=SESSIONS,
         ),
     ]
 
