@@ -84,12 +84,14 @@ def write_outputs(calibration: Calibration, toml: Path, corners: Path, summary: 
         tmp.write_text(json.dumps(calibration.summary, indent=1, sort_keys=True, default=float) + "\n")
 
 
-def read_corners(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[tuple[int, int]]]:
-    """The corners file back as arrays.
+def read_corners(
+    path: str | Path, n_corners: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[tuple[int, int]]]:
+    """The corners file back as arrays, for a board of `n_corners` corners.
 
     Returns:
         corners float64 (C, F, N, 2) (NaN where not detected), residuals (C, F, N, 2), inliers bool
-        (C, F, N), the camera names and their image sizes; N is the largest corner id + 1.
+        (C, F, N), the camera names and their image sizes (width, height).
     """
     table = pq.read_table(path)
     meta = json.loads((table.schema.metadata or {}).get(b"posecore", b"{}"))
@@ -98,8 +100,7 @@ def read_corners(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     c = table.column("camera").combine_chunks().indices.to_numpy()
     f = table.column("frame").to_numpy()
     k = table.column("corner").to_numpy()
-    n = int(k.max()) + 1 if len(k) else 0
-    shape = (len(cameras), len(frames), n)
+    shape = (len(cameras), len(frames), n_corners)
     corners = np.full((*shape, 2), np.nan)
     residuals = np.full((*shape, 2), np.nan)
     inliers = np.zeros(shape, dtype=bool)
