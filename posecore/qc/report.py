@@ -26,6 +26,7 @@ from posecore.qc.failures import find_failures
 from posecore.qc.html import CSS, ReportClip, ReportFigure, Section, esc
 from posecore.qc.inputs import read_benchmark_seconds, read_metrics, read_probe
 from posecore.qc.labels import label_qc, label_section
+from posecore.qc.threed import ThreeDInputs, threed_section
 from posecore.qc.training import training_section
 
 PAGE_CSS = """
@@ -52,6 +53,7 @@ def build_report(
     video_paths: Mapping[str, str | Path] | None = None,
     figures_dir: Path | None = None,
     config: ArchiveConfig | None = None,
+    threed: ThreeDInputs | None = None,
 ) -> ArchiveQC:
     """Write the QC report of one model as a self-contained HTML page, atomically.
 
@@ -74,6 +76,8 @@ def build_report(
         figures_dir: when given, every figure (PNG) and clip (MP4) is also written there as a file
             named after it (the folder is replaced as a whole).
         config: the archive QC's thresholds and how much it shows; None: the defaults.
+        threed: the rigs' calibrations and the sessions' 3D trajectories; given (and not empty),
+            the page has the 3D section.
 
     Returns:
         The archive QC the page shows.
@@ -126,6 +130,8 @@ def build_report(
         config=config,
     )
     sections.append(archive_section(qc, video_paths=video_paths))
+    if threed is not None and (threed.calibrations or threed.sessions):
+        sections.append(threed_section(threed))
     counts = {"complete": qc.count("ok"), "incomplete": qc.count("incomplete"), "failed": qc.count("failed", "missing")}
     page = render_page(model_name, sections, video_counts=counts, score_threshold=config.score_threshold)
     if figures_dir is not None:

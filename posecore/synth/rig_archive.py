@@ -122,6 +122,37 @@ def make_rig_archive(out_dir: str | Path, config: RigArchiveConfig) -> RigArchiv
     return RigArchive(root, rig, config.board, images, videos, animal.keypoints, views)
 
 
+def write_views_2d(
+    folder: str | Path,
+    names: list[str],
+    views: np.ndarray,
+    *,
+    noise_px: float = 0.5,
+    score: float = 0.9,
+    seed: int = 0,
+    lead: dict[str, int] | None = None,
+    keypoints: tuple[str, ...] = KEYPOINTS,
+) -> dict[str, Path]:
+    """Write views (C, T, K, 2) as the 2D trajectory files a model would have made of each camera's video.
+
+    Each goes to `folder/video=<name>/part-0.parquet` (posecore.io.trajectories' layout), with
+    Gaussian noise of `noise_px` and every score `score`; `lead[name]` extra copies of frame 0
+    come first (a camera started that many frames early). Returns the files by name.
+    """
+    from posecore.io.trajectories import Provenance, keypoint_table, write_atomic
+
+    rng = np.random.default_rng(seed)
+    files = {}
+    for name, view in zip(names, views, strict=True):
+        peaks = np.concatenate([view + rng.normal(0, noise_px, view.shape), np.full((*view.shape[:2], 1), score)], -1)
+        peaks = np.concatenate([np.repeat(peaks[:1], (lead or {}).get(name, 0), axis=0), peaks])
+        frames = np.arange(len(peaks))
+        files[name] = Path(folder) / f"video={name}" / "part-0.parquet"
+        provenance = Provenance("synthetic", {}, f"{name}.mp4", 0, 0.0)
+        write_atomic(keypoint_table(frames, frames / 30.0, peaks, keypoints), files[name], provenance)
+    return files
+
+
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.4f")

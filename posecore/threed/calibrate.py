@@ -218,37 +218,50 @@ def calibration_summary(calibration: Calibration, threshold_px: float, config: C
     RMS reprojection error (over all corners and over the inliers) overall and per camera, the
     corners dropped, and the board's edges triangulated back (errors in mm).
     """
-    norms = np.linalg.norm(calibration.residuals, axis=-1)  # (C, F, N)
-    detected = np.isfinite(norms)
-    inl = calibration.inliers
-
-    def rms(mask: np.ndarray, where: slice | int = slice(None)) -> float:
-        values = norms[where][mask]
-        return float(np.sqrt(np.mean(values**2))) if len(values) else float("nan")
-
     edges = board_edge_errors(calibration.rig, calibration.board, calibration.detections.corners)
-    cameras = {}
-    for c, camera in enumerate(calibration.rig.cameras):
-        cameras[camera.name] = {
-            "rms_px": rms(inl[c], c),
-            "rms_all_px": rms(detected[c], c),
-            "frames": int(inl[c].any(axis=-1).sum()),
-            "corners": int(inl[c].sum()),
-            "dropped": int((detected[c] & ~inl[c]).sum()),
-            "focal_px": camera.focal,
-        }
+    overall, cameras = residual_figures(calibration.residuals, calibration.inliers)
+    for camera, figures in zip(calibration.rig.cameras, cameras, strict=True):
+        figures["focal_px"] = camera.focal
     return {
-        "rms_px": rms(inl),
-        "rms_all_px": rms(detected),
-        "corners": int(inl.sum()),
-        "dropped": int((detected & ~inl).sum()),
+        **overall,
         "outlier_threshold_px": float(threshold_px),
         "edge_error_median_mm": float(np.median(edges)) if len(edges) else float("nan"),
         "edge_error_p90_mm": float(np.percentile(edges, 90)) if len(edges) else float("nan"),
         "edges": len(edges),
-        "cameras": cameras,
+        "cameras": dict(zip(calibration.rig.names, cameras, strict=True)),
         "config": dict(config.__dict__),
     }
+
+
+def residual_figures(residuals: np.ndarray, inliers: np.ndarray) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The true RMS reprojection error over all corners detected and over those kept, overall and per camera.
+
+    The root mean square of the residual vectors' lengths, sqrt(mean(dx^2 + dy^2)) (not divided
+    by the number of coordinates, nor averaged per image first).
+
+    Args:
+        residuals: float64 (C, F, N, 2) detected minus reprojected corners; NaN where not detected.
+        inliers: bool (C, F, N) corners the calibration kept.
+
+    Returns:
+        The overall figures (rms_px, rms_all_px, corners, dropped), and per camera the same with frames.
+    """
+    norms = np.linalg.norm(residuals, axis=-1)  # (C, F, N)
+    detected = np.isfinite(norms)
+
+    def figures(norm: np.ndarray, found: np.ndarray, kept: np.ndarray) -> dict[str, Any]:
+        return {
+            "rms_px": float(np.sqrt(np.mean(norm[kept] ** 2))) if kept.any() else float("nan"),
+            "rms_all_px": float(np.sqrt(np.mean(norm[found] ** 2))) if found.any() else float("nan"),
+            "corners": int(kept.sum()),
+            "dropped": int((found & ~kept).sum()),
+        }
+
+    per_camera = [
+        {**figures(norms[c], detected[c], inliers[c]), "frames": int(inliers[c].any(axis=-1).sum())}
+        for c in range(len(norms))
+    ]
+    return figures(norms, detected, inliers), per_camera
 
 
 def board_edge_errors(rig: Rig, board: Board, corners: np.ndarray, min_cameras: int = 2) -> np.ndarray:

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 from posecore.errors import InputError
-from posecore.io.trajectories import Provenance, keypoint_table, write_atomic
 from posecore.synth.animal import KEYPOINTS, SKELETON
 from posecore.synth.animal3d import project_views, simulate_3d
+from posecore.synth.rig_archive import write_views_2d
 from posecore.threed.rig import Rig, write_calibration
 from posecore.threed.session import TriangulationConfig, View, inside_region, run_session
 from posecore.threed.trajectories import SCHEMA, read_metadata3d
@@ -21,23 +21,10 @@ def animal():
 def _views(tmp_path, rig, animal, *, extra=None, offsets=None, noise=0.5, keypoints=KEYPOINTS):
     """2D trajectory files of each camera (the true projections plus noise); `extra[c]` frames recorded
     before the session's first frame (copies of frame 0)."""
-    views2d = project_views(rig, animal)  # (C, T, K, 2)
-    rng = np.random.default_rng(0)
-    out = []
-    for c, camera in enumerate(rig.cameras):
-        peaks = np.concatenate(
-            [views2d[c] + rng.normal(0, noise, views2d[c].shape), np.full((N_FRAMES, len(keypoints), 1), 0.9)], -1
-        )
-        lead = (extra or {}).get(camera.name, 0)
-        peaks = np.concatenate([np.repeat(peaks[:1], lead, axis=0), peaks])
-        frames = np.arange(len(peaks))
-        path = tmp_path / f"video={camera.name}" / "part-0.parquet"
-        write_atomic(
-            keypoint_table(frames, frames / 30.0, peaks, keypoints), path, Provenance("m0", {}, "v.mp4", 1, 0.0)
-        )
-        offset = (offsets or {}).get(camera.name, 0)
-        out.append(View(camera.name, f"s-{camera.name}", path, offset, camera.size))
-    return out
+    files = write_views_2d(
+        tmp_path, rig.names, project_views(rig, animal), noise_px=noise, lead=extra, keypoints=keypoints
+    )
+    return [View(c.name, f"s-{c.name}", files[c.name], (offsets or {}).get(c.name, 0), c.size) for c in rig.cameras]
 
 
 def _run(tmp_path, rig, views, config=None):
@@ -57,7 +44,7 @@ def test_a_session_is_triangulated_into_millimetres(tmp_path, true_rig, animal):
     assert np.median(error) < 0.5  # 0.5 px of noise, about 0.6 mm per px at this distance
     assert (table["n_cameras"] == 3).all() and (table["cameras"] == "cam0+cam1+cam3").all()
     assert table["reprojection_px"].median() < 1.0 and np.allclose(table["score"], 0.9)
-    assert metadata["units"] == "mm" and metadata["trajectories2d"]["cam0"]["provenance"]["model_hash"] == "m0"
+    assert metadata["units"] == "mm" and metadata["trajectories2d"]["cam0"]["provenance"]["model_hash"] == "synthetic"
     assert not any(pair["suspected"] for pair in metadata["checks"]["time_offsets"])
 
 

@@ -16,9 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from posecore.io.trajectories import Provenance, keypoint_table, write_atomic
 from posecore.synth.animal import KEYPOINTS, SKELETON
-from posecore.synth.rig_archive import RigArchiveConfig, make_rig_archive
+from posecore.synth.rig_archive import RigArchiveConfig, make_rig_archive, write_views_2d
 from posecore.threed.compare import similarity
 from posecore.threed.rig import read_calibration
 from posecore.threed.trajectories import read_metadata3d
@@ -53,16 +52,10 @@ def project(tmp_path_factory) -> tuple[Path, object]:
         f"s1-{name}\t{path}\ts1\t{name}" for name, path in archive.videos.items()
     ]
     (workdir / "config" / "videos.tsv").write_text("\n".join(rows) + "\n")
-    rng = np.random.default_rng(0)
-    for c, name in enumerate(archive.videos):
-        peaks = np.concatenate([archive.views[c], np.full((*archive.views.shape[1:3], 1), 0.9)], axis=-1)
-        peaks[..., :2] += rng.normal(0, 0.5, peaks[..., :2].shape)
-        if c == 1:
-            peaks[::4, 0, :2] += 80.0  # the snout 80 px off in every 4th frame of one view
-        frames = np.arange(len(peaks))
-        table = keypoint_table(frames, frames / 30.0, peaks, KEYPOINTS)
-        path = workdir / "results" / "trajectories" / "demo" / f"video=s1-{name}" / "part-0.parquet"
-        write_atomic(table, path, Provenance("synthetic", {}, "none", 0, 0.0))
+    views = archive.views.copy()
+    views[1, ::4, 0] += 80.0  # the snout 80 px off in every 4th frame of one view
+    names = [f"s1-{name}" for name in archive.videos]
+    write_views_2d(workdir / "results" / "trajectories" / "demo", names, views, noise_px=0.5)
     return workdir, archive
 
 

@@ -146,15 +146,13 @@ def session_videos(session):
 
 
 def threed_outputs(model):
-    """The 3D outputs the QC report shows: every rig's calibration files and every session's 3D
-    trajectories (none for a single-camera archive)."""
-    return {
-        "calibrations": expand(rules.calibrate.output.calibration, rig=RIGS),
-        "corners": expand(rules.calibrate.output.corners, rig=RIGS),
-        "trajectories3d": expand(
-            rules.triangulate.output.trajectories, model=model, session=SESSIONS
-        ),
-    }
+    """The 3D outputs the QC report shows, in order: every rig's calibration.toml and corners.parquet,
+    then every session's 3D trajectories (none for a single-camera archive)."""
+    return [
+        *expand(rules.calibrate.output.calibration, rig=RIGS),
+        *expand(rules.calibrate.output.corners, rig=RIGS),
+        *expand(rules.triangulate.output.trajectories, model=model, session=SESSIONS),
+    ]
 
 
 def marked_videos(column):

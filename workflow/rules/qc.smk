@@ -11,6 +11,8 @@ rule qc_report:
             "results/trajectories/{{model}}/video={video}/part-0.parquet", video=VIDEOS.index
         ),
         probes=expand(rules.probe_video.output.probe, video=VIDEOS.index),
+        # Multi-camera 3D (empty for a single-camera archive): calibrations, 3D trajectories.
+        threed=lambda wildcards: threed_outputs(wildcards.model),
     output:
         html=report(
             "results/qc/{model}/report.html",
@@ -40,5 +42,8 @@ rule qc_report:
         logs_dir="logs",
         benchmarks_dir="benchmarks",
         qc=config["qc"],
+        rigs=list(RIGS),
+        sessions=list(SESSIONS),
+        skeleton=config["dataset"].get("skeleton", []),
     script:
         "../scripts/qc_report.py"

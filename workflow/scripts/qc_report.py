@@ -6,6 +6,11 @@ from pathlib import Path
 
 from posecore.qc.archive import ArchiveConfig
 from posecore.qc.report import build_report
+from posecore.qc.threed import ThreeDInputs
+
+n_rigs = len(snakemake.params.rigs)
+threed = snakemake.input.threed
+threed = [threed] if isinstance(threed, str) else list(threed)
 
 build_report(
     Path(snakemake.output.html),
@@ -22,4 +27,11 @@ build_report(
     benchmarks_dir=Path(snakemake.params.benchmarks_dir),
     figures_dir=Path(snakemake.output.figures),
     config=ArchiveConfig.from_dict(snakemake.params.qc, "config: qc"),
+    threed=ThreeDInputs(
+        calibrations=dict(
+            zip(snakemake.params.rigs, zip(threed[:n_rigs], threed[n_rigs : 2 * n_rigs], strict=True), strict=True)
+        ),
+        sessions=dict(zip(snakemake.params.sessions, threed[2 * n_rigs :], strict=True)),
+        skeleton=[tuple(edge) for edge in snakemake.params.skeleton],
+    ),
 )
