@@ -24,6 +24,8 @@ from posecore.threed.trajectories import read_metadata3d
 
 from .conftest import REPO, snakemake
 
+pytestmark = pytest.mark.slow  # each Snakemake run starts in about 10 s
+
 TARGET = "results/trajectories3d/demo/session=s1/part-0.parquet"
 THREED_ONLY = """configfile: "config/config.yaml"
 
@@ -93,3 +95,15 @@ def test_calibrate_and_triangulate_a_synthetic_session(project):
     assert metadata["units"] == "mm" and len(metadata["calibration_sha256"]) == 64
     assert [pair["suspected"] for pair in metadata["checks"]["time_offsets"]] == [False] * 3
     assert SKELETON  # the config's skeleton is the synthetic animal's
+
+
+def test_a_session_with_one_camera_stops_before_any_job(project, tmp_path):
+    workdir, archive = project
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text((workdir / "config" / "config.yaml").read_text())
+    name, path = next(iter(archive.videos.items()))
+    (tmp_path / "config" / "videos.tsv").write_text(f"video\tpath\tsession\tcamera\ns1-{name}\t{path}\ts1\t{name}\n")
+    result = snakemake(tmp_path, "--dry-run", check=False)
+    assert result.returncode != 0
+    assert "session 's1' has one camera" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
