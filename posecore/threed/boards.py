@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from posecore.errors import InputError
+from posecore.threed.options import from_mapping
 
 BoardKind = Literal["checkerboard", "charuco"]
 _KINDS = ("checkerboard", "charuco")
@@ -90,15 +90,8 @@ class Board:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str) -> Board:
         """The board of a config's `board` mapping; errors name `source` and the bad key."""
-        known = {"type", "squares_x", "squares_y", "square_mm", "marker_mm", "marker_bits", "dictionary_size", "legacy"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise InputError(source, f"unknown board keys {unknown} (known: {sorted(known)})")
-        kwargs = {("kind" if k == "type" else k): v for k, v in d.items()}
-        try:
-            return cls(**kwargs)
-        except (TypeError, ValueError) as error:
-            raise InputError(source, f"board: {error}") from None
+        values = {("kind" if key == "type" else key): value for key, value in d.items()}  # the config says "type"
+        return from_mapping(cls, values, source, "board")
 
     @property
     def n_corners(self) -> int:

@@ -35,6 +35,7 @@ from posecore.threed.boards import Board
 from posecore.threed.bundle import Observations, adjust, camera_vector, residuals, vector_camera
 from posecore.threed.camera import Camera, rodrigues, rotation_vector, undistort
 from posecore.threed.detection import Detections
+from posecore.threed.options import from_mapping
 from posecore.threed.rig import Rig
 from posecore.threed.triangulate import triangulate_linear
 
@@ -92,14 +93,7 @@ class CalibrationConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str) -> CalibrationConfig:
         """The config of a mapping (a rig's `calibration` in the workflow config); errors name `source`."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise InputError(source, f"unknown calibration keys {unknown} (known: {sorted(known)})")
-        try:
-            return cls(**d)
-        except (TypeError, ValueError) as error:
-            raise InputError(source, f"calibration: {error}") from None
+        return from_mapping(cls, d, source, "calibration")
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.sparse import coo_matrix, identity
 from scipy.sparse.linalg import spsolve
 
-from posecore.errors import InputError
+from posecore.threed.options import from_mapping
 from posecore.threed.rig import Rig
 
 
@@ -58,13 +58,7 @@ class RefineConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str) -> RefineConfig:
         """The config of a mapping; errors name `source`."""
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise InputError(source, f"unknown refinement keys {unknown}")
-        try:
-            return cls(**d)
-        except (TypeError, ValueError) as error:
-            raise InputError(source, f"refinement: {error}") from None
+        return from_mapping(cls, d, source, "refinement")
 
 
 def refine(

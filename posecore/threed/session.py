@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from posecore.errors import InputError
 from posecore.threed.camera import rodrigues
+from posecore.threed.options import from_mapping
 from posecore.threed.refine import RefineConfig, refine
 from posecore.threed.rig import Rig
 from posecore.threed.trajectories import SCHEMA
@@ -63,15 +64,8 @@ class TriangulationConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str) -> TriangulationConfig:
         """The config of a mapping (the workflow config's `threed.triangulation`); errors name `source`."""
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise InputError(source, f"unknown triangulation keys {unknown}")
-        kwargs = dict(d)
-        kwargs["refinement"] = RefineConfig.from_dict(d.get("refinement", {}), source)
-        try:
-            return cls(**kwargs)
-        except (TypeError, ValueError) as error:
-            raise InputError(source, f"triangulation: {error}") from None
+        values = {**d, "refinement": RefineConfig.from_dict(d.get("refinement", {}), source)}
+        return from_mapping(cls, values, source, "triangulation")
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,11 @@ import pyarrow.parquet as pq
 
 from posecore.errors import InputError
 from posecore.io.trajectories import METADATA_KEY, write_atomic
+from posecore.io.trajectories import SCHEMA as TRAJECTORIES_2D
 
 SCHEMA = pa.schema(
     [
-        pa.field("frame", pa.int64()),
-        pa.field("time_s", pa.float64()),
-        pa.field("instance", pa.int16()),
-        pa.field("keypoint", pa.dictionary(pa.int16(), pa.string())),
+        *(TRAJECTORIES_2D.field(name) for name in ("frame", "time_s", "instance", "keypoint")),
         pa.field("x", pa.float32()),
         pa.field("y", pa.float32()),
         pa.field("z", pa.float32()),
@@ -46,6 +44,7 @@ SCHEMA = pa.schema(
         pa.field("outside_board", pa.bool_()),
     ]
 )
+"""The columns of a 3D trajectory file; frame, time_s, instance and keypoint as in the 2D files."""
 
 
 def write_trajectories3d(table: pa.Table, path: str | Path, metadata: dict[str, Any]) -> None:
