@@ -47,11 +47,12 @@ from posecore.synth.animal import KEYPOINTS, SKELETON, SWAP_PAIRS
 from posecore.synth.animal3d import project_views, simulate_3d
 from posecore.synth.rig import SYNTH_BOARD, board_views, make_rig, pixel_rays, render_board
 from posecore.threed.boards import Board
-from posecore.threed.calibrate import CalibrationConfig, board_edge_errors, calibrate
+from posecore.threed.calibrate import board_edge_errors, calibrate
 from posecore.threed.compare import rig_errors, similarity
 from posecore.threed.detection import Detections, detect
 from posecore.threed.files import write_outputs
-from posecore.threed.refine import RefineConfig, refine
+from posecore.threed.options import CalibrationConfig, RefineConfig, TriangulationConfig
+from posecore.threed.refine import refine
 from posecore.threed.rig import read_calibration, write_calibration
 from posecore.threed.triangulate import triangulate, triangulate_linear
 
@@ -235,7 +236,7 @@ def labels(root: Path, calibration, folder: Path, h5py) -> None:
     import pandas as pd
 
     from posecore.io.trajectories import Provenance, keypoint_table, write_atomic
-    from posecore.threed.session import TriangulationConfig, View, inside_region, run_session
+    from posecore.threed.session import View, inside_region, run_session
 
     toml = folder / "calibration.toml"
     write_outputs(calibration, toml, folder / "corners.parquet", folder / "summary.json")

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Triangulate the views and write the file."""
     from posecore.errors import InputError
-    from posecore.threed.session import TriangulationConfig, View, run_session
+    from posecore.threed.options import TriangulationConfig
+    from posecore.threed.session import View, run_session
 
     views = []
     for text in args.view:

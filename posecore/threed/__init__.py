@@ -1,6 +1,6 @@
 """Multi-camera 3D: calibrate a rig of N >= 2 cameras from a board, triangulate 2D keypoints into 3D.
 
-The modules, front to back: `boards` (board geometry and corner detection), `detection`
+The modules, front to back: `options` (the stage's config dataclasses), `boards` (board geometry and corner detection), `detection`
 (finding the board in every camera's images or videos), `camera` (the lens model), `rig` (the
 cameras together and Anipose's calibration.toml), `bundle` (bundle adjustment), `calibrate`
 (the calibration), `files` (its files), `triangulate` (robust triangulation), `refine` (the

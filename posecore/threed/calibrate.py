@@ -20,10 +20,9 @@ runs on the same detections write the same calibration file.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from scipy.spatial import ConvexHull
@@ -35,65 +34,11 @@ from posecore.threed.boards import Board
 from posecore.threed.bundle import Observations, adjust, camera_vector, residuals, vector_camera
 from posecore.threed.camera import Camera, rodrigues, rotation_vector, undistort
 from posecore.threed.detection import Detections
-from posecore.threed.options import from_mapping
+from posecore.threed.options import DISTORTION_TERMS, CalibrationConfig
 from posecore.threed.rig import Rig
 from posecore.threed.triangulate import triangulate_linear
 
 logger = logging.getLogger(__name__)
-
-Distortion = Literal["none", "radial", "radial_tangential", "full"]
-_DISTORTION_TERMS = {  # which of (k1, k2, p1, p2, k3) are adjusted
-    "none": (False,) * 5,
-    "radial": (True, True, False, False, False),
-    "radial_tangential": (True, True, True, True, False),
-    "full": (True,) * 5,
-}
-
-
-@dataclass(frozen=True)
-class CalibrationConfig:
-    """How a rig is calibrated.
-
-    Attributes:
-        fisheye: OpenCV's fisheye model (k1..k4, all adjusted) instead of the pinhole one.
-        distortion: pinhole only: which terms are adjusted: "none", "radial" (k1, k2),
-            "radial_tangential" (k1, k2, p1, p2) or "full" (k1, k2, p1, p2, k3).
-        fix_principal_point: keep the principal point at the image centre.
-        min_corners: a view is used when it shows at least this many corners.
-        max_intrinsic_views: views per camera given to OpenCV for the first estimate of its lens.
-        outlier_sigmas: corners whose residual exceeds this many robust standard deviations are dropped.
-        min_outlier_px: ... but only when it exceeds this many pixels too.
-        reference_camera: the camera whose frame is the world's (None: the first).
-        origin: "camera": the reference camera's frame; "board": the board's in the frame seen by
-            most cameras (x, y on the board, z through it).
-        max_frames: from calibration videos, how many frames to keep at most.
-        max_candidates: from calibration videos, how many evenly spaced frames to look at.
-    """
-
-    fisheye: bool = False
-    distortion: Distortion = "radial_tangential"
-    fix_principal_point: bool = False
-    min_corners: int = 8
-    max_intrinsic_views: int = 30
-    outlier_sigmas: float = 5.0
-    min_outlier_px: float = 1.0
-    reference_camera: str | None = None
-    origin: Literal["camera", "board"] = "camera"
-    max_frames: int = 100
-    max_candidates: int = 400
-
-    def __post_init__(self) -> None:
-        if self.distortion not in _DISTORTION_TERMS:
-            raise ValueError(f"distortion must be one of {list(_DISTORTION_TERMS)}, got {self.distortion!r}")
-        if self.origin not in ("camera", "board"):
-            raise ValueError(f"origin must be 'camera' or 'board', got {self.origin!r}")
-        if self.min_corners < 4:
-            raise ValueError(f"min_corners must be at least 4 (a board pose needs 4 points), got {self.min_corners}")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str) -> CalibrationConfig:
-        """The config of a mapping (a rig's `calibration` in the workflow config); errors name `source`."""
-        return from_mapping(cls, d, source, "calibration")
 
 
 @dataclass(frozen=True, eq=False)
@@ -318,7 +263,7 @@ def _lens(board: Board, detections: Detections, c: int, seen: np.ndarray, config
             raise InputError(name, f"camera {name!r}: OpenCV's fisheye calibration failed ({error})") from None
     else:
         flags = cv2.CALIB_FIX_ASPECT_RATIO
-        terms = _DISTORTION_TERMS[config.distortion]
+        terms = DISTORTION_TERMS[config.distortion]
         for flag, free in zip(("FIX_K1", "FIX_K2", "ZERO_TANGENT_DIST", None, "FIX_K3"), terms, strict=True):
             if flag and not free:
                 flags |= getattr(cv2, f"CALIB_{flag}")
@@ -440,7 +385,7 @@ def _observations(
 def _free_parameters(cameras: list[Camera], reference: int, config: CalibrationConfig) -> np.ndarray:
     """Bool (C, P): which of each camera's `camera_vector` entries the adjustment may change."""
     n_distortion = 4 if config.fisheye else 5
-    terms = (True,) * 4 if config.fisheye else _DISTORTION_TERMS[config.distortion]
+    terms = (True,) * 4 if config.fisheye else DISTORTION_TERMS[config.distortion]
     row = np.concatenate([[True] * 6, [True], [not config.fix_principal_point] * 2, terms])
     free = np.tile(row, (len(cameras), 1))
     free[reference, :6] = False

@@ -28,8 +28,9 @@ import pyarrow.parquet as pq
 from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
 from posecore.threed.boards import Board
-from posecore.threed.calibrate import Calibration, CalibrationConfig, calibrate
+from posecore.threed.calibrate import Calibration, calibrate
 from posecore.threed.detection import detect
+from posecore.threed.options import CalibrationConfig
 from posecore.threed.rig import write_calibration
 from posecore.threed.sheet import calibration_sources
 

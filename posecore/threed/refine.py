@@ -17,48 +17,14 @@ sparse direct solver (SuperLU), in chunks of `chunk_frames` frames that overlap 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix, identity
 from scipy.sparse.linalg import spsolve
 
-from posecore.threed.options import from_mapping
+from posecore.threed.options import RefineConfig
 from posecore.threed.rig import Rig
-
-
-@dataclass(frozen=True)
-class RefineConfig:
-    """Weights of the refinement's terms (see the module docstring).
-
-    Attributes:
-        reprojection_px: the scale of the reprojection term and of its soft-L1 loss, pixels.
-        smooth_mm: the scale of a keypoint's acceleration, mm per frame squared.
-        limb_mm: the scale of a skeleton edge's deviation from its median length, mm (0: no limb term).
-        iterations: Gauss-Newton steps.
-        chunk_frames: frames solved at once.
-        overlap_frames: frames shared by consecutive chunks (each keeps its half).
-    """
-
-    reprojection_px: float = 2.0
-    smooth_mm: float = 1.0
-    limb_mm: float = 2.0
-    iterations: int = 5
-    chunk_frames: int = 1000
-    overlap_frames: int = 20
-
-    def __post_init__(self) -> None:
-        if not (self.reprojection_px > 0 and self.smooth_mm > 0 and self.limb_mm >= 0):
-            raise ValueError("reprojection_px and smooth_mm must be positive, limb_mm at least 0")
-        if not 0 <= 2 * self.overlap_frames < self.chunk_frames:
-            raise ValueError("overlap_frames must be less than half of chunk_frames")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str) -> RefineConfig:
-        """The config of a mapping; errors name `source`."""
-        return from_mapping(cls, d, source, "refinement")
 
 
 def refine(

@@ -19,8 +19,8 @@ sync.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 
 from posecore.errors import InputError
 from posecore.threed.camera import rodrigues
-from posecore.threed.options import from_mapping
-from posecore.threed.refine import RefineConfig, refine
+from posecore.threed.options import TriangulationConfig
+from posecore.threed.refine import refine
 from posecore.threed.rig import Rig
 from posecore.threed.trajectories import SCHEMA
 from posecore.threed.triangulate import triangulate
@@ -41,31 +41,6 @@ logger = logging.getLogger(__name__)
 
 OFFSET_IMPROVEMENT = 0.8
 """A time shift is suspected when its median epipolar error is below this fraction of the error unshifted."""
-
-
-@dataclass(frozen=True)
-class TriangulationConfig:
-    """How sessions are triangulated.
-
-    Attributes:
-        min_score: 2D points scoring below this are not used.
-        threshold_px: a view agrees with a point when it reprojects within this many pixels.
-        max_offset_frames: time shifts between cameras tried when looking for unsynchronised views.
-        refine: run the spatiotemporal refinement (`posecore.threed.refine`) after triangulating.
-        refinement: its weights.
-    """
-
-    min_score: float = 0.2
-    threshold_px: float = 20.0
-    max_offset_frames: int = 10
-    refine: bool = False
-    refinement: RefineConfig = field(default_factory=RefineConfig)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str) -> TriangulationConfig:
-        """The config of a mapping (the workflow config's `threed.triangulation`); errors name `source`."""
-        values = {**d, "refinement": RefineConfig.from_dict(d.get("refinement", {}), source)}
-        return from_mapping(cls, values, source, "triangulation")
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ from posecore.synth.animal import KEYPOINTS, SKELETON
 from posecore.synth.animal3d import project_views, simulate_3d
 from posecore.synth.rig import SYNTH_BOARD, board_views, make_rig
 from posecore.synth.rig_archive import write_views_2d
-from posecore.threed.calibrate import CalibrationConfig, calibrate
+from posecore.threed.calibrate import calibrate
 from posecore.threed.detection import Detections
 from posecore.threed.files import write_outputs
-from posecore.threed.session import TriangulationConfig, View, run_session
+from posecore.threed.options import CalibrationConfig, TriangulationConfig
+from posecore.threed.session import View, run_session
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from posecore.synth.rig import SYNTH_BOARD, BoardViews, board_views, make_rig
-from posecore.threed.calibrate import Calibration, CalibrationConfig, calibrate
+from posecore.threed.calibrate import Calibration, calibrate
 from posecore.threed.detection import Detections
+from posecore.threed.options import CalibrationConfig
 from posecore.threed.rig import Rig
 
 

@@ -3,8 +3,9 @@ import pytest
 
 from posecore.errors import InputError
 from posecore.synth.rig import SYNTH_BOARD, board_views, make_rig
-from posecore.threed.calibrate import CalibrationConfig, calibrate
+from posecore.threed.calibrate import calibrate
 from posecore.threed.compare import rig_errors, similarity
+from posecore.threed.options import CalibrationConfig
 from posecore.threed.rig import write_calibration
 from posecore.threed.triangulate import triangulate
 

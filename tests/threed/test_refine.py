@@ -2,7 +2,8 @@ import numpy as np
 
 from posecore.synth.animal import KEYPOINTS, SKELETON
 from posecore.synth.animal3d import project_views, simulate_3d
-from posecore.threed.refine import RefineConfig, refine
+from posecore.threed.options import RefineConfig
+from posecore.threed.refine import refine
 from posecore.threed.triangulate import triangulate
 
 

@@ -6,8 +6,9 @@ from posecore.errors import InputError
 from posecore.synth.animal import KEYPOINTS, SKELETON
 from posecore.synth.animal3d import project_views, simulate_3d
 from posecore.synth.rig_archive import write_views_2d
+from posecore.threed.options import TriangulationConfig
 from posecore.threed.rig import Rig, write_calibration
-from posecore.threed.session import TriangulationConfig, View, inside_region, run_session
+from posecore.threed.session import View, inside_region, run_session
 from posecore.threed.trajectories import SCHEMA, read_metadata3d
 
 N_FRAMES = 90

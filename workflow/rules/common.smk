@@ -12,8 +12,7 @@ from snakemake.utils import validate
 
 from posecore.hugepages import with_huge_pages
 from posecore.threed.boards import Board
-from posecore.threed.calibrate import CalibrationConfig
-from posecore.threed.session import TriangulationConfig
+from posecore.threed.options import CalibrationConfig, TriangulationConfig
 from posecore.threed.sheet import calibration_sources, sessions_of_sheet
 from posecore.train.config import ModelConfig, TrainConfig
 

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from posecore.io.video import VideoInfo
-from posecore.threed.session import TriangulationConfig, View, run_session
+from posecore.threed.options import TriangulationConfig
+from posecore.threed.session import View, run_session
 
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
 views = []
