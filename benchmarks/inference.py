@@ -7,8 +7,8 @@ Prints, for frames [0, N) of the video (default: all of it):
 
 - decode-only frames/s (`posecore.io.video.read_frames`, RGB, batches),
 - forward-only frames/s of the model on the same frames, already decoded and prepared,
-- end-to-end frames/s, video to Parquet (`posecore.infer.infer_shard`: decode in a background
-  thread, model, peaks, streamed atomic write), run in a child process,
+- end-to-end frames/s, video to Parquet (`posecore.infer.infer_video`: decoders, one per
+  thread, in background threads, model, peaks, streamed atomic writes), run in a child process,
 - each repeat's end-to-end / forward-only ratio, and their medians;
 - CPU seconds per frame of the end-to-end run (the process and its ffmpeg), which a machine
   shared with other jobs changes less than frames/s: compare it with the peer's user + sys
@@ -20,9 +20,9 @@ ratio. `--long-model tiny` runs these two on a small model of the same family, f
 where the full model would take hours over the long video (the pipeline's memory, not the
 model's, is what grows with length); the output says which model ran.
 
-`--compile` is `infer_shard`'s ("auto": on a GPU only; "always"; "never"). With compilation, the
+`--compile` is the inference job's ("auto": on a GPU only; "always"; "never"). With compilation, the
 first forward-only batch's time is the compilation; the end-to-end child then finds the compiled
-kernels in inductor's on-disk cache, as the second and later shards of an archive do, and its
+kernels in inductor's on-disk cache, as the second and later jobs of an archive do, and its
 frames/s include loading them.
 
 `--random-frames HxW` needs no video and no ffmpeg: it times `Predictor.predict` alone (upload,
@@ -155,7 +155,7 @@ def random_frames_only(args: argparse.Namespace) -> None:
 def end_to_end(
     video: Path, model: Path, n: int | None, batch_size: int, threads: int, out: Path, compile: str = "auto"
 ) -> dict:
-    """Run `infer_shard` on frames [0, n) (None: all) in a child process; its frames/s and peak RSS."""
+    """Run `infer_video` on frames [0, n) (None: all) in a child process; its frames/s and peak RSS."""
     command = [sys.executable, __file__, "--worker", str(video), str(model), str(out), str(n or 0)]
     command += ["--batch-size", str(batch_size), "--threads", str(threads), "--compile", compile]
     done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
@@ -163,18 +163,21 @@ def end_to_end(
 
 
 def worker(args: argparse.Namespace) -> None:
-    """The child process of `end_to_end`: one shard, timed from model load to renamed Parquet file."""
-    from posecore.infer import Shard, infer_shard, set_threads
+    """The child process of `end_to_end`: one video, timed from model load to renamed Parquet file."""
+    from posecore.infer import infer_video, set_threads
     from posecore.io.video import probe
+    from posecore.models import load_model
 
     set_threads(args.threads)
     video, model, out, n = Path(args.worker[0]), Path(args.worker[1]), Path(args.worker[2]), int(args.worker[3])
     info = probe(video)
     n = n or info.n_frames
     start = time.perf_counter()
-    rows = infer_shard(
-        video, Shard(0, 0, n), model, out, info=info, batch_size=args.batch_size, compile=args.compile, progress=False
-    )
+    loaded = load_model(model)
+    rows = infer_video(
+        video, info, loaded, out, stop=n, decoders=args.threads, threads_per_decoder=1,
+        batch_size=args.batch_size, compile=args.compile, progress=False,
+    )  # fmt: skip
     wall = time.perf_counter() - start
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime  # ffmpeg included
@@ -207,7 +210,7 @@ def main() -> None:
         "--compile",
         choices=("auto", "always", "never"),
         default="auto",
-        help="torch.compile the model, as infer_shard's compile (auto: on a GPU only)",
+        help="torch.compile the model, as the inference job's compile (auto: on a GPU only)",
     )
     parser.add_argument(
         "--random-frames",

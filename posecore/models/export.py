@@ -1,4 +1,4 @@
-"""The exported model: one file that inference loads without any training code (DESIGN.md).
+"""The exported model: one file that inference loads without any training code (docs/design.md).
 
 The file is `torch.save` of a dict of plain types (str, int, float, bool, lists, dicts) and
 a state_dict of tensors, so it loads with `torch.load(weights_only=True)`:
@@ -189,7 +189,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:
-        raise InputError(path, f"not a posecore exported model ({type(error).__name__}: {error})") from error
+        raise InputError(path, f"not a posecore exported model ({_load_failure(error)})") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(path, "not a posecore exported model (no 'format': 'posecore-model')")
     version = payload.get("format_version")
@@ -206,3 +206,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         raise InputError(path, f"weights do not fit architecture {meta.architecture!r}: {error}") from error
     model.to(device).eval()
     return LoadedModel(model=model, meta=meta, sha256=hashlib.sha256(data).hexdigest(), path=str(path))
+
+
+def _load_failure(error: Exception) -> str:
+    """Why torch could not read a file, in one line, without torch's advice to load untrusted pickles."""
+    text = str(error)
+    if "weights_only" in text or "Weights only load failed" in text:
+        return f"{type(error).__name__}: not a file of tensors and plain values, the only kind posecore loads"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(error).__name__}: {first}"

@@ -43,6 +43,8 @@ MODELS: dict[str, str] = {
     "stacked_hourglass": "posecore.models.hourglass:StackedHourglass",
     "leap": "posecore.models.leap:LEAPNet",
     "resnet_deconv": "posecore.models.resnet:ResNetDeconv",
+    # Not a pose model: a forward that costs next to nothing, to measure the pipeline around one.
+    "colour_readout": "posecore.models.readout:ColourReadout",
 }
 
 GRAPH_MAPS = "n_graph_maps"

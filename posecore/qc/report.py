@@ -15,16 +15,15 @@ import shutil
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from posecore import __version__
-from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
 from posecore.io.dataset import read_dataset
-from posecore.qc.archive import ArchiveConfig, ArchiveQC, archive_qc, archive_section
+from posecore.qc.archive import ArchiveConfig, ArchiveQC, archive_qc
+from posecore.qc.archive_html import archive_section
 from posecore.qc.failures import find_failures
 from posecore.qc.html import CSS, ReportClip, ReportFigure, Section, esc
-from posecore.qc.inputs import read_benchmark_seconds, read_metrics, read_probe
+from posecore.qc.inputs import read_infer_seconds, read_metrics, read_probes, unfinished_jobs
 from posecore.qc.labels import label_qc, label_section
 from posecore.qc.threed import ThreeDInputs, threed_section
 from posecore.qc.training import training_section
@@ -50,6 +49,8 @@ def build_report(
     training_csv: Path | None = None,
     logs_dir: Path | None = None,
     benchmarks_dir: Path | None = None,
+    records_dir: Path | None = None,
+    plan_tsv: Path | None = None,
     video_paths: Mapping[str, str | Path] | None = None,
     figures_dir: Path | None = None,
     config: ArchiveConfig | None = None,
@@ -71,7 +72,11 @@ def build_report(
         predictions_parquet: the evaluation's per-point predictions.
         training_csv: Lightning's CSVLogger metrics for the learning curves (None: left out).
         logs_dir: the workflow's `logs/`, searched for why videos without trajectories failed.
-        benchmarks_dir: the workflow's `benchmarks/`, for inference speed (`infer_shard/{model}/{video}/*.tsv`).
+        benchmarks_dir: the workflow's `benchmarks/`, for inference speed (`infer/{model}/{job}.tsv`).
+        records_dir: the model's inference job records (`results/predictions/{model}/jobs/`), which
+            say how many frames of which video each job made.
+        plan_tsv: the inference plan (`results/shards/plan.tsv`), which says which jobs hold
+            which video's shards, so that a job that left no record is blamed for its videos.
         video_paths: each video's file, by name, for the frames and clips; default: the probe's `path`.
         figures_dir: when given, every figure (PNG) and clip (MP4) is also written there as a file
             named after it (the folder is replaced as a whole).
@@ -87,11 +92,7 @@ def build_report(
         ValueError: evaluation files without the dataset they are of.
     """
     config = config or ArchiveConfig()
-    probes: dict[str, dict[str, Any]] = {}
-    for path in map(Path, probe_jsons):
-        if path.stem in probes:
-            raise InputError(path, f"a second probe for video {path.stem!r}")
-        probes[path.stem] = read_probe(path)
+    probes = read_probes(probe_jsons)
     if (metrics_json is None) != (predictions_parquet is None):
         raise ValueError("metrics_json and predictions_parquet come together (the evaluation's two files)")
     if metrics_json is not None and dataset_h5 is None:
@@ -113,13 +114,15 @@ def build_report(
                 )
             )
     names = sorted(set(videos or ()) | set(probes))
-    failures = {} if logs_dir is None else find_failures(logs_dir, model_name, names, trajectories_dir=trajectories_dir)
+    unfinished = {} if records_dir is None or plan_tsv is None else unfinished_jobs(Path(plan_tsv), Path(records_dir))
+    failures = (
+        {}
+        if logs_dir is None
+        else find_failures(logs_dir, model_name, names, trajectories_dir=trajectories_dir, unfinished_jobs=unfinished)
+    )
     seconds = {}
-    if benchmarks_dir is not None:
-        for name in names:
-            files = sorted((Path(benchmarks_dir) / "infer_shard" / model_name / name).glob("*.tsv"))
-            if files:
-                seconds[name] = read_benchmark_seconds(files)
+    if benchmarks_dir is not None and records_dir is not None:
+        seconds = read_infer_seconds(Path(records_dir), Path(benchmarks_dir) / "infer" / model_name)
     qc = archive_qc(
         Path(trajectories_dir),
         keypoints=keypoints,

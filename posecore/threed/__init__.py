@@ -7,5 +7,5 @@ calibration.toml), `bundle` (bundle adjustment), `calibrate` (the calibration), 
 files), `triangulate` (robust triangulation), `refine` (the optional spatiotemporal
 refinement), `sheet` (sessions of the video sheet), `session` (a session's 2D trajectories to
 3D ones), `trajectories` (the 3D Parquet layout) and `compare` (comparison with a ground
-truth). Lengths are in millimetres, pixels follow DESIGN.md.
+truth). Lengths are in millimetres, pixels follow docs/design.md.
 """

@@ -1,6 +1,6 @@
 """The camera model: OpenCV's pinhole with radial-tangential distortion, or its fisheye model.
 
-Coordinates follow DESIGN.md: pixels with x the column, y the row and the centre of the
+Coordinates follow docs/design.md: pixels with x the column, y the row and the centre of the
 top-left pixel at (0, 0), which is also OpenCV's convention. A camera maps a world point X
 (millimetres) to its own frame by x_c = R X + t (R from the Rodrigues vector `rotation`), then
 to normalised coordinates (a, b) = (x_c[0] / x_c[2], x_c[1] / x_c[2]), distorts them and applies

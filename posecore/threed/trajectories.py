@@ -1,4 +1,4 @@
-"""3D keypoint trajectories in Parquet (DESIGN.md, "3D").
+"""3D keypoint trajectories in Parquet (docs/design.md, "3D").
 
 Long format like the 2D trajectories, one row per (session, frame, instance, keypoint) in
 `SCHEMA`; the `session` column comes from the hive partition folder (`session=<name>/`), so

@@ -15,6 +15,7 @@ SMALL = {
     "stacked_hourglass": {"n_features": 8, "n_transitions": 1, "n_graph_maps": 2},
     "leap": {"filters": 4, "batch_norm": True},
     "resnet_deconv": {"depth": 18, "deconv_channels": 8, "n_deconv": 1},
+    "colour_readout": {},
 }
 
 

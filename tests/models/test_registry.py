@@ -25,7 +25,8 @@ def test_builds_a_registered_model_with_its_hyperparameters():
 def test_unknown_architecture_lists_the_known_ones():
     with pytest.raises(
         ValueError,
-        match=r"unknown model architecture 'resnet'; known: leap, resnet_deconv, stacked_densenet, stacked_hourglass",
+        match=r"unknown model architecture 'resnet'; known: colour_readout, leap, resnet_deconv, "
+        r"stacked_densenet, stacked_hourglass",
     ):
         build_model("resnet", n_keypoints=3, in_channels=3)
 

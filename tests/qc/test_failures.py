@@ -52,23 +52,23 @@ def test_real_traceback_of_the_fabricated_archive_names_the_file(archive_inputs)
     assert "truncated" in error
 
 
-def test_first_failed_job_in_run_order_wins_and_shards_are_counted(tmp_path):
+def test_first_failed_job_in_run_order_wins_and_only_unfinished_jobs_count(tmp_path):
     logs = tmp_path / "logs"
     _log(logs, "probe_video/a.log", "")
-    _log(logs, "plan_shards/a.log", "")
-    _log(logs, "infer_shard/m/a/00000.log", "ok\n")
     memory = "Traceback (most recent call last):\n  x\nRuntimeError: CUDA out of memory\n"
-    shard = _log(logs, "infer_shard/m/a/00001.log", memory)
-    _log(logs, "infer_shard/m/a/00002.log", memory)
-    _log(logs, "infer_shard/m/a/00003.log", memory)
-    _log(logs, "infer_shard/other-model/b/00000.log", "Traceback (most recent call last):\n  x\nValueError: no\n")
-    _log(logs, "plan_shards/c.log", CHAINED)
+    job = _log(logs, "infer/m/00001.log", memory)  # a job that died: no record
+    _log(logs, "infer/m/00002.log", "shard 3 failed: VideoError: error in frame 4\n")  # finished, with a record
+    _log(logs, "infer/other-model/00000.log", "Traceback (most recent call last):\n  x\nValueError: no\n")
+    _log(logs, "probe_video/c.log", CHAINED)
     _log(logs, "aggregate/m/c.log", "Traceback (most recent call last):\n  x\nOSError: later\n")
-    failures = find_failures(logs, "m", ["a", "b", "c", "d"])
+    _log(logs, "aggregate/m/e.log", "Traceback (most recent call last):\n  x\nInputError: v.mp4: shard 3 failed\n")
+    unfinished = {"a": ["00001"], "b": ["00000"], "e": []}
+    failures = find_failures(logs, "m", ["a", "b", "c", "d", "e"], unfinished_jobs=unfinished)
     assert failures == {
-        "a": f"infer_shard 00001 failed (and 2 more shards) ({shard}): RuntimeError: CUDA out of memory",
-        "c": f"plan_shards failed ({logs / 'plan_shards/c.log'}): InputError: "
+        "a": f"infer 00001 failed ({job}): RuntimeError: CUDA out of memory",
+        "c": f"probe_video failed ({logs / 'probe_video/c.log'}): InputError: "
         "results/predictions/m/v/shard-00001.parquet: missing column frame",
+        "e": f"aggregate failed ({logs / 'aggregate/m/e.log'}): InputError: v.mp4: shard 3 failed",
     }
 
 

@@ -11,6 +11,7 @@ rule qc_report:
             "results/trajectories/{{model}}/video={video}/part-0.parquet", video=VIDEOS.index
         ),
         probes=expand(rules.probe_video.output.probe, video=VIDEOS.index),
+        plan=ancient(rules.plan_inference.output.plan),
         # Multi-camera 3D (empty for a single-camera archive): calibrations, 3D trajectories.
         threed=lambda wildcards: threed_outputs(wildcards.model),
     output:
@@ -41,6 +42,7 @@ rule qc_report:
         trajectories_dir=lambda wildcards: f"results/trajectories/{wildcards.model}",
         logs_dir="logs",
         benchmarks_dir="benchmarks",
+        records_dir=lambda wildcards: f"results/predictions/{wildcards.model}/jobs",
         qc=config["qc"],
         rigs=list(RIGS),
         sessions=list(SESSIONS),

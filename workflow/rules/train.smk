@@ -21,7 +21,6 @@ rule train:
         gpu=config["gpus"],
     params:
         model=MODEL_CONFIG,
-        source=CONFIG_SOURCE,
         train=config["train"],
     script:
         "../scripts/train.py"
@@ -68,7 +67,6 @@ rule learning_curve:
         gpu=config["gpus"],
     params:
         model=MODEL_CONFIG,
-        source=CONFIG_SOURCE,
         train=config["train"],
         sizes=config["learning_curve"]["sizes"],
     script:

@@ -25,6 +25,8 @@ build_report(
     training_csv=Path(snakemake.input.curves),
     logs_dir=Path(snakemake.params.logs_dir),
     benchmarks_dir=Path(snakemake.params.benchmarks_dir),
+    records_dir=Path(snakemake.params.records_dir),
+    plan_tsv=Path(snakemake.input.plan),
     figures_dir=Path(snakemake.output.figures),
     config=ArchiveConfig.from_dict(snakemake.params.qc, "config: qc"),
     threed=ThreeDInputs(

@@ -10,8 +10,8 @@ from posecore.train.fit import train_model
 
 result = train_model(
     read_dataset(snakemake.input.dataset[0]),
-    ModelConfig.from_dict(snakemake.params.model, snakemake.params.source),
-    TrainConfig.from_dict(snakemake.params.train, snakemake.params.source),
+    ModelConfig.from_dict(snakemake.params.model, "config"),
+    TrainConfig.from_dict(snakemake.params.train, "config"),
     Path(snakemake.output.model).parent,
     source=snakemake.input.dataset[0],
 )
