@@ -21,6 +21,7 @@ import yaml
 from posecore.errors import InputError
 
 BOOLEAN_COLUMNS = ("labeling", "refine")
+INTEGER_COLUMNS = ("frame_offset",)
 BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False, "": False}
 
 
@@ -60,6 +61,9 @@ def read_video_sheet(path: str | Path, schema: str | Path | Mapping[str, Any]) -
             if column in row:
                 # Anything else stays a string, which the schema then refuses, naming the column.
                 row[column] = BOOLEANS.get(row[column].strip().lower(), row[column])
+        for column in INTEGER_COLUMNS:
+            if column in row and row[column].strip().lstrip("-").isdigit():
+                row[column] = int(row[column])  # anything else stays a string for the schema to refuse
         _check_row(row, schema, path, number)
         rows.append({**row, "row": number})
     table = pd.DataFrame(rows, columns=[*_with_defaults(columns, schema), "row"])

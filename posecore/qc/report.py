@@ -26,6 +26,7 @@ from posecore.qc.failures import failure_notice, find_failures
 from posecore.qc.html import CSS, ReportClip, ReportFigure, Section, esc
 from posecore.qc.inputs import read_infer_seconds, read_metrics, read_probes, unfinished_jobs
 from posecore.qc.labels import label_qc, label_section
+from posecore.qc.threed import ThreeDInputs, threed_section
 from posecore.qc.training import training_section
 
 PAGE_CSS = """
@@ -56,6 +57,7 @@ def build_report(
     figures_dir: Path | None = None,
     config: ArchiveConfig | None = None,
     notice: Sequence[str] = (),
+    threed: ThreeDInputs | None = None,
 ) -> ArchiveQC:
     """Write the QC report of one model as a self-contained HTML page, atomically.
 
@@ -83,6 +85,8 @@ def build_report(
             named after it (the folder is replaced as a whole).
         config: the archive QC's thresholds and how much it shows; None: the defaults.
         notice: lines of a warning at the top of the page (`workflow_report` after a failed run).
+        threed: the rigs' calibrations and the sessions' 3D trajectories; given (and not empty),
+            the page has the 3D section.
 
     Returns:
         The archive QC the page shows.
@@ -133,6 +137,8 @@ def build_report(
         config=config,
     )
     sections.append(archive_section(qc, video_paths=video_paths))
+    if threed is not None and (threed.calibrations or threed.sessions):
+        sections.append(threed_section(threed))
     counts = {"complete": qc.count("ok"), "incomplete": qc.count("incomplete"), "failed": qc.count("failed", "missing")}
     page = render_page(model_name, sections, video_counts=counts, score_threshold=config.score_threshold, notice=notice)
     if figures_dir is not None:
@@ -167,8 +173,11 @@ def workflow_report(
         files: by name, the rule's inputs: `dataset_h5`, `metrics_json`, `predictions_parquet`,
             `training_csv` (`TRAINING_FILES`), `probe_jsons` (a list), `plan_tsv`; any may be
             missing after a failed run.
+            For a multi-camera archive also `calibrations` (each rig's calibration.toml and
+            corners.parquet, rig after rig) and `points3d` (each session's 3D trajectories).
         settings: the rule's settings: `videos`, `video_paths`, `trajectories_dir`, `logs_dir`,
-            `benchmarks_dir`, `records_dir` and `qc` (the config's qc section).
+            `benchmarks_dir`, `records_dir`, `qc` (the config's qc section), and for 3D `rigs`,
+            `sessions` and `skeleton`.
         failed: after a failed run, its failed jobs and their logs (`posecore.qc.failures.failed_jobs`):
             the files that exist are used (the Training section only with all four of its files),
             and the page says which jobs failed and that what it shows may be older than the config.
@@ -186,9 +195,25 @@ def workflow_report(
             "which may be older than the config (stale) where a job before them failed:",
             *(failure_notice(failed) or ["(Snakemake's log names no failed job)"]),
         ]
+    rigs, sessions = list(settings.get("rigs", ())), list(settings.get("sessions", ()))
+    calibrations = files.get("calibrations", ())
+    threed = ThreeDInputs(
+        calibrations={
+            rig: (Path(calibrations[2 * i]), Path(calibrations[2 * i + 1]))
+            for i, rig in enumerate(rigs)
+            if failed is None or all(Path(p).exists() for p in calibrations[2 * i : 2 * i + 2])
+        },
+        sessions={
+            session: Path(path)
+            for session, path in zip(sessions, files.get("points3d", ()), strict=True)
+            if failed is None or Path(path).exists()
+        },
+        skeleton=[tuple(edge) for edge in settings.get("skeleton", ())],
+    )
     return build_report(
         Path(out_html),
         model_name=model_name,
+        threed=threed,
         trajectories_dir=Path(settings["trajectories_dir"]),
         probe_jsons=probes,
         videos=list(settings["videos"]),

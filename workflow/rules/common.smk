@@ -17,6 +17,9 @@ from posecore.infer.plan import read_plan
 from posecore.io.assemble import SplitConfig
 from posecore.io.ffmpeg_tools import ffmpeg_executable, ffprobe_executable
 from posecore.sheet import check_video_files, read_video_sheet
+from posecore.threed.boards import Board
+from posecore.threed.options import CalibrationConfig, TriangulationConfig
+from posecore.threed.sheet import calibration_sources, sessions_of_sheet
 from posecore.train.config import ModelConfig, TrainConfig
 
 # Every job's process inherits Snakemake's environment: its models then run on huge pages
@@ -49,6 +52,16 @@ try:
     SplitConfig(**config["dataset"]["split"])
 except ValueError as error:
     raise InputError(CONFIG_SOURCE, str(error), where="key dataset.split") from None
+# Multi-camera 3D: the config's rigs and the sheet's sessions (videos grouped by their `session`
+# column), checked here so that a bad board, option or session stops the run before any job.
+RIGS = config["threed"]["rigs"]
+for rig_name, rig in RIGS.items():
+    Board.from_dict(rig["board"], f"{CONFIG_SOURCE}: threed.rigs.{rig_name}.board")
+    CalibrationConfig.from_dict(
+        rig.get("calibration", {}), f"{CONFIG_SOURCE}: threed.rigs.{rig_name}.calibration"
+    )
+TriangulationConfig.from_dict(config["threed"]["triangulation"], f"{CONFIG_SOURCE}: threed")
+SESSIONS = sessions_of_sheet(VIDEOS.to_dict("records"), RIGS, config["videos"])
 
 
 # Video names as the sheet's schema allows them: a pattern, not an alternation of every name,
@@ -60,6 +73,8 @@ wildcard_constraints:
     model=re.escape(MODEL),
     job=r"\d{5}",
     batch=r"\d{5}",
+    session=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    rig=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
 VIDEO_PATHS = VIDEOS["path"].to_dict()
@@ -154,6 +169,23 @@ def video_records(wildcards):
     )
 
 
+def calibration_inputs(rig):
+    """Every calibration image or video of a rig of the config (threed.rigs), in a stable order."""
+    if rig not in RIGS:
+        raise ValueError(f"{CONFIG_SOURCE}: no rig named {rig!r} under threed.rigs")
+    files = []
+    for sources in calibration_sources(RIGS[rig]).values():
+        files.extend([sources] if isinstance(sources, str) else sources)
+    return files
+
+
+def session_videos(session):
+    """The videos of a session of the sheet, in the sheet's order (one per camera)."""
+    if session not in SESSIONS:
+        raise ValueError(f"{config['videos']}: no session named {session!r} in the sheet")
+    return [view.video for view in SESSIONS[session].views]
+
+
 def marked_videos(column):
     """Videos the sheet marks true in a boolean column (labeling, refine)."""
     if column not in VIDEOS.columns:
@@ -172,6 +204,12 @@ def all_targets():
         *expand(
             "results/labeling/refine/{model}/{video}", model=MODEL, video=marked_videos("refine")
         ),
+        *expand("results/calibration/{rig}/calibration.toml", rig=RIGS),
+        *expand(
+            "results/trajectories3d/{model}/session={session}/part-0.parquet",
+            model=MODEL,
+            session=SESSIONS,
+        ),
     ]
 
 
@@ -188,6 +226,16 @@ def qc_report_files(model):
         ),
         "probe_jsons": expand(rules.probe_video.output.probe, video=VIDEOS.index),
         "plan_tsv": ancient(rules.plan_inference.output.plan),
+        # Multi-camera 3D (none for a single-camera archive): each rig's calibration.toml and
+        # corners.parquet, rig after rig; each session's 3D trajectories.
+        "calibrations": [
+            path
+            for rig in RIGS
+            for path in expand(
+                [rules.calibrate.output.calibration, rules.calibrate.output.corners], rig=rig
+            )
+        ],
+        "points3d": expand(rules.triangulate.output.trajectories, model=model, session=SESSIONS),
     }
 
 
@@ -201,6 +249,9 @@ def qc_report_settings(model):
         "benchmarks_dir": "benchmarks",
         "records_dir": f"results/predictions/{model}/jobs",
         "qc": config["qc"],
+        "rigs": list(RIGS),
+        "sessions": list(SESSIONS),
+        "skeleton": config["dataset"].get("skeleton", []),
     }
 
 
