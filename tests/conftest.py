@@ -1,6 +1,15 @@
-"""Fixtures shared across the test suite."""
+"""Fixtures shared across the test suite, and the rule that a skip in CI is a failure.
 
+Under CI=true (`.ci/run`), a test that skips fails the run unless its skip is on
+`ALLOWED_SKIPS`: a missing ../shared/data, SLURM or Chromium that could not be installed, or
+an old Triton would otherwise leave a green run with fewer tests. Outside CI the run ends with
+the skips grouped by reason. Tests marked `gpu` skip without a CUDA device (and may).
+"""
+
+import os
+import re
 import subprocess
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,6 +18,78 @@ import pytest
 import torch
 
 from posecore.io.video import ffmpeg_executable
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("POSECORE_TEST_DATA") or REPO.parent / "shared" / "data")
+"""The real labeled datasets (../shared/data beside the repository; POSECORE_TEST_DATA elsewhere)."""
+
+NO_GPU = "needs a CUDA device: benchmarks/gpu_session.sh runs it on a GPU machine"
+ALLOWED_SKIPS = (
+    # (marker or reason pattern, why CI may skip it)
+    ("marker:gpu", "CI machines have no GPU; benchmarks/gpu_session.sh runs these first on one"),
+    ("reason:movement needs Python 3.11", "movement itself needs Python 3.11; posecore supports 3.10"),
+)
+"""The skips a CI run accepts. Anything else that skips under CI=true fails the run."""
+
+_SKIPS: list[tuple[str, str, str | None]] = []  # (test, reason, why CI accepts it or None), this session's
+
+
+def in_ci() -> bool:
+    """Whether this run is CI's (CI=true, as `.ci/run` and CI services set it)."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def allowed_skip(markers: set[str], reason: str) -> str | None:
+    """Why a skip of a test with `markers` for `reason` is accepted in CI, or None when it is not."""
+    for entry, why in ALLOWED_SKIPS:
+        kind, _, value = entry.partition(":")
+        if (kind == "marker" and value in markers) or (kind == "reason" and re.search(value, reason)):
+            return why
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("gpu") is not None and not torch.cuda.is_available():
+        pytest.skip(NO_GPU)
+
+
+def _record_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and isinstance(report.longrepr, tuple):
+        markers = set(getattr(report, "keywords", {}))
+        reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        _SKIPS.append((report.nodeid, reason, allowed_skip(markers, reason)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _record_skip(report)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    _record_skip(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI, a skip that is not allowed fails a run that would otherwise pass."""
+    refused = [skip for skip in _SKIPS if skip[2] is None]
+    if in_ci() and refused and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The skips by reason, and under CI the ones that fail the run, saying what is missing."""
+    skips = _SKIPS
+    if not skips:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section(f"{len(skips)} skipped, by reason")
+    for (reason, why), count in Counter((reason, why) for _, reason, why in skips).most_common():
+        write(f"{count:4d}  {reason}" + (f"  [allowed in CI: {why}]" if why else ""))
+    refused = [(node, reason) for node, reason, why in skips if why is None]
+    if in_ci() and refused:
+        terminalreporter.section(f"CI=true: {len(refused)} tests skipped that must run", sep="!", red=True)
+        for node, reason in refused:
+            write(f"{node}: {reason}", red=True)
+        write("Install what is missing, or add the skip to ALLOWED_SKIPS in tests/conftest.py saying why.", bold=True)
 
 
 @pytest.fixture

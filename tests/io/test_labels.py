@@ -10,7 +10,9 @@ import pytest
 from posecore.errors import InputError
 from posecore.io.labels import READERS, frame_index, read_dlc_csv, read_dlc_h5, read_labels, resolve_image
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from ..conftest import SHARED_DATA
+
+DATA = SHARED_DATA
 OPENFIELD = DATA / "dlc-openfield" / "labeled-data" / "m4s1"
 OPENFIELD_CSV = OPENFIELD / "CollectedData_Pranav.csv"
 OPENFIELD_H5 = OPENFIELD / "CollectedData_Pranav.h5"
