@@ -2,6 +2,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from posecore.errors import InputError
@@ -92,9 +93,23 @@ def test_dataset_reads_as_one_table_in_pandas_pyarrow_and_duckdb(tmp_path, video
     assert dict(zip(by_duckdb["video"], by_duckdb["n"], strict=True)) == {"a": 10, "b": 14}
 
 
-def test_write_is_atomic_on_failure(tmp_path):
+def test_a_write_that_fails_midway_leaves_the_previous_file_whole_and_no_temporary(tmp_path, monkeypatch):
     out = tmp_path / "x.parquet"
-    with pytest.raises(Exception):  # noqa: B017 -- any failure of the writer
-        write_atomic(object(), out)  # type: ignore[arg-type]
-    assert not out.exists()
-    assert not list(tmp_path.iterdir())
+    write_atomic(shard_table(0, 3), out)  # a finished earlier version
+    write_table = pq.write_table
+
+    def fails_midway(table, where, **kwargs):
+        write_table(table, where, **kwargs)
+        with open(where, "r+b") as file:  # half the bytes on disk, as a crash or a full disk leaves them
+            file.truncate(file.seek(0, 2) // 2)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", fails_midway)
+    with pytest.raises(OSError, match="No space left"):
+        write_atomic(shard_table(0, 5), out)
+    assert pd.read_parquet(out)["frame"].tolist() == [0, 0, 1, 1, 2, 2], "the earlier file, whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+    monkeypatch.setattr(pq, "write_table", write_table)
+    with pytest.raises(Exception):  # noqa: B017 -- any failure of the writer, before it opens a file
+        write_atomic(object(), tmp_path / "y.parquet")  # type: ignore[arg-type]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
