@@ -1,5 +1,6 @@
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -58,14 +59,18 @@ def test_a_keypoint_never_labeled_has_nan_rmse_written_as_null(tmp_path):
 
 
 class FixedPointModel(nn.Module):
-    """Always puts the peak at image pixel (21.5, 13.5) (cell (5, 3) at stride 4)."""
+    """Always puts the peak at image pixel `point`, (21.5, 13.5) by default (cell (5, 3) at stride 4)."""
 
     output_stride = 4
     input_multiple = 8
 
+    def __init__(self, point: tuple[float, float] = (21.5, 13.5)) -> None:
+        super().__init__()
+        self.point = torch.tensor([[list(point)]], dtype=torch.float32)  # (1, K=1, 2)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         b, _, h, w = x.shape
-        maps, _ = confidence_maps(torch.tensor([[[21.5, 13.5]]]).expand(b, 1, 2), (h // 4, w // 4), 4, 2.0)
+        maps, _ = confidence_maps(self.point.expand(b, 1, 2), (h // 4, w // 4), 4, 2.0)
         return [maps]
 
 
@@ -120,7 +125,7 @@ def _discs(n: int = 40, size: int = 32) -> TrainingDataset:
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_learning_curve_trains_nested_subsets_and_reports_test_error(tmp_path):
+def test_learning_curve_trains_a_real_model_per_size_and_writes_its_table_and_figure(tmp_path):
     from posecore.train import ModelConfig, TrainConfig
 
     torch.set_num_threads(1)
@@ -134,6 +139,39 @@ def test_learning_curve_trains_nested_subsets_and_reports_test_error(tmp_path):
     assert (tmp_path / "learning_curve.png").stat().st_size > 0 and (tmp_path / "n4" / "model.pt").is_file()
     with pytest.raises(ValueError, match=r"sizes \[100\] are not between 1 and the 24 'train' frames"):
         learning_curve(_discs(), model, train, sizes=[100], out_dir=tmp_path)
+
+
+def test_learning_curve_subsets_are_nested_in_the_train_split_and_scored_on_the_test_split(tmp_path, monkeypatch):
+    # Training is replaced by a model that always answers the mean label of the frames it was
+    # given, so each size's test error is known by hand from the subset it trained on.
+    import posecore.models.export
+    import posecore.train.fit
+
+    dataset = _discs()
+    subsets = {}
+
+    def train_model(dataset, model_config, train_config, out_dir, train_indices):
+        subsets[len(train_indices)] = np.asarray(train_indices)
+        return SimpleNamespace(model_path=np.nanmean(dataset.keypoints[train_indices, 0], axis=0), seconds=7.0)
+
+    def load_model(mean_label):
+        meta = ModelMeta("test", {}, ("centre",), (32, 32), 1, (0.0,), (1.0,), 4)
+        return LoadedModel(FixedPointModel(tuple(mean_label)), meta, "f00d")
+
+    monkeypatch.setattr(posecore.train.fit, "train_model", train_model)
+    monkeypatch.setattr(posecore.models.export, "load_model", load_model)
+    curve = learning_curve(dataset, None, None, sizes=[24, 3, 10, 3], out_dir=tmp_path)
+    assert curve["n_train"].tolist() == [3, 10, 24] and sorted(subsets) == [3, 10, 24]
+    train = set(dataset.indices("train"))
+    assert set(subsets[24]) == train and len(set(subsets[3])) == 3
+    assert set(subsets[3]) < set(subsets[10]) < set(subsets[24]), "smaller subsets are nested in larger ones"
+    test_labels = dataset.keypoints[dataset.indices("test"), 0]  # (8, 2)
+    for n, row in curve.set_index("n_train").iterrows():
+        errors = np.hypot(*(test_labels - dataset.keypoints[subsets[n], 0].mean(axis=0)).T)
+        assert row["rmse_px"] == pytest.approx(np.sqrt(np.mean(errors**2)), abs=1e-3)
+        assert row["median_px"] == pytest.approx(np.median(errors), abs=1e-3)
+        assert row["pck_5px"] == np.mean(errors <= 5) and row["seconds"] == 7.0
+    assert pd.read_csv(tmp_path / "learning_curve.csv").round(6).equals(curve.round(6))
 
 
 def test_curve_sizes_end_with_the_whole_train_split():
