@@ -76,6 +76,22 @@ def test_aggregate_refuses_broken_coverage(tmp_path, video_file, ranges, n_frame
     assert not (tmp_path / "out.parquet").exists()
 
 
+@pytest.mark.parametrize(
+    ("drop", "what"),
+    [([5], "one keypoint's row of frame 6"), ([2, 3], "frame 5, both rows")],
+    ids=["a row", "a frame"],
+)
+def test_aggregate_refuses_a_shard_whose_frames_lack_rows(tmp_path, video_file, drop, what):
+    first, second = write_shards(tmp_path / "p", [(0, 4), (4, 9)], video_file)
+    table = pq.read_table(second)  # frames 4..8, two rows each: rows 2 and 3 are frame 5's
+    pq.write_table(table.take([i for i in range(table.num_rows) if i not in drop]), second)
+    with pytest.raises(
+        InputError, match=r"shard-00001\.parquet: frames 4\.\.8 do not all have the same number of rows"
+    ):
+        aggregate_shards([first, second], 9, tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists(), what
+
+
 def test_dataset_reads_as_one_table_in_pandas_pyarrow_and_duckdb(tmp_path, video_file):
     root = tmp_path / "trajectories"
     for name, n in [("a", 5), ("b", 7)]:
