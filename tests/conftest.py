@@ -93,6 +93,30 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 @pytest.fixture
+def peak_finder_calls(monkeypatch) -> list[tuple[str, str]]:
+    """Each call of a peak finder from here on, as (implementation, device of its maps): which one ran.
+
+    "triton" is `posecore.ops.peaks_triton.find_peaks_triton` (the kernel), "reference" is
+    `posecore.ops.peaks.find_peaks_reference`; both still compute their answer.
+    """
+    import posecore.ops.peaks as peaks
+    import posecore.ops.peaks_triton as kernel
+
+    calls = []
+
+    def spy(name: str, finder: Callable) -> Callable:
+        def run(maps, *args, **kwargs):
+            calls.append((name, maps.device.type))
+            return finder(maps, *args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(peaks, "find_peaks_reference", spy("reference", peaks.find_peaks_reference))
+    monkeypatch.setattr(kernel, "find_peaks_triton", spy("triton", kernel.find_peaks_triton))
+    return calls
+
+
+@pytest.fixture
 def one_torch_thread():
     """Run torch on one thread: on a shared 2-core machine its thread pool oversubscribes and runs far slower."""
     threads = torch.get_num_threads()

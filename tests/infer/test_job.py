@@ -114,6 +114,42 @@ def test_every_shard_holds_each_frames_known_points_for_exactly_its_frames(
     assert provenance["model_hash"] == load_model(readout_model).sha256
 
 
+@pytest.mark.gpu
+def test_a_job_on_the_gpu_runs_model_and_kernel_there_and_gives_the_cpus_points(
+    blob_videos, readout_model, tmp_path, peak_finder_calls, monkeypatch
+):
+    import posecore.infer.job
+
+    predictors = []
+
+    class Recorded(Predictor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            predictors.append(self)
+
+    monkeypatch.setattr(posecore.infer.job, "Predictor", Recorded)
+    videos = {name: video for name, (video, _) in blob_videos.items()}
+    shards = shards_of("a", 21, 6) + shards_of("b", 13, 5)
+    run_job(shards, videos, readout_model, tmp_path / "cpu", device="cpu", batch_size=4, progress=False)
+    peak_finder_calls.clear()
+    # As the workflow runs it on a GPU: precision and compile "auto", that is bfloat16 and compiled.
+    results = run_job(shards, videos, readout_model, tmp_path / "gpu", device="cuda", batch_size=4, progress=False)
+    assert {r.status for r in results} == {"done"}
+    gpu = predictors[-1]
+    assert gpu.device.type == "cuda" and next(gpu.model.parameters()).is_cuda
+    assert gpu.dtype == torch.bfloat16 and gpu.compiled, "compiled, not fallen back to eager"
+    assert peak_finder_calls and set(peak_finder_calls) == {("triton", "cuda")}
+    for shard in shards:
+        on_cpu, on_gpu = rows(tmp_path / "cpu", shard), rows(tmp_path / "gpu", shard)
+        assert on_gpu["frame"].tolist() == on_cpu["frame"].tolist()
+        np.testing.assert_allclose(on_gpu[["x", "y"]].to_numpy(), on_cpu[["x", "y"]].to_numpy(), atol=0.05)
+        np.testing.assert_allclose(on_gpu["score"].to_numpy(), on_cpu["score"].to_numpy(), atol=0.01)
+    for name, (video, centres) in blob_videos.items():
+        table = pd.concat([rows(tmp_path / "gpu", s) for s in shards if s.video == name])
+        points = table[["x", "y"]].to_numpy().reshape(video.info.n_frames, 2, 2)
+        assert np.abs(points - centres).max() < 0.25
+
+
 def test_a_rerun_keeps_finished_shards_and_redoes_the_rest(job, model_path, tmp_path, one_torch_thread):
     shards, videos = job
     run_job(shards, videos, model_path, tmp_path, batch_size=4, progress=False)

@@ -91,8 +91,11 @@ def test_bad_input_names_the_problem():
         find_peaks(torch.zeros(1, 1, 4, 4), impl="cuda")
 
 
-def test_cpu_tensors_take_the_reference_and_importing_ops_skips_triton(awkward_maps):
-    torch.testing.assert_close(find_peaks(awkward_maps), find_peaks_reference(awkward_maps), equal_nan=True)
+def test_cpu_tensors_take_the_reference_and_importing_ops_skips_triton(awkward_maps, peak_finder_calls):
+    expected = find_peaks_reference(awkward_maps)
+    peak_finder_calls.clear()
+    torch.testing.assert_close(find_peaks(awkward_maps), expected, equal_nan=True)
+    assert peak_finder_calls == [("reference", "cpu")]
     code = "import sys, posecore.ops, posecore.ops.multipeak; print('triton' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
