@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from posecore.errors import InputError
 from posecore.filters import FilterConfig, filter_trajectories
 from posecore.io import exports
 
@@ -76,3 +77,73 @@ def test_nwb_reads_back_with_pynwb(table, tmp_path):
         assert np.isclose(leftear.timestamps[7], 7 / 30.0)
         assert np.isnan(pose.pose_estimation_series["tailbase"].data[1]).all()
         assert list(pose.source_video.external_file[:]) == ["videos/v.mp4"]
+
+
+def test_two_animals_get_deeplabcuts_individuals_level_and_keypoints_keep_the_tables_order(table):
+    second = table.assign(instance=np.int16(1), x=table.x + 1000)
+    both = pd.concat([table, second[second.frame < 8]])  # animal1 lost for the last two frames
+    frame = exports.to_dlc_frame(both.sort_values(["frame", "instance"], kind="stable"), "s")
+    assert frame.columns.names == ["scorer", "individuals", "bodyparts", "coords"]
+    assert list(frame.columns.get_level_values("individuals").unique()) == ["animal0", "animal1"]
+    assert list(frame.columns.get_level_values("bodyparts").unique()) == list(NAMES)  # in the order rows give them
+    row = _point(table, 7, "leftear")
+    assert frame.loc[7, ("s", "animal1", "leftear", "x")] == pytest.approx(row.x + 1000)
+    assert frame.loc[7, ("s", "animal0", "leftear", "likelihood")] == pytest.approx(row.score)
+    assert frame.loc[9, ("s", "animal1")].isna().all() and frame.loc[9, ("s", "animal0")].notna().any()
+    assert frame.index.name is None and (frame.dtypes == np.float64).all()
+
+
+def test_exports_refuse_what_they_cannot_write(table, tmp_path):
+    two_videos = pd.concat([table.assign(video="a"), table.assign(video="b")])
+    with pytest.raises(ValueError, match="an export holds one video; the table has 2"):
+        exports.to_dlc_frame(two_videos, "s")
+    with pytest.raises(ValueError, match="unknown values 'smooth'; known: raw, filtered"):
+        exports.to_dlc_frame(table, "s", values="smooth")
+    pytest.importorskip("ndx_pose")
+    with pytest.raises(ValueError, match="write_nwb takes one instance"):
+        exports.write_nwb(
+            pd.concat([table, table.assign(instance=np.int16(1))]), tmp_path / "v.nwb", keypoint_names=NAMES
+        )
+    with pytest.raises(ValueError, match=r"keypoints \['tailbase'\] are not in keypoint_names \['snout', 'leftear'\]"):
+        exports.write_nwb(table, tmp_path / "v.nwb", keypoint_names=NAMES[:2])
+    with pytest.raises(ValueError, match="one video"):
+        exports.write_nwb(two_videos, tmp_path / "v.nwb", keypoint_names=NAMES)
+    assert not list(tmp_path.iterdir())
+
+
+def test_nwb_names_the_session_after_the_video_and_the_scorer(table, tmp_path):
+    import datetime
+
+    pynwb = pytest.importorskip("pynwb")
+    pytest.importorskip("ndx_pose")
+    start = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    filtered = filter_trajectories(table, FilterConfig("median", window=3, min_score=0.0))
+    exports.write_nwb(
+        filtered, tmp_path / "v.nwb", keypoint_names=NAMES, video_path="videos/m1.mp4", scorer="demo",
+        values="filtered", session_start_time=start,
+    )  # fmt: skip
+    exports.write_nwb(table, tmp_path / "plain.nwb", keypoint_names=NAMES)
+    with pynwb.NWBHDF5IO(str(tmp_path / "v.nwb"), mode="r") as io:
+        nwb = io.read()
+        assert nwb.identifier == "posecore-m1-demo" and nwb.session_start_time == start
+        assert nwb.session_description == "posecore pose estimation of m1.mp4"
+        pose = nwb.processing["behavior"]["PoseEstimation"]
+        assert pose.scorer == "demo" and pose.source_software == "posecore"
+        snout = pose.pose_estimation_series["snout"]
+        assert np.allclose(
+            snout.data[6], [_point(filtered, 6, "snout").x_filtered, _point(filtered, 6, "snout").y_filtered]
+        )
+        assert np.allclose(nwb.acquisition["source_video"].timestamps[:], np.arange(10) / 30.0)
+    with pynwb.NWBHDF5IO(str(tmp_path / "plain.nwb"), mode="r") as io:
+        nwb = io.read()
+        assert nwb.identifier == "posecore-video-posecore" and "source_video" not in nwb.acquisition
+        assert nwb.processing["behavior"]["PoseEstimation"].source_video is None
+
+
+def test_a_file_that_is_not_parquet_is_named(tmp_path):
+    (tmp_path / "t.parquet").write_text("not parquet")
+    with pytest.raises(InputError, match=r"t\.parquet: not a readable trajectory file"):
+        exports.read_trajectory_table(tmp_path / "t.parquet")
+    written = tmp_path / "ok.parquet"
+    pd.DataFrame({"frame": [1, 2]}).to_parquet(written)
+    assert exports.read_trajectory_table(written)["frame"].tolist() == [1, 2]
