@@ -203,9 +203,9 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def plot_predictions(  # pragma: no mutate block (figure drawing: no number comes from it)
+def plot_predictions(
     dataset: TrainingDataset, result: EvaluationResult, path: str | Path, max_frames: int = 12, columns: int = 4
-) -> Path:
+) -> Path:  # pragma: no mutate block (figure drawing: no number comes from it)
     """A PNG of predictions against labels on evaluated frames, the worst first.
 
     Each panel is one frame: labels are open circles, predictions crosses of the same colour

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import posecore
 from posecore.errors import InputError
 from posecore.filters import FilterConfig, filter_trajectories
 from posecore.io import exports
@@ -100,7 +101,9 @@ def test_exports_refuse_what_they_cannot_write(table, tmp_path):
     with pytest.raises(ValueError, match="unknown values 'smooth'; known: raw, filtered"):
         exports.to_dlc_frame(table, "s", values="smooth")
     pytest.importorskip("ndx_pose")
-    with pytest.raises(ValueError, match="write_nwb takes one instance"):
+    with pytest.raises(
+        ValueError, match=r"^write_nwb takes one instance; select one with table\[table.instance == i\]$"
+    ):
         exports.write_nwb(
             pd.concat([table, table.assign(instance=np.int16(1))]), tmp_path / "v.nwb", keypoint_names=NAMES
         )
@@ -147,3 +150,49 @@ def test_a_file_that_is_not_parquet_is_named(tmp_path):
     written = tmp_path / "ok.parquet"
     pd.DataFrame({"frame": [1, 2]}).to_parquet(written)
     assert exports.read_trajectory_table(written)["frame"].tolist() == [1, 2]
+
+
+def test_deeplabcut_files_follow_the_keypoints_asked_for_the_frames_numbers_and_the_values_asked_for(table, tmp_path):
+    filtered = filter_trajectories(table, FilterConfig("median", window=3, min_score=0.0))
+    later = filtered.assign(frame=filtered.frame + 100, video="m1")  # frames 100..109 of one video
+    order = ("tailbase", "snout", "leftear")
+    exports.write_dlc_csv(later, tmp_path / "v.csv", "s", order, values="filtered")
+    exports.write_dlc_h5(later, tmp_path / "v.h5", "s", order, values="filtered")
+    with pd.HDFStore(tmp_path / "v.h5", mode="r") as store:
+        assert store.get_storer("df_with_missing").is_table, "format='table', as DeepLabCut writes it"
+    for frame in (pd.read_csv(tmp_path / "v.csv", header=[0, 1, 2], index_col=0), pd.read_hdf(tmp_path / "v.h5")):
+        assert list(frame.columns.get_level_values("bodyparts").unique()) == list(order)
+        assert list(frame.index) == list(range(100, 110))
+        point = _point(filtered, 6, "snout")
+        assert np.allclose(frame.loc[106, ("s", "snout", ["x", "y"])], [point.x_filtered, point.y_filtered])
+    assert exports.to_dlc_frame(table.iloc[:0], "s", NAMES).shape == (0, 0)
+
+
+def test_filtered_values_asked_of_a_raw_table_are_refused():
+    with pytest.raises(
+        ValueError, match=r"^values='filtered' needs a table from posecore\.filters\.filter_trajectories$"
+    ):
+        exports._columns(pd.DataFrame({"x": [1.0]}), "filtered")
+
+
+def test_nwb_holds_the_metadata_a_reader_relies_on(table, tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    pytest.importorskip("ndx_pose")
+    exports.write_nwb(table, tmp_path / "v.nwb", keypoint_names=NAMES, skeleton=[(0, 1)], video_path="videos/v.mp4")
+    with pynwb.NWBHDF5IO(str(tmp_path / "v.nwb"), mode="r") as io:
+        nwb = io.read()
+        behavior = nwb.processing["behavior"]
+        pose = behavior["PoseEstimation"]
+        assert behavior.description == "pose estimation" and pose.description == "Keypoints estimated by posecore"
+        assert pose.source_software_version == posecore.__version__
+        assert pose.skeleton.name == "skeleton" and pose.skeleton.edges.dtype == np.uint8
+        snout = pose.pose_estimation_series["snout"]
+        assert snout.unit == "pixels" and snout.data.dtype == np.float64 and snout.confidence.dtype == np.float64
+        assert snout.timestamps.dtype == np.float64
+        assert snout.reference_frame == "(0, 0) is the centre of the top-left pixel of the video frame; y points down"
+        assert snout.confidence_definition == "peak value of the model's confidence map"
+        assert snout.description.startswith("snout: x (column), y (row) in pixels")
+        video = nwb.acquisition["source_video"]
+        assert (video.format, video.unit, list(video.starting_frame)) == ("external", "n.a.", [0])
+        assert video.description == "the video the keypoints were estimated on"
+        assert nwb.session_start_time.utcoffset() is not None
