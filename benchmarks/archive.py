@@ -2,6 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/archive.py [--videos 20] [--seconds 60] [--content testsrc]
     PYTHONPATH=. .venv/bin/python benchmarks/archive.py --repo ../baseline   # another checkout's workflow
+    PYTHONPATH=. python3 benchmarks/archive.py --architecture stacked_densenet   # the shipped model (a GPU)
 
 Generates (once, kept in --out) --videos videos of 640x480, 30 fps, H.264 4:2:0 of --seconds
 each: `testsrc` is ffmpeg's moving test pattern with light sensor noise (about 1 Mbit/s, cheap
@@ -89,7 +90,7 @@ def n_frames(path: Path) -> int:
     return int(path.name.split("-")[1].rstrip("s")) * 30
 
 
-def make_project(project: Path, repo: Path, videos: list[Path]) -> list[str]:
+def make_project(project: Path, repo: Path, videos: list[Path], architecture: str) -> list[str]:
     """A project of the archive with a trained colour readout and probed videos; the stage's targets."""
     if not (project / "labels" / "synth.json").exists():
         shutil.rmtree(project / "labels", ignore_errors=True)
@@ -97,7 +98,10 @@ def make_project(project: Path, repo: Path, videos: list[Path]) -> list[str]:
         subprocess.run([*command, "--videos", "2", "--frames", "60", "--labeled", "20"], check=True, cwd=REPO)
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     config["dataset"]["labels"] = ["labels/labeled-data/*/CollectedData_synth.csv"]
-    config["model"] = {"name": "readout", "architecture": "colour_readout", "hyperparameters": {}}
+    if architecture != "colour_readout":  # the shipped model, e.g. on a GPU
+        config["model"] = {**config["model"], "name": "readout", "architecture": architecture}
+    else:
+        config["model"] = {"name": "readout", "architecture": architecture, "hyperparameters": {}}
     config["train"] = {**config["train"], "max_epochs": 1}
     # The label priors would move peaks about the readout's meaningless maps, at a cost of their
     # own (benchmarks/decoding.py measures decoding); here every map's highest peak.
@@ -171,14 +175,19 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose workflow runs the stage")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "archive")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--architecture",
+        default="colour_readout",
+        help="the model (default: colour_readout, next to nothing); another one takes the config's hyperparameters",
+    )
     args = parser.parse_args()
     repo = args.repo.resolve()
     ENV.update(os.environ, PYTHONPATH=str(repo), PATH=stand_in_path(args.out / f"bin-{os.getpid()}"))
     videos = make_videos(args.out / "videos", args.videos, args.seconds, args.content)
     frames = sum(n_frames(v) for v in videos)
     commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    project = args.out / f"project-{args.content}-{repo.name}"
-    targets = make_project(project, repo, videos)
+    project = args.out / f"project-{args.content}-{args.architecture}-{repo.name}"
+    targets = make_project(project, repo, videos, args.architecture)
     print(f"{len(videos)} videos of {args.seconds} s, 640x480 30 fps 4:2:0 ({args.content}), {frames} frames")
     print(f"workflow of {repo} at {commit.stdout.strip()}, {os.cpu_count()} cores")
     rows = []

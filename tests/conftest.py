@@ -6,6 +6,7 @@ an old Triton would otherwise leave a green run with fewer tests. Outside CI the
 the skips grouped by reason. Tests marked `gpu` skip without a CUDA device (and may).
 """
 
+import hashlib
 import os
 import re
 import subprocess
@@ -25,11 +26,13 @@ SHARED_DATA = Path(os.environ.get("POSECORE_TEST_DATA") or REPO.parent / "shared
 
 NO_GPU = "needs a CUDA device: benchmarks/gpu_session.sh runs it on a GPU machine"
 ALLOWED_SKIPS = (
-    # (marker or reason pattern, why CI may skip it)
-    ("marker:gpu", "CI machines have no GPU; benchmarks/gpu_session.sh runs these first on one"),
-    ("reason:movement needs Python 3.11", "movement itself needs Python 3.11; posecore supports 3.10"),
+    # (marker the test must carry or None, pattern its skip reason must match, why CI may skip it)
+    ("gpu", re.escape(NO_GPU), "CI machines have no GPU; benchmarks/gpu_session.sh runs these first on one"),
+    (None, "^movement needs Python 3.11", "movement itself needs Python 3.11; posecore supports 3.10"),
 )
-"""The skips a CI run accepts. Anything else that skips under CI=true fails the run."""
+"""The skips a CI run accepts, by marker and reason (so that tests written later are covered).
+Anything else that skips under CI=true fails the run: a test marked gpu that skips on a GPU
+machine for another reason (no Triton, say) too."""
 
 _SKIPS: list[tuple[str, str, str | None]] = []  # (test, reason, why CI accepts it or None), this session's
 
@@ -41,9 +44,8 @@ def in_ci() -> bool:
 
 def allowed_skip(markers: set[str], reason: str) -> str | None:
     """Why a skip of a test with `markers` for `reason` is accepted in CI, or None when it is not."""
-    for entry, why in ALLOWED_SKIPS:
-        kind, _, value = entry.partition(":")
-        if (kind == "marker" and value in markers) or (kind == "reason" and re.search(value, reason)):
+    for marker, pattern, why in ALLOWED_SKIPS:
+        if (marker is None or marker in markers) and re.search(pattern, reason):
             return why
     return None
 
@@ -183,3 +185,27 @@ def grey_video_with_track(tmp_path, encode_h264) -> Callable[..., tuple[Path, Pa
         return video, trajectories, peaks
 
     return make
+
+
+@pytest.fixture
+def published_resnet18(tmp_path, monkeypatch) -> tuple[Path, dict[str, torch.Tensor]]:
+    """Seeded ResNet-18 weights 'published' at a file:// address, named with their hash, as torchvision's are.
+
+    posecore.models.pretrained fetches them for `pretrained: imagenet` at depth 18, into a torch
+    hub cache under tmp_path (TORCH_HOME). No network is used. Returns the published file and the
+    weights (torchvision's names, with a classifier).
+    """
+    from posecore.models import pretrained
+    from posecore.models.resnet import ResNetBackbone
+
+    torch.manual_seed(1)
+    state = ResNetBackbone(18, 3, dilate_last=True).state_dict()
+    state |= {"fc.weight": torch.randn(1000, 512), "fc.bias": torch.randn(1000)}
+    (tmp_path / "server").mkdir()
+    staging = tmp_path / "server" / "staging.pth"
+    torch.save(state, staging)
+    source = staging.rename(staging.with_name(f"resnet18-{hashlib.sha256(staging.read_bytes()).hexdigest()[:8]}.pth"))
+    monkeypatch.setattr(pretrained, "BASE_URL", source.parent.as_uri() + "/")
+    monkeypatch.setitem(pretrained.IMAGENET_FILES, 18, source.name)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    return source, state

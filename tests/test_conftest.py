@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import allowed_skip
+from .conftest import NO_GPU, allowed_skip
 
 TESTS = """
 import pytest
@@ -56,8 +56,10 @@ def test_outside_ci_the_run_passes_and_ends_with_the_skips_by_reason(tmp_path):
     assert "CI=true:" not in run.stdout
 
 
-def test_the_allow_list_takes_gpu_tests_and_named_reasons_only():
-    assert allowed_skip({"gpu", "slow"}, "needs a CUDA device") is not None
+def test_the_allow_list_takes_gpu_tests_without_a_gpu_and_named_reasons_only():
+    assert allowed_skip({"gpu", "slow"}, NO_GPU) is not None
+    assert allowed_skip(set(), NO_GPU) is None, "only a test marked gpu may skip for want of a GPU"
+    assert allowed_skip({"gpu"}, "triton is not installed") is None, "a GPU test skipping on a GPU machine"
     assert allowed_skip(set(), "movement needs Python 3.11 or newer") is not None
     assert allowed_skip({"slow"}, "../shared/data is not available") is None
     assert allowed_skip(set(), "no Chromium to test the report in: apt-get failed") is None

@@ -12,14 +12,41 @@ SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
+RIG = "arena"
+"""The name the tests give a rig: threed.rigs maps names of the user's choosing to rig sections."""
+
+
 def sections(schema: dict, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Every section of the config (an object with named keys), by its key path; model.hyperparameters,
-    a free mapping of the architecture's arguments that the model registry checks, has none."""
+    """Every section of the config (an object with named keys), by its key path, a mapping of
+    sections by name (threed.rigs) entering one named RIG; model.hyperparameters, a free mapping
+    of the architecture's arguments that the model registry checks, has none."""
     found = []
     for name, sub in schema["properties"].items():
         if sub.get("type") == "object" and "properties" in sub:
             found += [(*path, name), *sections(sub, (*path, name))]
+        elif isinstance(named := sub.get("additionalProperties"), dict) and "properties" in named:
+            found += [(*path, name, RIG), *sections(named, (*path, name, RIG))]
     return found
+
+
+SECTIONS = sections(SCHEMA)
+
+
+def config_with_a_rig() -> dict:
+    """The bundled config with one valid rig, so that a rig's sections can be broken one at a time."""
+    config = copy.deepcopy(CONFIG)
+    config["threed"]["rigs"][RIG] = {
+        "board": {"type": "charuco", "squares_x": 8, "squares_y": 11, "square_mm": 24.0, "marker_mm": 18.75},
+        "cameras": {"back": "data/calibration/back/*.jpg", "top": "data/calibration/top/*.jpg"},
+    }
+    return config
+
+
+def schema_at(path: tuple[str, ...]) -> dict:
+    schema = SCHEMA
+    for name in path:
+        schema = schema["properties"][name] if name != RIG else schema["additionalProperties"]
+    return schema
 
 
 SECTIONS = sections(SCHEMA)
@@ -33,19 +60,20 @@ def refusal(config: dict) -> str:
 
 def test_the_bundled_config_passes_and_every_section_is_checked():
     check_config(copy.deepcopy(CONFIG), SCHEMA, "config/config.yaml")
+    check_config(config_with_a_rig(), SCHEMA, "config/config.yaml")
     assert {".".join(s) for s in SECTIONS} == {
         "dataset", "dataset.split", "extract_frames", "outliers", "labeled_videos", "model", "train",
-        "inference", "learning_curve", "qc",
+        "inference", "learning_curve", "qc", "threed", "threed.rigs.arena", "threed.rigs.arena.board",
+        "threed.rigs.arena.calibration", "threed.triangulation", "threed.triangulation.refinement",
     }  # fmt: skip
 
 
 @pytest.mark.parametrize("section", SECTIONS, ids=".".join)
 def test_a_typo_in_a_section_is_one_line_naming_its_path_and_the_closest_key(section):
-    config, schema = copy.deepcopy(CONFIG), SCHEMA
-    node = config
+    config = node = config_with_a_rig()
     for name in section:
-        node, schema = node.setdefault(name, {}), schema["properties"][name]
-    meant = max(schema["properties"], key=len)  # its longest key, with two letters swapped
+        node = node.setdefault(name, {})
+    meant = max(schema_at(section)["properties"], key=len)  # its longest key, with two letters swapped
     typo = meant[0] + meant[2] + meant[1] + meant[3:]
     node[typo] = 1
     message = refusal(config)

@@ -1,4 +1,4 @@
-"""Keypoint trajectories in Parquet (DESIGN.md, "Trajectories").
+"""Keypoint trajectories in Parquet (docs/design.md, "Trajectories").
 
 Long format, one row per (video, frame, instance, keypoint). Files hold the columns of
 `SCHEMA`; the `video` column comes from the hive partition folder (`video=<name>/`) of the

@@ -1,4 +1,4 @@
-"""Exact video probing and frame reading through ffmpeg-python (DESIGN.md, "Video reading").
+"""Exact video probing and frame reading through ffmpeg-python (docs/design.md, "Video reading").
 
 The contract: reading frames [start, stop) gives, byte for byte, the frames that a full
 sequential decode gives at those indices. A frame's index is its position in the decoder's

@@ -138,3 +138,37 @@ def find_failures(
         elif trajectories_dir is not None:
             failures[video] = f"no trajectories, and no error in its logs under {logs_dir} (killed, or not run yet)"
     return failures
+
+
+_RUN_ERROR = re.compile(r"^Error in (rule|group) ([\w.-]+):\n((?:[ \t]+.*\n?)*)", re.MULTILINE)
+_RUN_ERROR_LOG = re.compile(r"^\s+log: (\S+)", re.MULTILINE)
+
+
+def failed_jobs(run_log: str) -> list[tuple[str, Path | None]]:
+    """The jobs a Snakemake run reports as failed, from its log: (rule or group, the job's log).
+
+    Args:
+        run_log: the text of Snakemake's log of the run (`.snakemake/log/...snakemake.log`).
+
+    Returns:
+        Each failed job once, in the order they failed: "train", or "group prepare" for a job
+        group, with the first log file it names (None when it names none).
+    """
+    found: list[tuple[str, Path | None]] = []
+    for match in _RUN_ERROR.finditer(run_log):
+        kind, name, block = match.groups()
+        log = _RUN_ERROR_LOG.search(block)
+        job = (name if kind == "rule" else f"group {name}", Path(log.group(1)) if log else None)
+        if job not in found:
+            found.append(job)
+    return found
+
+
+def failure_notice(jobs: Sequence[tuple[str, Path | None]]) -> list[str]:
+    """One line per failed job: its name, its log and the error at the end of that log."""
+    lines = []
+    for job, log in jobs:
+        error = last_error(_read_tail(log)) if log is not None and log.is_file() else None
+        where = f" ({log})" if log is not None else ""
+        lines.append(f"{job} failed{where}" + (f": {error}" if error else ""))
+    return lines

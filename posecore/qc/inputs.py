@@ -1,7 +1,7 @@
 """The QC report's inputs: the artefacts of the other stages, read and checked against their contracts.
 
 Each reader raises `InputError` naming the file and the key when an artefact breaks its
-contract (DESIGN.md), so a report is never built from inputs that don't fit together.
+contract (docs/design.md), so a report is never built from inputs that don't fit together.
 """
 
 from __future__ import annotations

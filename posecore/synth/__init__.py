@@ -5,6 +5,10 @@ moving over a textured arena, the exact keypoint positions of every frame, and a
 subset in DeepLabCut's layout, so that the demo needs no download and goes through the same
 label import as real data. The modules, back to front: `animal` (body plan, keypoints,
 motion), `render` (numpy drawing), `scene` (one video's content), `media` (ffmpeg in and out), `archive` (the files).
+
+For multi-camera 3D: `rig` (cameras with known lenses and poses, a board seen by them, rendered
+board images), `animal3d` (the animal walking in 3D and its view in every camera) and
+`rig_archive` (a synthetic session on disk: calibration images, one video per camera, ground truth).
 """
 
 from posecore.synth.animal import KEYPOINTS, SKELETON, SWAP_PAIRS

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from posecore.errors import InputError
-from posecore.qc.archive import ArchiveConfig, archive_qc, archive_section
-from posecore.qc.archive_html import slug
+from posecore.qc.archive import ArchiveConfig, archive_qc
+from posecore.qc.archive_html import archive_section, slug
 from posecore.qc.clips import draw_points
 from posecore.qc.failures import find_failures
 from posecore.qc.inputs import read_probes

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from posecore.qc.failures import find_failures, last_error
+from posecore.qc.failures import failed_jobs, failure_notice, find_failures, last_error
 
 CHAINED = """\
 some progress output
@@ -88,3 +88,32 @@ def test_only_the_tail_of_a_huge_log_is_read(tmp_path):
     old = "Traceback (most recent call last):\n  x\nValueError: old\n"
     _log(logs, "probe_video/v.log", old + noise + "error: new\n")
     assert find_failures(logs, "m", ["v"]) == {"v": f"probe_video failed ({logs / 'probe_video/v.log'}): error: new"}
+
+
+RUN_LOG = """Select jobs to execute...
+[Sat Dec  5 16:01:31 2026]
+Error in rule train:
+    message: None
+    jobid: 3
+    input: results/datasets/demo.h5
+    output: results/models/demo/model.pt
+    log: logs/train/demo.log (check log file(s) for error details)
+Error in group prepare:
+    jobs:
+        rule probe_video:
+            jobid: 7
+Error in rule train:
+    message: None
+    log: logs/train/demo.log (check log file(s) for error details)
+Shutting down, this might take some time.
+"""
+
+
+def test_the_failed_jobs_of_a_run_come_from_snakemakes_log_once_each(tmp_path):
+    assert failed_jobs(RUN_LOG) == [("train", Path("logs/train/demo.log")), ("group prepare", None)]
+    assert failed_jobs("Complete log: x\n") == []
+    log = _log(tmp_path, "train/demo.log", "Traceback (most recent call last):\n  x\nValueError: growth_rate 0\n")
+    assert failure_notice([("train", log), ("group prepare", None)]) == [
+        f"train failed ({log}): ValueError: growth_rate 0",
+        "group prepare failed",
+    ]

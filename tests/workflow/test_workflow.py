@@ -236,6 +236,9 @@ def test_a_corrupt_video_fails_alone(finished_project, demo_config):
     # The QC report is still built, over the videos that finished, and names the failure.
     html = (workdir / "results/qc/demo/report.html").read_text()
     assert "broken.mp4" in html and "mouse-000" in html
+    # On top, the job that failed, its log and its error, and that what the page shows may be stale.
+    assert "built after a run in which jobs failed" in html
+    assert "aggregate failed (logs/aggregate/demo/broken.log): VideoError: " in html
     write_config(workdir, demo_config, videos[:2])
 
 
@@ -300,7 +303,7 @@ def test_a_broken_video_sheet_stops_before_any_job(dry_project, name):
     result = dry_run(name=name)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "Error validating row 0 of data frame" in output and repr(name) in output
+    assert "config/videos.tsv (row 2): column video: " in output and repr(name) in output
     assert not (workdir / "results").exists()
 
 
@@ -321,3 +324,23 @@ def test_the_learning_curve_rule_measures_test_error_against_training_frames(fin
     assert list(curve["n_train"]) == [4, n_train]
     assert curve["rmse_px"].notna().all() and (project / "results/models/demo/learning_curve/n4/model.pt").is_file()
     assert (project / "results/models/demo/learning_curve/learning_curve.png").stat().st_size > 0
+
+
+def test_a_failed_reassembly_keeps_the_last_good_dataset_and_model(finished_project, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(finished_project, project)
+    history = project / "results/datasets/history/demo"
+    (kept,) = list(history.iterdir())
+    model_history = list((project / "results/models/demo/history").iterdir())
+    assert (kept / "demo.h5").read_bytes() == (project / "results/datasets/demo.h5").read_bytes()
+    # A labeler saves a label file with a broken row: the dataset is assembled anew, and fails.
+    labels = next((project / "data/demo/labeled-data").glob("*/CollectedData_synth.csv"))
+    labels.write_text(labels.read_text() + "labeled-data/x/img0999.png" + ",oops" * 12 + "\n")
+    result = snakemake(project, check=False)
+    assert result.returncode != 0 and not (project / "results/datasets/demo.h5").exists()
+    # The last good dataset and model are still there, and the report says what failed.
+    assert list(history.iterdir()) == [kept] and read_dataset(kept / "demo.h5").images.shape[0] > 0
+    assert list((project / "results/models/demo/history").iterdir()) == model_history
+    assert (model_history[0] / "model.pt").stat().st_size > 0
+    html = (project / "results/qc/demo/report.html").read_text()
+    assert "assemble_dataset failed (logs/assemble_dataset/demo.log)" in html

@@ -7,13 +7,19 @@ import os
 import re
 import sys
 
-import pandas as pd
-from snakemake.utils import validate
+from pathlib import Path
+
 
 from posecore.hugepages import with_huge_pages
+from posecore.errors import InputError
 from posecore.infer.plan import read_plan
+from posecore.io.assemble import SplitConfig
 from posecore.io.ffmpeg_tools import ffmpeg_executable, ffprobe_executable
 from posecore.schema import check_config, load_schema
+from posecore.sheet import check_video_files, read_video_sheet
+from posecore.threed.boards import Board
+from posecore.threed.options import CalibrationConfig, TriangulationConfig
+from posecore.threed.sheet import calibration_sources, sessions_of_sheet
 from posecore.train.config import ModelConfig, TrainConfig
 
 # Every job's process inherits Snakemake's environment: its models then run on huge pages
@@ -35,33 +41,33 @@ check_config(
 # how to install them (a GPU node that pip alone set up has neither).
 ffmpeg_executable(), ffprobe_executable()
 
-VIDEOS = pd.read_csv(config["videos"], sep="\t", dtype=str, comment="#").fillna("")
-BOOLEANS = {
-    "true": True,
-    "yes": True,
-    "1": True,
-    "false": False,
-    "no": False,
-    "0": False,
-    "": False,
-}
-for column in ("labeling", "refine"):
-    if column in VIDEOS.columns:
-        # Anything else stays a string, which the schema then refuses, naming the column.
-        VIDEOS[column] = [BOOLEANS.get(value.lower(), value) for value in VIDEOS[column]]
-validate(VIDEOS, schema="../schemas/videos.schema.yaml")
-if VIDEOS["video"].duplicated().any():
-    raise ValueError(
-        f"{config['videos']}: video names must be unique, repeated: "
-        f"{sorted(set(VIDEOS['video'][VIDEOS['video'].duplicated()]))}"
-    )
-VIDEOS = VIDEOS.set_index("video", drop=False)
+# The video sheet, each row checked against its schema, and every video file there: a wrong row
+# or a missing file stops the run before any job, naming the sheet's row (as a spreadsheet
+# counts them). A sheet with a header alone is an archive without videos yet.
+VIDEOS = read_video_sheet(
+    config["videos"], Path(workflow.basedir) / "schemas" / "videos.schema.yaml"
+)
+check_video_files(VIDEOS, config["videos"])
 DATASET = config["dataset"]["name"]
 MODEL = config["model"]["name"]
 # Parsed once here, so that a bad value or hyperparameter stops the run before any job.
 MODEL_CONFIG = {key: value for key, value in config["model"].items() if key != "name"}
 ModelConfig.from_dict(MODEL_CONFIG, CONFIG_SOURCE)
 TrainConfig.from_dict(config["train"], CONFIG_SOURCE)
+try:
+    SplitConfig(**config["dataset"]["split"])
+except ValueError as error:
+    raise InputError(CONFIG_SOURCE, str(error), where="key dataset.split") from None
+# Multi-camera 3D: the config's rigs and the sheet's sessions (videos grouped by their `session`
+# column), checked here so that a bad board, option or session stops the run before any job.
+RIGS = config["threed"]["rigs"]
+for rig_name, rig in RIGS.items():
+    Board.from_dict(rig["board"], f"{CONFIG_SOURCE}: threed.rigs.{rig_name}.board")
+    CalibrationConfig.from_dict(
+        rig.get("calibration", {}), f"{CONFIG_SOURCE}: threed.rigs.{rig_name}.calibration"
+    )
+TriangulationConfig.from_dict(config["threed"]["triangulation"], f"{CONFIG_SOURCE}: threed")
+SESSIONS = sessions_of_sheet(VIDEOS.to_dict("records"), RIGS, config["videos"])
 
 
 # Video names as the sheet's schema allows them: a pattern, not an alternation of every name,
@@ -73,6 +79,8 @@ wildcard_constraints:
     model=re.escape(MODEL),
     job=r"\d{5}",
     batch=r"\d{5}",
+    session=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    rig=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
 VIDEO_PATHS = VIDEOS["path"].to_dict()
@@ -96,12 +104,19 @@ def video_path(wildcards):
 def label_files():
     """Every label file the config names, glob patterns expanded, in a stable order.
 
-    A pattern that matches nothing is kept as it is, so that Snakemake reports it as a
-    missing input of assemble_dataset instead of the workflow failing to load.
+    A pattern that matches no file stops the run before any job, naming it: otherwise a dataset
+    already built would be taken as up to date and the new labels never used.
     """
     files = []
-    for pattern in config["dataset"]["labels"]:
-        files.extend(sorted(glob.glob(pattern)) or [pattern])
+    for i, pattern in enumerate(config["dataset"]["labels"]):
+        matched = sorted(glob.glob(pattern))
+        if not matched:
+            raise InputError(
+                CONFIG_SOURCE,
+                f"{pattern!r} matches no label file (relative to {os.getcwd()})",
+                where=f"key dataset.labels[{i}]",
+            )
+        files.extend(matched)
     return files
 
 
@@ -160,6 +175,23 @@ def video_records(wildcards):
     )
 
 
+def calibration_inputs(rig):
+    """Every calibration image or video of a rig of the config (threed.rigs), in a stable order."""
+    if rig not in RIGS:
+        raise ValueError(f"{CONFIG_SOURCE}: no rig named {rig!r} under threed.rigs")
+    files = []
+    for sources in calibration_sources(RIGS[rig]).values():
+        files.extend([sources] if isinstance(sources, str) else sources)
+    return files
+
+
+def session_videos(session):
+    """The videos of a session of the sheet, in the sheet's order (one per camera)."""
+    if session not in SESSIONS:
+        raise ValueError(f"{config['videos']}: no session named {session!r} in the sheet")
+    return [view.video for view in SESSIONS[session].views]
+
+
 def marked_videos(column):
     """Videos the sheet marks true in a boolean column (labeling, refine)."""
     if column not in VIDEOS.columns:
@@ -178,52 +210,83 @@ def all_targets():
         *expand(
             "results/labeling/refine/{model}/{video}", model=MODEL, video=marked_videos("refine")
         ),
+        *expand("results/calibration/{rig}/calibration.toml", rig=RIGS),
+        *expand(
+            "results/trajectories3d/{model}/session={session}/part-0.parquet",
+            model=MODEL,
+            session=SESSIONS,
+        ),
     ]
 
 
-def report_after_failure():
+def qc_report_files(model):
+    """The files the QC report of `model` reads, by name (the qc_report rule's inputs, and the
+    report after a failed run: one list, so that the two cannot differ)."""
+    return {
+        "dataset_h5": expand(rules.assemble_dataset.output.dataset, dataset=DATASET)[0],
+        "metrics_json": expand(rules.evaluate.output.metrics, model=model)[0],
+        "predictions_parquet": expand(rules.evaluate.output.predictions, model=model)[0],
+        "training_csv": expand(rules.train.output.curves, model=model)[0],
+        "trajectories": expand(
+            rules.aggregate.output.trajectories, model=model, video=VIDEOS.index
+        ),
+        "probe_jsons": expand(rules.probe_video.output.probe, video=VIDEOS.index),
+        "plan_tsv": ancient(rules.plan_inference.output.plan),
+        # Multi-camera 3D (none for a single-camera archive): each rig's calibration.toml and
+        # corners.parquet, rig after rig; each session's 3D trajectories.
+        "calibrations": [
+            path
+            for rig in RIGS
+            for path in expand(
+                [rules.calibrate.output.calibration, rules.calibrate.output.corners], rig=rig
+            )
+        ],
+        "points3d": expand(rules.triangulate.output.trajectories, model=model, session=SESSIONS),
+    }
+
+
+def qc_report_settings(model):
+    """What else the QC report of `model` needs: where to look, and the config's qc section."""
+    return {
+        "videos": VIDEOS.index.tolist(),
+        "video_paths": VIDEO_PATHS,
+        "trajectories_dir": f"results/trajectories/{model}",
+        "logs_dir": "logs",
+        "benchmarks_dir": "benchmarks",
+        "records_dir": f"results/predictions/{model}/jobs",
+        "qc": config["qc"],
+        "rigs": list(RIGS),
+        "sessions": list(SESSIONS),
+        "skeleton": config["dataset"].get("skeleton", []),
+    }
+
+
+def report_after_failure(log):
     """Build the QC report from what the run left, when jobs failed (the Snakefile's onerror).
 
     With --keep-going every other video finishes, but qc_report, which needs every video, does not
-    run; this builds the same page from the outputs there are, listing the failed videos with the
-    error from their logs. Snakemake did not make these files, so they are dated 1970: the next
-    run rebuilds them through qc_report. A failure here is reported, never raised over the run's own.
+    run; this builds the same page from the files there are, listing the failed videos with the
+    error from their logs, and, on top, the jobs that failed (from Snakemake's log of the run) and
+    that what it shows may be stale. Snakemake did not make these files, so they are dated 1970:
+    the next run rebuilds them through qc_report. A failure here is reported, never raised over
+    the run's own.
     """
-    from pathlib import Path
+    from posecore.qc.failures import failed_jobs
+    from posecore.qc.report import workflow_report
 
-    from posecore.qc.archive import ArchiveConfig
-    from posecore.qc.report import build_report
-
-    model = Path("results/models") / MODEL
-    training = {
-        "dataset_h5": Path(f"results/datasets/{DATASET}.h5"),
-        "metrics_json": model / "eval" / "metrics.json",
-        "predictions_parquet": model / "eval" / "predictions.parquet",
-        "training_csv": model / "metrics.csv",
-    }
-    if not all(path.exists() for path in training.values()):
-        training = {"dataset_h5": training["dataset_h5"]} if training["dataset_h5"].exists() else {}
     html = Path(f"results/qc/{MODEL}/report.html")
     figures = html.parent / "figures"
     try:
-        build_report(
-            html,
-            model_name=MODEL,
-            trajectories_dir=Path(f"results/trajectories/{MODEL}"),
-            probe_jsons=[
-                p
-                for p in map(Path, expand(rules.probe_video.output.probe, video=VIDEOS.index))
-                if p.exists()
-            ],
-            videos=list(VIDEOS.index),
-            logs_dir=Path("logs"),
-            benchmarks_dir=Path("benchmarks"),
-            records_dir=Path(f"results/predictions/{MODEL}/jobs"),
-            plan_tsv=Path("results/shards/plan.tsv"),
-            video_paths=VIDEO_PATHS,
-            figures_dir=figures,
-            config=ArchiveConfig.from_dict(config["qc"], "config: qc"),
-            **training,
+        # Snakemake gives the log files of the run (a list in Snakemake 9, one path before).
+        logs = [log] if isinstance(log, (str, os.PathLike)) else list(log or ())
+        failed = [
+            job
+            for path in logs
+            if Path(path).is_file()
+            for job in failed_jobs(Path(path).read_text())
+        ]
+        workflow_report(
+            html, figures, MODEL, qc_report_files(MODEL), qc_report_settings(MODEL), failed=failed
         )
     except Exception as error:
         print(

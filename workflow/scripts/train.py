@@ -2,9 +2,11 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+import hashlib
 from pathlib import Path
 
 from posecore.io.dataset import read_dataset
+from posecore.io.history import keep_outputs
 from posecore.train.config import ModelConfig, TrainConfig
 from posecore.train.fit import train_model
 
@@ -16,3 +18,6 @@ result = train_model(
     source=snakemake.input.dataset[0],
 )
 print(result, file=sys.stderr)
+# Kept aside, so that a failed retrain leaves this model readable (posecore.io.history).
+model = Path(snakemake.output.model)
+keep_outputs(snakemake.output, model.parent / "history", hashlib.sha256(model.read_bytes()).hexdigest()[:12])
