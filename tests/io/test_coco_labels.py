@@ -71,6 +71,17 @@ def test_images_are_found_in_the_images_folder_and_loaded(tmp_path: Path) -> Non
     np.testing.assert_array_equal(image, np.asarray(Image.open(tmp_path / "images" / "img0002.png")))
 
 
+def test_categories_that_name_the_same_keypoints_are_read_together(tmp_path: Path) -> None:
+    # A second animal category with the same keypoints (a juvenile mouse, say): its annotations
+    # are labels of the same keypoints, not a file to refuse.
+    data = _coco(tmp_path)
+    data["categories"].append({"id": 3, "name": "juvenile", "keypoints": list(NAMES)})
+    data["annotations"][3] = {"id": 4, "image_id": 11, "category_id": 3, "keypoints": [5, 6, 2, 0, 0, 0, 7, 8, 2]}
+    table = read_coco(_write(tmp_path, data))
+    assert table.image_paths == ("img0000.png", "img0001.png", "img0002.png")
+    np.testing.assert_array_equal(table.keypoints[1], [[5, 6], [np.nan, np.nan], [7, 8]])
+
+
 def test_coco_written_by_sleap_io_reads_the_sleap_numbers(
     tmp_path: Path, sleap_project: Path, sleap_points: np.ndarray
 ) -> None:
