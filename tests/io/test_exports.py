@@ -77,7 +77,10 @@ def test_nwb_reads_back_with_pynwb(table, tmp_path):
         assert np.isclose(leftear.confidence[7], row.score, atol=1e-6)
         assert np.isclose(leftear.timestamps[7], 7 / 30.0)
         assert np.isnan(pose.pose_estimation_series["tailbase"].data[1]).all()
-        assert list(pose.source_video.external_file[:]) == ["videos/v.mp4"]
+        video = pose.source_video
+        assert list(video.external_file[:]) == ["videos/v.mp4"] and video.format == "external"
+        assert list(video.starting_frame[:]) == [0] and np.isclose(video.timestamps[7], 7 / 30.0)
+        assert leftear.unit == "pixels" and leftear.reference_frame
 
 
 def test_two_animals_get_deeplabcuts_individuals_level_and_keypoints_keep_the_tables_order(table):
