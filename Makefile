@@ -1,6 +1,7 @@
 # posecore: the two commands of the README.
 #   make demo   generate the bundled synthetic archive and run the whole workflow on it
 #   make test   lint (ruff, snakefmt, snakemake --lint) and run the test suite
+#   make mutation   mutation testing of the modules numbers come from (hours: not part of make test)
 # Both set up what they need on a fresh machine that has only Python, and are quick the
 # second time (the virtual environment is rebuilt only when pyproject.toml changes).
 
@@ -12,7 +13,7 @@ CORES ?= 2
 # gigabytes of CUDA packages. Change it here (and in environment.yml) on purpose only.
 TORCH ?= torch==2.13.0
 
-.PHONY: install ffmpeg demo test lint clean
+.PHONY: install ffmpeg demo test lint mutation clean
 
 install: $(VENV)/.installed ffmpeg
 
@@ -51,5 +52,11 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest
 
+# mutmut over the modules of pyproject.toml's [tool.mutmut], one at a time, each with its score
+# (benchmarks/mutation.sh); MODULES="posecore.ops.peaks" runs only those.
+mutation: install
+	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
+	PYTHON=$(BIN)/python bash benchmarks/mutation.sh $(MODULES)
+
 clean:
-	rm -rf results logs .snakemake data/demo
+	rm -rf results logs .snakemake data/demo mutants

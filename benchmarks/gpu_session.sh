@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of one session, in one call of about nine minutes (a lent GPU machine's time is
+# The GPU checks of one session, in one call of about ten minutes (a lent GPU machine's time is
 # short: see benchmarks/RESULTS.md, "GPU"). Run from the repository root on a CUDA machine whose
 # python3 has torch, triton and pytorch-lightning:
 #
@@ -10,6 +10,12 @@
 # dependency future) travel as wheels. The first try, 2026-12-04, ran the predictor on the CPU
 # and spent the session's GPU time there: check a step's device in its first line of output.
 #
+# 0. first, every test marked `gpu` (pytest -m gpu over tests/, about a minute): each asserts which
+#    implementation ran (the Triton kernel compiled for the GPU, the model on CUDA, bfloat16 and
+#    compiled as the workflow runs it there) and compares with the CPU path; the list of what
+#    passed, failed or skipped is printed at once. The inference-job test reads videos: it needs
+#    ffmpeg and ffprobe on PATH there (the first lines say whether they are), or it errors;
+#    modules that cannot be imported there (sleap-io, pynwb, ...) are reported and left out.
 # 1. peaks.py: the Triton kernel compiled, timed and checked against the reference (float32, float16);
 # 2. inference.py --random-frames: predict (bfloat16 forward and peaks) eager and compiled;
 # 3. accuracy.py: the default model on both datasets for MINUTES each, the two runs side by side
@@ -33,7 +39,10 @@ step() { # name seconds command...: run one step under a time limit, its output 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
 $py -c "import torch, triton, pytorch_lightning as pl; print('torch', torch.__version__, 'triton', triton.__version__, 'lightning', pl.__version__)"
 nproc
+echo "ffmpeg: $(command -v ffmpeg || echo missing), ffprobe: $(command -v ffprobe || echo missing)"
 date +%T
+step gpu-tests 240 $py -m pytest -m gpu -v -rA -p no:cacheprovider --continue-on-collection-errors tests
+grep -E "::.* (PASSED|FAILED|ERROR|SKIPPED)|^(FAILED|ERROR) |[0-9]+ (passed|failed|errors?|skipped)" "$out/gpu-tests.log"
 {
     $py benchmarks/peaks.py --repeats 50
     $py benchmarks/peaks.py --repeats 50 --dtype float16
@@ -61,6 +70,7 @@ for dataset in dlc-openfield lp-mirror-mouse; do
 done
 
 echo "---- summary"
+grep -E "::.* (PASSED|FAILED|ERROR|SKIPPED)" "$out/gpu-tests.log" | sed 's/^/gpu-tests: /'
 grep -v "^torch\|^GPU" "$out/peaks.log" | grep -i "triton\|reference  cuda\|error\|Traceback" | head -24
 grep "predict on\|Error" "$out/predict.log"
 tail -3 "$out/ops.log"

@@ -205,7 +205,7 @@ def _json_ready(value: Any) -> Any:
 
 def plot_predictions(
     dataset: TrainingDataset, result: EvaluationResult, path: str | Path, max_frames: int = 12, columns: int = 4
-) -> Path:
+) -> Path:  # pragma: no mutate block (figure drawing: no number comes from it)
     """A PNG of predictions against labels on evaluated frames, the worst first.
 
     Each panel is one frame: labels are open circles, predictions crosses of the same colour
@@ -333,7 +333,7 @@ def learning_curve(
     return curve
 
 
-def _plot_curve(curve: pd.DataFrame, path: Path) -> None:
+def _plot_curve(curve: pd.DataFrame, path: Path) -> None:  # pragma: no mutate block (figure drawing)
     """Test RMSE, median and 90th percentile against training frames, on a log x axis."""
     import matplotlib
 

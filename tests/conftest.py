@@ -1,7 +1,16 @@
-"""Fixtures shared across the test suite."""
+"""Fixtures shared across the test suite, and the rule that a skip in CI is a failure.
+
+Under CI=true (`.ci/run`), a test that skips fails the run unless its skip is on
+`ALLOWED_SKIPS`: a missing ../shared/data, SLURM or Chromium that could not be installed, or
+an old Triton would otherwise leave a green run with fewer tests. Outside CI the run ends with
+the skips grouped by reason. Tests marked `gpu` skip without a CUDA device (and may).
+"""
 
 import hashlib
+import os
+import re
 import subprocess
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +19,103 @@ import pytest
 import torch
 
 from posecore.io.video import ffmpeg_executable
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("POSECORE_TEST_DATA") or REPO.parent / "shared" / "data")
+"""The real labeled datasets (../shared/data beside the repository; POSECORE_TEST_DATA elsewhere)."""
+
+NO_GPU = "needs a CUDA device: benchmarks/gpu_session.sh runs it on a GPU machine"
+ALLOWED_SKIPS = (
+    # (marker the test must carry or None, pattern its skip reason must match, why CI may skip it)
+    ("gpu", re.escape(NO_GPU), "CI machines have no GPU; benchmarks/gpu_session.sh runs these first on one"),
+    (None, "^movement needs Python 3.11", "movement itself needs Python 3.11; posecore supports 3.10"),
+)
+"""The skips a CI run accepts, by marker and reason (so that tests written later are covered).
+Anything else that skips under CI=true fails the run: a test marked gpu that skips on a GPU
+machine for another reason (no Triton, say) too."""
+
+_SKIPS: list[tuple[str, str, str | None]] = []  # (test, reason, why CI accepts it or None), this session's
+
+
+def in_ci() -> bool:
+    """Whether this run is CI's (CI=true, as `.ci/run` and CI services set it)."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def allowed_skip(markers: set[str], reason: str) -> str | None:
+    """Why a skip of a test with `markers` for `reason` is accepted in CI, or None when it is not."""
+    for marker, pattern, why in ALLOWED_SKIPS:
+        if (marker is None or marker in markers) and re.search(pattern, reason):
+            return why
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("gpu") is not None and not torch.cuda.is_available():
+        pytest.skip(NO_GPU)
+
+
+def _record_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and isinstance(report.longrepr, tuple):
+        markers = set(getattr(report, "keywords", {}))
+        reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        _SKIPS.append((report.nodeid, reason, allowed_skip(markers, reason)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _record_skip(report)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    _record_skip(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI, a skip that is not allowed fails a run that would otherwise pass."""
+    refused = [skip for skip in _SKIPS if skip[2] is None]
+    if in_ci() and refused and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The skips by reason, and under CI the ones that fail the run, saying what is missing."""
+    skips = _SKIPS
+    if not skips:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section(f"{len(skips)} skipped, by reason")
+    for (reason, why), count in Counter((reason, why) for _, reason, why in skips).most_common():
+        write(f"{count:4d}  {reason}" + (f"  [allowed in CI: {why}]" if why else ""))
+    refused = [(node, reason) for node, reason, why in skips if why is None]
+    if in_ci() and refused:
+        terminalreporter.section(f"CI=true: {len(refused)} tests skipped that must run", sep="!", red=True)
+        for node, reason in refused:
+            write(f"{node}: {reason}", red=True)
+        write("Install what is missing, or add the skip to ALLOWED_SKIPS in tests/conftest.py saying why.", bold=True)
+
+
+@pytest.fixture
+def peak_finder_calls(monkeypatch) -> list[tuple[str, str]]:
+    """Each call of a peak finder from here on, as (implementation, device of its maps): which one ran.
+
+    "triton" is `posecore.ops.peaks_triton.find_peaks_triton` (the kernel), "reference" is
+    `posecore.ops.peaks.find_peaks_reference`; both still compute their answer.
+    """
+    import posecore.ops.peaks as peaks
+    import posecore.ops.peaks_triton as kernel
+
+    calls = []
+
+    def spy(name: str, finder: Callable) -> Callable:
+        def run(maps, *args, **kwargs):
+            calls.append((name, maps.device.type))
+            return finder(maps, *args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(peaks, "find_peaks_reference", spy("reference", peaks.find_peaks_reference))
+    monkeypatch.setattr(kernel, "find_peaks_triton", spy("triton", kernel.find_peaks_triton))
+    return calls
 
 
 @pytest.fixture

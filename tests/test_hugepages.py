@@ -24,7 +24,7 @@ def test_an_explicit_setting_is_left_alone(environment):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the restart happens on Linux only")
-def test_a_process_restarts_once_with_huge_pages_and_the_command_line_does_so(tmp_path):
+def test_a_process_restarts_once_with_huge_pages(tmp_path):
     environment = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "POSECORE_HUGE_PAGES")}
     script = (
         "import os, sys; from posecore.hugepages import restart_with_huge_pages; print('start', flush=True); "
@@ -40,10 +40,38 @@ def test_a_process_restarts_once_with_huge_pages_and_the_command_line_does_so(tm
         capture_output=True, text=True, env={**environment, "POSECORE_HUGE_PAGES": "0"}, check=True,
     )  # fmt: skip
     assert opted_out.stdout.splitlines() == ["start", "done"]
-    command = [sys.executable, "-m", "posecore", "--version"]
-    assert subprocess.run(command, capture_output=True, text=True, env=environment, check=True).stdout.startswith(
-        "posecore "
+
+
+# Imported first by every Python process started with its folder on PYTHONPATH: says how it was started.
+SITECUSTOMIZE = """
+import os, sys
+print("python", os.environ.get("GLIBC_TUNABLES", "-"), *sys.argv, file=sys.stderr, flush=True)
+"""
+CONSOLE_SCRIPT = "import sys; from posecore.cli import main; sys.exit(main())"  # what pip's `posecore` runs
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the restart happens on Linux only")
+@pytest.mark.parametrize(
+    ("environment", "starts"),
+    [
+        ({}, [["-", "-c", "synth", "--frames", "x"], ["glibc.malloc.hugetlb=1", "-m", "synth", "--frames", "x"]]),
+        ({"POSECORE_HUGE_PAGES": "0"}, [["-", "-c", "synth", "--frames", "x"]]),
+        ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, [["glibc.malloc.hugetlb=0", "-c", "synth", "--frames", "x"]]),
+    ],
+    ids=["restarts once", "opted out", "the user's own setting"],
+)
+def test_the_posecore_command_restarts_itself_once_with_huge_pages(tmp_path, environment, starts):
+    (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    inherited = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "POSECORE_HUGE_PAGES")}
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    env = {**inherited, **environment, "PYTHONPATH": path}
+    run = subprocess.run(
+        [sys.executable, "-c", CONSOLE_SCRIPT, "synth", "--frames", "x"], capture_output=True, text=True, env=env
     )
+    lines = run.stderr.splitlines()
+    assert [line.split()[1:] for line in lines if line.startswith("python ")] == starts
+    # The restarted process parses the same arguments: argparse's error, and its exit status, come back.
+    assert run.returncode == 2 and "argument --frames: invalid int value: 'x'" in run.stderr
 
 
 HEAP_CHECK = """

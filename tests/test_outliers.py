@@ -11,7 +11,9 @@ from posecore.io.trajectories import Provenance, keypoint_table, write_atomic
 from posecore.io.video import probe, read_frame_array
 from posecore.outliers import OutlierConfig, extract_outliers, find_outliers, pick_outliers, read_poses
 
-VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lp-mirror-mouse" / "videos" / "test_vid.mp4"
+from .conftest import SHARED_DATA
+
+VIDEO = SHARED_DATA / "lp-mirror-mouse" / "videos" / "test_vid.mp4"
 NAMES = ["snout", "left_ear", "right_ear"]
 N_FRAMES = 994  # frames in test_vid.mp4
 CONFIG = OutlierConfig(n_frames=10, min_score=0.5, jump_px=20.0, min_gap=10, nan_below=0.1)

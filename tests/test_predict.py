@@ -164,3 +164,42 @@ def test_folding_batchnorm_keeps_what_the_model_computes():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the loaded model is untouched
     with pytest.raises(ValueError, match="eval mode"):
         fold_batchnorm(model.train())
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_a_real_network_runs_there_and_gives_the_cpus_maps():
+    from posecore.predict import resolve_device
+
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda") == "cuda"
+    torch.manual_seed(0)
+    model = build_model("stacked_densenet", 3, 3, growth_rate=8, n_transitions=2).eval()
+    hyperparameters = {"growth_rate": 8, "n_transitions": 2}
+    meta = ModelMeta("stacked_densenet", hyperparameters, ("a", "b", "c"), (64, 80), 3, (0.0,) * 3, (255.0,) * 3, 4)
+    images = np.random.default_rng(2).integers(0, 255, size=(4, 64, 80, 3), dtype=np.uint8)
+    on_cpu = Predictor(LoadedModel(model, meta, "sha")).maps(images)  # (4, 3, 16, 20)
+    exact = Predictor(LoadedModel(model, meta, "sha"), device="cuda", precision="float32", compile="never")
+    assert next(exact.model.parameters()).is_cuda and exact.dtype == torch.float32
+    torch.testing.assert_close(exact.maps(images).cpu(), on_cpu, atol=1e-4, rtol=1e-3)
+    fast = Predictor(LoadedModel(model, meta, "sha"), device="cuda", compile="never")  # "auto": bfloat16 there
+    assert fast.dtype == torch.bfloat16
+    assert (fast.maps(images).cpu() - on_cpu).abs().max() <= 0.05 * on_cpu.abs().max()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("priors", [False, True])
+def test_on_a_gpu_peaks_and_priors_run_there_and_give_the_cpus_points(peak_finder_calls, priors):
+    # The maps of the two prior tests above at once: keypoint 2 highest on a decoy off the animal,
+    # keypoint 1 highest on the wrong paw.
+    animal = torch.tensor([[[75.0, 60.0], [88.0, 54.0], [91.0, 69.0], [70.0, 71.0]]])  # (1, 4, 2) image pixels
+    maps, _ = confidence_maps(animal, (40, 60), 4, 6.0)  # (1, 4, 40, 60)
+    decoy, _ = confidence_maps(torch.tensor([[[226.0, 151.0]]]), (40, 60), 4, 6.0)
+    maps[0, 2] = torch.maximum(0.9 * maps[0, 2], decoy[0, 0])
+    meta = ModelMeta("test", {}, tuple("abcd"), (160, 240), 1, (0.0,), (1.0,), 4, extent_px=24.0)
+    images = np.zeros((3, 160, 240, 1), dtype=np.uint8)
+    on_cpu = Predictor(LoadedModel(FixedMapsModel(maps), meta, "sha"), priors=priors).predict(images)
+    peak_finder_calls.clear()
+    gpu = Predictor(LoadedModel(FixedMapsModel(maps), meta, "sha"), device="cuda", compile="never", priors=priors)
+    on_gpu = gpu.predict(images)
+    assert gpu.model.maps.is_cuda and set(peak_finder_calls) == {("triton", "cuda")}
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=1e-4)
+    assert np.allclose(on_gpu[:, 2, :2], animal[0, 2].tolist() if priors else [226.0, 151.0], atol=0.05)

@@ -75,13 +75,13 @@ def to_dlc_frame(
     )  # columns (coord, instance, keypoint)
     columns = pd.MultiIndex.from_tuples(
         [(i, k, c) for i in instances for k in names for c in ("x", "y", "score")], names=["instance", "keypoint", "c"]
-    )
+    )  # the names give an empty table (no instance) its three levels
     wide = wide.reorder_levels([1, 2, 0], axis=1).reindex(columns=columns).reindex(frames).astype(np.float64)
-    levels = [("individuals", [f"animal{i}" for i in instances])] if len(instances) > 1 else []
+    several = len(instances) > 1  # DeepLabCut's multi-animal layout, with an individuals level
     tuples = [
-        (scorer, *([f"animal{i}"] if levels else []), k, "likelihood" if c == "score" else c) for i, k, c in columns
+        (scorer, *([f"animal{i}"] if several else []), k, "likelihood" if c == "score" else c) for i, k, c in columns
     ]
-    names_out = ["scorer", *(["individuals"] if levels else []), "bodyparts", "coords"]
+    names_out = ["scorer", *(["individuals"] if several else []), "bodyparts", "coords"]
     wide.columns = pd.MultiIndex.from_tuples(tuples, names=names_out)
     wide.index = wide.index.rename(None)
     return wide

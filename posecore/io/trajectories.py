@@ -106,6 +106,7 @@ def keypoint_table(frames: np.ndarray, times: np.ndarray, peaks: np.ndarray, key
     """
     b, k = peaks.shape[:2]
     codes = np.tile(np.arange(k, dtype=np.int16), b)  # (B*K,)
+    # Each column's dtype is SCHEMA's, so the table is in SCHEMA without a cast.
     return pa.table(
         {
             "frame": np.repeat(np.asarray(frames, dtype=np.int64), k),
@@ -115,8 +116,7 @@ def keypoint_table(frames: np.ndarray, times: np.ndarray, peaks: np.ndarray, key
             "x": peaks[..., 0].reshape(-1).astype(np.float32),
             "y": peaks[..., 1].reshape(-1).astype(np.float32),
             "score": peaks[..., 2].reshape(-1).astype(np.float32),
-        },
-        schema=SCHEMA,
+        }
     )
 
 

@@ -60,10 +60,11 @@ def refine_peaks(maps: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     step = torch.tensor([0, -1, 1, -w, w], device=maps.device)
     near = (index.unsqueeze(-1) + step).clamp(0, h * w - 1)
     values = flat.gather(1, near.reshape(b * k, p * 5)).reshape(b * k, p, 5).float()
-    has = torch.stack([col >= 0, col > 0, col < w - 1, row > 0, row < h - 1], dim=-1) & torch.isfinite(values)
+    # Whether each neighbour (left, right, up, down) lies inside the map and is finite: (N, P, 4).
+    has = torch.stack([col > 0, col < w - 1, row > 0, row < h - 1], dim=-1) & torch.isfinite(values[..., 1:])
     logs = torch.log(values.clamp_min(LOG_FLOOR))  # (N, P, 5)
-    dx = _vertex(logs[..., 1], logs[..., 0], logs[..., 2], has[..., 1] & has[..., 2])
-    dy = _vertex(logs[..., 3], logs[..., 0], logs[..., 4], has[..., 3] & has[..., 4])
+    dx = _vertex(logs[..., 1], logs[..., 0], logs[..., 2], has[..., 0] & has[..., 1])
+    dy = _vertex(logs[..., 3], logs[..., 0], logs[..., 4], has[..., 2] & has[..., 3])
     peaks = torch.stack([col.float() + dx, row.float() + dy, values[..., 0]], dim=-1)  # (N, P, 3)
     return peaks.reshape(b, k, p, 3)
 
@@ -152,6 +153,7 @@ def find_peaks(maps: torch.Tensor, impl: Impl = "auto") -> torch.Tensor:
     """
     if impl not in ("auto", "reference", "triton"):
         raise ValueError(f"unknown peak finder implementation {impl!r}; use 'auto', 'reference' or 'triton'")
+    maps = check_maps(maps)  # a ValueError for what is not a (B, K, H, W) floating tensor, before dispatch
     use_kernel = impl == "triton" or (impl == "auto" and maps.is_cuda and triton_available())
     if use_kernel:
         from posecore.ops.peaks_triton import find_peaks_triton

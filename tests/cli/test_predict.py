@@ -1,26 +1,17 @@
-import argparse
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from posecore.cli import predict as predict_cli
-from posecore.errors import InputError
+from posecore.cli import main
 from posecore.io.trajectories import read_provenance
 from posecore.models import ModelMeta, build_model, save_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 N_FRAMES, HEIGHT, WIDTH = 12, 32, 48
-
-
-def _run(argv: list[str]) -> int:
-    # Until predict is listed in posecore.cli.SUBCOMMANDS, build the parser here.
-    parser = argparse.ArgumentParser(prog="posecore")
-    predict_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["predict", *argv])
-    return args.func(args)
 
 
 @pytest.fixture
@@ -46,7 +37,7 @@ def model(tmp_path):
 def test_predict_writes_trajectories_filtered_columns_and_exports(video, model, tmp_path, capsys):
     out = tmp_path / "out"
     argv = [str(video), "--model", str(model), "--out", str(out), "--device", "cpu", "--quiet"]
-    assert _run([*argv, "--filter", "median", "--window", "3", "--export", "dlc-h5", "dlc-csv", "nwb"]) == 0
+    assert main(["predict", *argv, "--filter", "median", "--window", "3", "--export", "dlc-h5", "dlc-csv", "nwb"]) == 0
     table = pd.read_parquet(out / "clip.parquet")
     assert len(table) == N_FRAMES * 2 and table.frame.max() == N_FRAMES - 1
     assert {"x", "y", "score", "x_filtered", "y_filtered"} <= set(table.columns)
@@ -59,9 +50,10 @@ def test_predict_writes_trajectories_filtered_columns_and_exports(video, model, 
     assert f"{N_FRAMES} frames" in printed and "clip.nwb" in printed
 
 
-def test_predict_refuses_a_model_with_other_keypoints(video, model, tmp_path):
-    with pytest.raises(InputError, match=r"model\.pt.*missing \['ear'\]"):
-        _run([str(video), "--model", str(model), "--keypoints", "nose,ear", "--out", str(tmp_path / "o")])
+def test_predict_refuses_a_model_with_other_keypoints(video, model, tmp_path, capsys):
+    argv = ["predict", str(video), "--model", str(model), "--keypoints", "nose,ear", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert re.search(rf"posecore: error: {re.escape(str(model))}.*missing \['ear'\]", capsys.readouterr().err)
     assert not (tmp_path / "o").exists()
 
 

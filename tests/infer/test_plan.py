@@ -76,3 +76,42 @@ def test_plan_round_trip_and_bad_files(tmp_path):
     (tmp_path / "bad2.tsv").write_text("job\tvideo\tshard\tstart\tstop\nx\ta\t0\t0\t1\n")
     with pytest.raises(InputError, match=r"bad2\.tsv: not an inference plan"):
         read_plan(tmp_path / "bad2.tsv")
+
+
+def test_a_job_closes_once_its_work_reaches_frames_per_job_counted_in_640x480_frames():
+    # 640x480 shards of 10 frames, jobs of 21: 10 + 10 = 20 < 21, so the third shard still joins job 0.
+    plan = plan_jobs([("a", info(60))], frames_per_shard=10, frames_per_job=21)
+    assert [p.job for p in plan] == [0, 0, 0, 1, 1, 1]
+    # A 320x240 shard of 40 frames is worth 10: two of them (20) leave job 0 open for a third.
+    plan = plan_jobs([("q", info(80, 320, 240)), ("a", info(30))], frames_per_shard=10, frames_per_job=21)
+    assert [(p.job, p.shard.video) for p in plan] == [(0, "q"), (0, "q"), (0, "a"), (1, "a"), (1, "a")]
+    with pytest.raises(ValueError, match="frames_per_job must be at least 1, got 0"):
+        plan_jobs([("a", info(60))], 10, 0)
+    assert jobs_of(plan) == {0: [p.shard for p in plan[:3]], 1: [p.shard for p in plan[3:]]}
+
+
+def test_a_keyframe_is_taken_from_the_nominal_boundary_up_to_but_not_at_half_a_shard():
+    # Shards of 10: from nominal boundary 10, a keyframe at 10 itself is taken (not a later one),
+    # one at 15 (half a shard on) is not.
+    assert [s.start for s in plan_shards("v", info(30, keyframes=(0, 10, 12)), 10)] == [0, 10, 20]
+    assert [s.start for s in plan_shards("v", info(30, keyframes=(0, 15)), 10)] == [0, 10, 20]
+    assert [s.start for s in plan_shards("v", info(30, keyframes=(0, 14)), 10)] == [0, 14, 24]
+    assert [s.start for s in plan_shards("v", info(40, keyframes=(0, 17)), 10)] == [0, 10, 20, 30]
+
+
+def test_an_empty_range_has_no_shard_and_a_huge_frame_is_one_frame_a_shard():
+    assert plan_shards("v", info(100), 30, start=40, stop=40) == []
+    # 1280x960 is worth 4 frames of 640x480: shards of 1 reference frame still hold one frame.
+    assert [s.n_frames for s in plan_shards("v", info(3, 1280, 960), 1)] == [1, 1, 1]
+
+
+def test_the_plan_is_plain_tsv_and_an_empty_file_names_itself(tmp_path):
+    write_plan([PlannedShard(0, Shard("a", 0, 0, 10)), PlannedShard(1, Shard("a", 1, 10, 12))], tmp_path / "p.tsv")
+    assert (tmp_path / "p.tsv").read_bytes() == b"job\tvideo\tshard\tstart\tstop\n0\ta\t0\t0\t10\n1\ta\t1\t10\t12\n"
+    (tmp_path / "empty.tsv").write_text("")
+    header = "an inference plan has columns job, video, shard, start, stop; found"
+    with pytest.raises(InputError, match=rf"empty\.tsv: {header} $"):
+        read_plan(tmp_path / "empty.tsv")
+    (tmp_path / "other.tsv").write_text("video\tstart\n")
+    with pytest.raises(InputError, match=r"found video, start$"):
+        read_plan(tmp_path / "other.tsv")

@@ -17,7 +17,9 @@ import ffmpeg
 import numpy as np
 import pytest
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from ..conftest import SHARED_DATA
+
+DATA = SHARED_DATA
 REAL_VIDEOS = {
     "m3v1mp4": DATA / "dlc-openfield" / "videos" / "m3v1mp4.mp4",
     "test_vid": DATA / "lp-mirror-mouse" / "videos" / "test_vid.mp4",

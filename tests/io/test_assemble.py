@@ -17,9 +17,10 @@ from posecore.io.label_table import load_image
 from posecore.io.labels import read_labels
 from posecore.io.video import read_frame_array
 
+from ..conftest import SHARED_DATA
 from .conftest import SLEAP_FRAMES
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = SHARED_DATA
 MIRROR = DATA / "lp-mirror-mouse"
 MIRROR_CSV = MIRROR / "CollectedData.csv"
 OPENFIELD = DATA / "dlc-openfield" / "labeled-data" / "m4s1"

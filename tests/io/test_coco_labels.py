@@ -71,6 +71,17 @@ def test_images_are_found_in_the_images_folder_and_loaded(tmp_path: Path) -> Non
     np.testing.assert_array_equal(image, np.asarray(Image.open(tmp_path / "images" / "img0002.png")))
 
 
+def test_categories_that_name_the_same_keypoints_are_read_together(tmp_path: Path) -> None:
+    # A second animal category with the same keypoints (a juvenile mouse, say): its annotations
+    # are labels of the same keypoints, not a file to refuse.
+    data = _coco(tmp_path)
+    data["categories"].append({"id": 3, "name": "juvenile", "keypoints": list(NAMES)})
+    data["annotations"][3] = {"id": 4, "image_id": 11, "category_id": 3, "keypoints": [5, 6, 2, 0, 0, 0, 7, 8, 2]}
+    table = read_coco(_write(tmp_path, data))
+    assert table.image_paths == ("img0000.png", "img0001.png", "img0002.png")
+    np.testing.assert_array_equal(table.keypoints[1], [[5, 6], [np.nan, np.nan], [7, 8]])
+
+
 def test_coco_written_by_sleap_io_reads_the_sleap_numbers(
     tmp_path: Path, sleap_project: Path, sleap_points: np.ndarray
 ) -> None:
@@ -92,24 +103,91 @@ def test_coco_written_by_sleap_io_reads_the_sleap_numbers(
 
 
 @pytest.mark.parametrize(
-    ("edit", "expected"),
+    ("edit", "where", "expected"),
     [
-        (lambda d: d["annotations"].append({**d["annotations"][1], "id": 9}), "two annotations with keypoints"),
-        (lambda d: d["categories"].append({"id": 3, "name": "rat", "keypoints": ["a", "b", "c"]}), "different"),
-        (lambda d: d["annotations"][0].update(keypoints=[1, 2, 2]), "3 numbers"),
-        (lambda d: d["annotations"][0].update(keypoints=[1, "x", 2] * 3), "'x', not a finite number"),
-        (lambda d: d["annotations"][0].update(image_id=99), "image_id 99"),
-        (lambda d: d.update(categories=[{"id": 1, "name": "mouse"}]), "no category has 'keypoints'"),
-        (lambda d: d.pop("images"), "expected lists 'images' and 'annotations'"),
+        (
+            lambda d: d["annotations"].append({**d["annotations"][1], "id": 9}),
+            "",
+            "image 'img0000.png' (id 10) has two annotations with keypoints, annotations[1] and annotations[4]; "
+            "posecore trains one animal per image",
+        ),
+        (
+            lambda d: d["categories"].append({"id": 3, "name": "rat", "keypoints": ["a", "b", "c"]}),
+            "",
+            "categories 'mouse' and 'rat' name different keypoints: ['nose', 'left_ear', 'right_ear'] and "
+            "['a', 'b', 'c']",
+        ),
+        (
+            lambda d: d["annotations"][0].update(keypoints=[1, 2, 2]),
+            "annotations[0]",
+            "'keypoints' must hold 3 numbers (x, y, v) per keypoint, 9 in all; got 3",
+        ),
+        (
+            lambda d: d["annotations"][0].update(keypoints="1 2 2"),
+            "annotations[0]",
+            "'keypoints' must hold 3 numbers (x, y, v) per keypoint, 9 in all; got str",
+        ),
+        (
+            lambda d: d["annotations"][0].update(keypoints=[1, "x", 2] * 3),
+            "annotations[0]",
+            "keypoints[1] is 'x', not a finite number",
+        ),
+        (
+            lambda d: d["annotations"][0].update(keypoints=[1, 2, 2] * 2 + [float("inf"), 1, 2]),
+            "annotations[0]",
+            "keypoints[6] is inf, not a finite number",
+        ),
+        (lambda d: d["annotations"][0].update(image_id=99), "annotations[0]", "image_id 99 is not in 'images'"),
+        (
+            lambda d: d.update(categories=[{"id": 1, "name": "mouse"}]),
+            "",
+            "no category has 'keypoints' (a COCO detection file, not a keypoint file?)",
+        ),
+        (lambda d: d.pop("categories"), "", "not a COCO keypoint file: expected a list 'categories'"),
+        (lambda d: d["categories"][0].update(keypoints=["a", "a", "b"]), "", "keypoint names repeat: ['a', 'a', 'b']"),
+        (lambda d: d.pop("images"), "", "not a COCO keypoint file: expected lists 'images' and 'annotations'"),
+        (lambda d: d["images"][1].pop("file_name"), "images[1]", "an image needs an 'id' and a 'file_name'"),
+        (lambda d: d["images"][1].pop("id"), "images[1]", "an image needs an 'id' and a 'file_name'"),
+        (lambda d: d["annotations"][1].update(keypoints=[0] * 9), "", "no annotation labels a keypoint"),
     ],
 )
-def test_malformed_coco_is_refused_naming_the_file(tmp_path: Path, edit: Callable, expected: str) -> None:
+def test_malformed_coco_is_refused_naming_the_file(tmp_path: Path, edit: Callable, where: str, expected: str) -> None:
     data = _coco(tmp_path)
+    if "no annotation" in expected:
+        data["annotations"][0]["keypoints"] = [0] * 9
     edit(data)
     path = _write(tmp_path, data)
-    with pytest.raises(InputError, match=expected) as caught:
+    with pytest.raises(InputError) as caught:
         read_labels(path)
-    assert str(path) in str(caught.value)
+    assert str(caught.value) == f"{path}{f' ({where})' if where else ''}: {expected}"
+
+
+def test_the_table_is_the_files_float32_and_an_excel_saved_file_reads(tmp_path: Path) -> None:
+    path = tmp_path / "keypoints.json"
+    path.write_text(json.dumps(_coco(tmp_path)), encoding="utf-8-sig")  # with a byte-order mark
+    table = read_labels(path)
+    assert table.path == path and table.scorer == "" and table.keypoints.dtype == np.float32
+    assert table.image_paths == ("img0000.png", "img0002.png")
+
+
+def test_declared_sizes_of_0_are_unknown_and_others_are_checked(tmp_path: Path) -> None:
+    data = _coco(tmp_path)
+    data["images"][0].update(width=0, height=30)  # sleap-io writes 0 when it does not know
+    data["images"][2].update(width=40, height=0)
+    table = read_coco(_write(tmp_path, data))
+    assert [image.shape for image in table.images.load([0, 1])] == [(30, 40, 3)] * 2
+    data["images"][0].update(width=1, height=1)
+    with pytest.raises(InputError, match=r"40x30 \(WxH\) but the label file says 1x1"):
+        read_coco(_write(tmp_path, data)).images.load([0])
+
+
+def test_a_file_name_in_a_folder_is_not_looked_for_by_its_bare_name(tmp_path: Path) -> None:
+    data = _coco(tmp_path)
+    shutil.move(tmp_path / "images" / "img0000.png", tmp_path / "img0000.png")
+    data["images"][0]["file_name"] = "frames/img0000.png"
+    table = read_coco(_write(tmp_path, data))
+    with pytest.raises(InputError, match=r"'frames/img0000\.png' not found"):
+        table.images.locate(0)
 
 
 def test_two_annotations_name_the_image(tmp_path: Path) -> None:

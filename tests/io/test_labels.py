@@ -10,7 +10,9 @@ import pytest
 from posecore.errors import InputError
 from posecore.io.labels import READERS, frame_index, read_dlc_csv, read_dlc_h5, read_labels, resolve_image
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from ..conftest import SHARED_DATA
+
+DATA = SHARED_DATA
 OPENFIELD = DATA / "dlc-openfield" / "labeled-data" / "m4s1"
 OPENFIELD_CSV = OPENFIELD / "CollectedData_Pranav.csv"
 OPENFIELD_H5 = OPENFIELD / "CollectedData_Pranav.h5"
@@ -87,6 +89,17 @@ def test_mirror_mouse_keeps_missing_labels_as_nan() -> None:
     np.testing.assert_array_equal(table.keypoints[0, names.index("nose_top")], [390.75, 24.25])
 
 
+def test_a_file_without_a_suffix_is_an_unknown_format_listing_the_known_ones(tmp_path: Path) -> None:
+    path = tmp_path / "labels"
+    path.write_text("{}")
+    with pytest.raises(InputError) as caught:
+        read_labels(path)
+    assert str(caught.value) == (
+        f"{path}: unknown label format '(no suffix)'; known formats: .csv (read_dlc_csv), .h5 (read_dlc_h5), "
+        ".hdf5 (read_dlc_h5), .slp (read_slp), .json (read_coco)"
+    )
+
+
 def test_unknown_format_lists_the_known_ones(tmp_path: Path) -> None:
     path = tmp_path / "labels.txt"
     path.write_text("{}")
@@ -112,22 +125,131 @@ def test_non_numeric_value_names_the_row_and_column(tmp_path: Path) -> None:
     assert str(path) in message and "row 5" in message and "leftear x" in message and "'oops'" in message
 
 
+HEAD = "scorer,a,a\nbodyparts,snout,snout\ncoords,x,y\n"
+
+
 @pytest.mark.parametrize(
-    ("content", "expected"),
+    ("content", "where", "expected"),
     [
-        ("", "empty"),
-        ("scorer,Pranav,Pranav\nbodyparts,snout,snout\ncoords,x,y\n", "no labeled rows"),
-        ("scorer,a,a\nindividuals,m1,m1\nbodyparts,snout,snout\ncoords,x,y\nimg0.png,1,2\n", "multi-animal"),
-        ("image,x,y\nimg0.png,1,2\n", "header rows scorer, bodyparts, coords"),
-        ("scorer,a,a,a\nbodyparts,snout,snout,snout\ncoords,x,y,likelihood\nimg0.png,1,2,0.9\n", "likelihood"),
+        (" \n", "", "the label file is empty"),
+        (HEAD, "", "the label file has a header but no labeled rows"),
+        (
+            "scorer,a,a\nindividuals,m1,m1\nbodyparts,snout,snout\ncoords,x,y\nimg0.png,1,2\n",
+            "",
+            "multi-animal DeepLabCut labels (an 'individuals' header row) are not supported",
+        ),
+        (
+            "image,x,y\nimg0.png,1,2\nimg1.png,3,4\nimg2.png,5,6\n",
+            "header",
+            "expected DeepLabCut header rows scorer, bodyparts, coords; the first column reads "
+            "['image', 'img0.png', 'img1.png']",
+        ),
+        (
+            "image,x,y\n\nimg0.png,1,2\n",
+            "header",
+            "expected DeepLabCut header rows scorer, bodyparts, coords; the first column reads "
+            "['image', '', 'img0.png']",
+        ),
+        (
+            "scorer,a,a,a\nbodyparts,snout,snout,snout\ncoords,x,y,likelihood\nimg0.png,1,2,0.9\n",
+            "header",
+            "coords must be x and y, found ['likelihood'] (a predictions file?)",
+        ),
+        (
+            "scorer,a,b\nbodyparts,snout,snout\ncoords,x,y\nimg0.png,1,2\n",
+            "header",
+            "expected one scorer, found ['a', 'b']",
+        ),
+        (
+            "scorer,a,a\nbodyparts,snout,tail\ncoords,x,y\nimg0.png,1,2\n",
+            "header",
+            "keypoint 'snout' has no 'y' columns",
+        ),
+        (HEAD + "img0.png,1,2\nimg1.png,3,inf\n", "row 1", "snout y is infinite"),
+        (HEAD + "img0.png,1,2\nimg1.png,-inf,4\n", "row 1", "snout x is infinite"),
     ],
 )
-def test_malformed_csv_is_refused_naming_the_file(tmp_path: Path, content: str, expected: str) -> None:
+def test_malformed_csv_is_refused_naming_the_file(tmp_path: Path, content: str, where: str, expected: str) -> None:
     path = tmp_path / "CollectedData.csv"
     path.write_text(content)
-    with pytest.raises(InputError, match=expected) as caught:
+    with pytest.raises(InputError) as caught:
         read_labels(path)
-    assert str(path) in str(caught.value)
+    assert str(caught.value) == f"{path}{f' ({where})' if where else ''}: {expected}"
+
+
+def test_an_unclosed_quote_is_named_as_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "CollectedData.csv"
+    path.write_text(HEAD + 'img0.png,1,2\nimg1.png,"3,4\n')
+    with pytest.raises(InputError) as caught:
+        read_labels(path)
+    assert str(caught.value).startswith(f"{path}: not a readable DeepLabCut label CSV (Error tokenizing data")
+
+
+def test_index_columns_are_joined_into_the_image_path_and_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    two = tmp_path / "two.csv"
+    two.write_text("scorer,,a,a\nbodyparts,,snout,snout\ncoords,,x,y\nm4s1,img0003.png,1.5,2\n", encoding="utf-8-sig")
+    table = read_labels(two)
+    assert table.image_paths == ("m4s1/img0003.png",) and table.keypoints.tolist() == [[[1.5, 2.0]]]
+    assert table.path == two and table.scorer == "a" and table.keypoint_names == ("snout",)
+    three = tmp_path / "three.csv"
+    three.write_text("scorer,,,a,a\nbodyparts,,,snout,snout\ncoords,,,x,y\nlabeled-data,,img01.png,1,2\n")
+    assert read_labels(three).image_paths == ("labeled-data/img01.png",)  # a blank part is left out
+
+
+def test_images_load_through_the_table(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "labeled-data" / "v1"
+    folder.mkdir(parents=True)
+    pixels = np.random.default_rng(0).integers(0, 255, (6, 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / "img0001.png")
+    (folder / "CollectedData_a.csv").write_text(HEAD + "labeled-data/v1/img0001.png,1,2\n")
+    table = read_labels(folder / "CollectedData_a.csv")
+    np.testing.assert_array_equal(table.images.load([0])[0], pixels)
+    assert table.images.locate(0).path == folder / "img0001.png" and table.images.locate(0).frame == 1
+
+
+def _h5(path: Path, **tables: object) -> Path:
+    with pd.HDFStore(path, mode="w") as store:
+        for key, value in tables.items():
+            store.put(key, value, track_times=False)
+    return path
+
+
+def _labels(scorers=("a", "a")) -> pd.DataFrame:
+    columns = pd.MultiIndex.from_tuples([(scorers[0], "snout", "x"), (scorers[1], "snout", "y")])
+    return pd.DataFrame([[1.0, 2.0]], index=["img0.png"], columns=columns)
+
+
+def test_h5_tables_are_found_by_deeplabcuts_key_or_alone(tmp_path: Path) -> None:
+    assert read_labels(_h5(tmp_path / "only.h5", other=_labels())).keypoints.tolist() == [[[1.0, 2.0]]]
+    both = _h5(tmp_path / "both.h5", first=_labels().mul(10), df_with_missing=_labels())
+    assert read_labels(both).keypoints.tolist() == [[[1.0, 2.0]]]
+    refusals = {
+        _h5(tmp_path / "several.h5", first=_labels(), second=_labels()): (
+            "several tables (first, second) and none is named 'df_with_missing'"
+        ),
+        _h5(tmp_path / "series.h5", df_with_missing=pd.Series([1.0, 2.0])): (
+            "expected a DeepLabCut label table, found a Series"
+        ),
+        _h5(tmp_path / "empty.h5"): "the label file holds no pandas table",
+        _h5(tmp_path / "levels.h5", df_with_missing=_labels().droplevel(0, axis=1)): (
+            "expected 3 column levels (scorer, bodyparts, coords), got 2"
+        ),
+    }
+    for path, message in refusals.items():
+        with pytest.raises(InputError) as caught:
+            read_labels(path)
+        assert str(caught.value) == f"{path}: {message}"
+    with pytest.raises(InputError) as caught:
+        read_labels(_h5(tmp_path / "scorers.h5", df_with_missing=_labels(("a", "b"))))
+    assert str(caught.value) == f"{tmp_path / 'scorers.h5'} (header): expected one scorer, found ['a', 'b']"
+    # Keypoint 1 and keypoint "1" are one name in the file: its x twice.
+    columns = pd.MultiIndex.from_tuples([("a", 1, "x"), ("a", "1", "x"), ("a", 1, "y")])
+    twice = _h5(tmp_path / "twice.h5", df_with_missing=pd.DataFrame([[1.0, 2.0, 3.0]], index=["i"], columns=columns))
+    with pytest.raises(InputError) as caught:
+        read_labels(twice)
+    assert str(caught.value) == f"{twice} (header): keypoint '1' has 2 'x' columns"
 
 
 def test_missing_and_corrupt_files_are_refused(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from posecore.errors import InputError
@@ -75,6 +76,22 @@ def test_aggregate_refuses_broken_coverage(tmp_path, video_file, ranges, n_frame
     assert not (tmp_path / "out.parquet").exists()
 
 
+@pytest.mark.parametrize(
+    ("drop", "what"),
+    [([5], "one keypoint's row of frame 6"), ([2, 3], "frame 5, both rows")],
+    ids=["a row", "a frame"],
+)
+def test_aggregate_refuses_a_shard_whose_frames_lack_rows(tmp_path, video_file, drop, what):
+    first, second = write_shards(tmp_path / "p", [(0, 4), (4, 9)], video_file)
+    table = pq.read_table(second)  # frames 4..8, two rows each: rows 2 and 3 are frame 5's
+    pq.write_table(table.take([i for i in range(table.num_rows) if i not in drop]), second)
+    with pytest.raises(
+        InputError, match=r"shard-00001\.parquet: frames 4\.\.8 do not all have the same number of rows"
+    ):
+        aggregate_shards([first, second], 9, tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists(), what
+
+
 def test_dataset_reads_as_one_table_in_pandas_pyarrow_and_duckdb(tmp_path, video_file):
     root = tmp_path / "trajectories"
     for name, n in [("a", 5), ("b", 7)]:
@@ -92,9 +109,87 @@ def test_dataset_reads_as_one_table_in_pandas_pyarrow_and_duckdb(tmp_path, video
     assert dict(zip(by_duckdb["video"], by_duckdb["n"], strict=True)) == {"a": 10, "b": 14}
 
 
-def test_write_is_atomic_on_failure(tmp_path):
+def test_a_write_that_fails_midway_leaves_the_previous_file_whole_and_no_temporary(tmp_path, monkeypatch):
     out = tmp_path / "x.parquet"
-    with pytest.raises(Exception):  # noqa: B017 -- any failure of the writer
-        write_atomic(object(), out)  # type: ignore[arg-type]
-    assert not out.exists()
-    assert not list(tmp_path.iterdir())
+    write_atomic(shard_table(0, 3), out)  # a finished earlier version
+    write_table = pq.write_table
+
+    def fails_midway(table, where, **kwargs):
+        write_table(table, where, **kwargs)
+        with open(where, "r+b") as file:  # half the bytes on disk, as a crash or a full disk leaves them
+            file.truncate(file.seek(0, 2) // 2)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", fails_midway)
+    with pytest.raises(OSError, match="No space left"):
+        write_atomic(shard_table(0, 5), out)
+    assert pd.read_parquet(out)["frame"].tolist() == [0, 0, 1, 1, 2, 2], "the earlier file, whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+    monkeypatch.setattr(pq, "write_table", write_table)
+    with pytest.raises(Exception):  # noqa: B017 -- any failure of the writer, before it opens a file
+        write_atomic(object(), tmp_path / "y.parquet")  # type: ignore[arg-type]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+
+
+def test_aggregate_orders_shards_by_their_frames_not_their_names(tmp_path, video_file):
+    early, late = write_shards(tmp_path / "p", [(0, 4), (4, 9)], video_file)
+    early = early.rename(early.with_name("z.parquet"))  # frames 0..3 in the file named last
+    aggregate_shards([late, early], 9, tmp_path / "out.parquet")
+    assert pd.read_parquet(tmp_path / "out.parquet")["frame"].tolist() == [f for f in range(9) for _ in NAMES]
+
+
+def test_a_shard_of_one_row_is_a_shard_and_one_of_none_is_refused_by_name(tmp_path, video_file):
+    one = keypoint_table(np.array([0]), np.array([0.0]), np.ones((1, 1, 3)), ("snout",))
+    write_atomic(one, tmp_path / "one.parquet")
+    assert aggregate_shards([tmp_path / "one.parquet"], 1, tmp_path / "out.parquet").num_rows == 1
+    write_atomic(one.slice(0, 0), tmp_path / "none.parquet")
+    with pytest.raises(InputError, match=r"none\.parquet: shard holds no rows"):
+        aggregate_shards([tmp_path / "one.parquet", tmp_path / "none.parquet"], 1, tmp_path / "x.parquet")
+    with pytest.raises(InputError, match=r"x\.parquet: no shard files to aggregate"):
+        aggregate_shards([], 1, tmp_path / "x.parquet")
+
+
+@pytest.mark.parametrize(
+    ("ranges", "n_frames", "message"),
+    [
+        ([(0, 4), (5, 10)], 10, r"shard-00001\.parquet: gap: shard starts at frame 5, expected 4"),
+        ([(0, 5), (4, 10)], 10, r"shard-00001\.parquet: overlap: shard starts at frame 4, expected 5"),
+        ([(0, 3), (3, 6), (6, 9)], 10, r"shard-00002\.parquet: shards end at frame 9, the video has 10 frames"),
+    ],
+)
+def test_broken_coverage_names_the_shard_and_the_frames(tmp_path, video_file, ranges, n_frames, message):
+    shards = write_shards(tmp_path / "p", ranges, video_file)
+    with pytest.raises(InputError, match=f"^{tmp_path}/p/{message}$"):
+        aggregate_shards(shards, n_frames, tmp_path / "out.parquet")
+
+
+def test_provenance_records_the_video_and_what_decoded_it_and_is_the_same_for_the_same_inputs(tmp_path, video_file):
+    from posecore.io.video import VideoInfo
+
+    info = VideoInfo(str(video_file), 120, 30.0, 64, 48, "h264", "yuv420p", 4.0, False, (0,), None)
+    config = {"model": {"name": "m"}, "out": tmp_path / "results"}  # a Path: written as text
+    provenance = Provenance.for_video("f00d", config, video_file, info, decoder="ffmpeg")
+    stat = video_file.stat()
+    assert (provenance.video_path, provenance.video_size_bytes, provenance.video_mtime) == (
+        str(video_file),
+        1234,
+        stat.st_mtime,
+    )
+    assert (provenance.video_n_frames, provenance.video_width, provenance.video_height) == (120, 64, 48)
+    assert provenance.decoder == "ffmpeg" and Provenance.for_video("f00d", {}, video_file).decoder == ""
+    assert Provenance.for_video("f00d", {}, video_file).video_n_frames is None
+    write_atomic(shard_table(0, 2), tmp_path / "t.parquet", provenance)
+    read = read_provenance(tmp_path / "t.parquet")
+    assert read["config"] == {"model": {"name": "m"}, "out": str(tmp_path / "results")}
+    assert read["decoder"] == "ffmpeg" and read["video_n_frames"] == 120
+    # The same config in another key order: the same bytes, so that a rerun writes the same file.
+    reordered = Provenance.for_video("f00d", {"out": tmp_path / "results", "model": {"name": "m"}}, video_file, info)
+    same = Provenance.for_video("f00d", config, video_file, info)
+    assert reordered.to_metadata() == same.to_metadata()
+
+
+def test_trajectory_files_are_zstd_compressed_and_a_file_without_provenance_is_named(tmp_path):
+    write_atomic(shard_table(0, 3), tmp_path / "t.parquet")
+    assert pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
+    with pytest.raises(InputError, match=r"t\.parquet: no posecore provenance in the Parquet metadata$"):
+        read_provenance(tmp_path / "t.parquet")

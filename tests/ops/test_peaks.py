@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from posecore.ops import find_peaks
-from posecore.ops.peaks import find_peaks_reference
+from posecore.ops.peaks import argmax_maps, check_maps, find_peaks_reference, refine_peaks
 
 REPO = Path(__file__).resolve().parents[2]
 NAN = math.nan
@@ -89,10 +89,53 @@ def test_bad_input_names_the_problem():
         find_peaks(torch.zeros(1, 1, 0, 4))
     with pytest.raises(ValueError, match="'cuda'"):
         find_peaks(torch.zeros(1, 1, 4, 4), impl="cuda")
+    with pytest.raises(ValueError, match=r"\(B, K, H, W\) tensor, got list"):
+        find_peaks([[[[0.0]]]])
 
 
-def test_cpu_tensors_take_the_reference_and_importing_ops_skips_triton(awkward_maps):
-    torch.testing.assert_close(find_peaks(awkward_maps), find_peaks_reference(awkward_maps), equal_nan=True)
+def test_float64_is_compared_in_float32_and_half_precision_as_stored():
+    maps = torch.zeros(1, 1, 3, 5, dtype=torch.float64)
+    maps[0, 0, 1, 1] = 1.0
+    maps[0, 0, 1, 3] = 1.0 + 1e-12  # larger in float64, the same 1.0 in float32: the first wins
+    assert find_peaks(maps)[0, 0, :2].tolist() == [1.0, 1.0]
+    assert check_maps(maps).dtype == torch.float32
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        assert check_maps(maps.to(dtype)).dtype == dtype
+
+
+def test_reference_asked_for_runs_the_reference(awkward_maps, peak_finder_calls):
+    expected = find_peaks_reference(awkward_maps)
+    peak_finder_calls.clear()
+    torch.testing.assert_close(find_peaks(awkward_maps, impl="reference"), expected, equal_nan=True)
+    assert peak_finder_calls == [("reference", "cpu")]
+
+
+def test_several_peaks_per_map_are_each_refined_to_their_centre(make_gaussians):
+    # Two Gaussians per map (K = 3 maps), refined at each one's integer maximum: (B, K, P=2).
+    centres = torch.tensor([[4.3, 5.6], [20.8, 3.2], [7.1, 14.45], [18.5, 12.25], [2.6, 9.9], [15.2, 7.7]])
+    maps = make_gaussians(centres, 18, 24, 1.5).view(3, 2, 18, 24).amax(dim=1).unsqueeze(0)  # (1, 3, 18, 24)
+    index = (centres.round()[:, 1] * 24 + centres.round()[:, 0]).long().view(1, 3, 2)  # row * W + column
+    peaks = refine_peaks(maps, index)  # (1, 3, 2, 3)
+    assert peaks.shape == (1, 3, 2, 3)
+    torch.testing.assert_close(peaks[0, ..., :2], centres.view(3, 2, 2), rtol=0, atol=2e-3)
+    torch.testing.assert_close(peaks[0, ..., 2], maps.flatten(2).gather(2, index.view(1, 3, 2))[0], rtol=0, atol=0)
+
+
+def test_a_map_without_a_finite_value_has_index_0_and_score_minus_infinity():
+    maps = torch.rand(2, 2, 3, 4)
+    maps[0, 1] = torch.nan
+    maps[1, 0] = -torch.inf
+    maps[1, 1, 2, 3] = torch.nan  # one NaN: the maximum is among the other values
+    score, index = argmax_maps(maps)
+    assert index[0, 1] == 0 and index[1, 0] == 0 and score[0, 1] == -torch.inf and score[1, 0] == -torch.inf
+    assert index[1, 1] == maps[1, 1].flatten()[:11].argmax() and score[1, 1] == maps[1, 1].flatten()[:11].max()
+
+
+def test_cpu_tensors_take_the_reference_and_importing_ops_skips_triton(awkward_maps, peak_finder_calls):
+    expected = find_peaks_reference(awkward_maps)
+    peak_finder_calls.clear()
+    torch.testing.assert_close(find_peaks(awkward_maps), expected, equal_nan=True)
+    assert peak_finder_calls == [("reference", "cpu")]
     code = "import sys, posecore.ops, posecore.ops.multipeak; print('triton' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -9,7 +9,7 @@ import torch
 from posecore.ops import find_peaks
 from posecore.ops.peaks import find_peaks_reference
 
-from .conftest import OLD_INTERPRETER, interpreter_runs_the_kernel
+from .conftest import KERNEL_DEVICE, OLD_INTERPRETER, interpreter_runs_the_kernel
 
 REPO = Path(__file__).resolve().parents[2]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -47,15 +47,28 @@ def test_kernel_on_full_size_maps_with_ties_across_chunks(triton_kernel, make_ga
     assert peaks[1, 1].tolist()[:2] == [7.0, 30.0]
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_find_peaks_sends_cuda_tensors_to_the_kernel(triton_kernel, make_gaussians, random_centres, dtype):
-    centres = random_centres(6, 20, 30, margin=0.0, seed=3)
-    maps = make_gaussians(centres, 20, 30, 2.0).view(2, 3, 20, 30).to(dtype)
-    reference = find_peaks(maps, impl="reference")
-    if torch.cuda.is_available():
-        assert_same_peaks(find_peaks(maps.cuda()).cpu(), reference)  # "auto" on a CUDA tensor
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        assert_same_peaks(find_peaks(maps, impl="triton"), reference)
+def test_find_peaks_asked_for_triton_runs_the_kernel(triton_kernel, make_gaussians, random_centres, peak_finder_calls):
+    maps = make_gaussians(random_centres(6, 20, 30, margin=0.0, seed=3), 20, 30, 2.0).view(2, 3, 20, 30)
+    reference = find_peaks_reference(maps)
+    peak_finder_calls.clear()
+    assert_same_peaks(find_peaks(maps.to(KERNEL_DEVICE), impl="triton").cpu(), reference)
+    assert peak_finder_calls == [("triton", KERNEL_DEVICE)]  # the interpreter on the CPU, compiled on a GPU
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_on_a_gpu_find_peaks_sends_cuda_tensors_to_the_kernel_and_cpu_tensors_to_the_reference(
+    make_gaussians, random_centres, awkward_maps, peak_finder_calls, dtype
+):
+    assert os.environ.get("TRITON_INTERPRET") != "1", "the kernel compiled for the GPU, not interpreted"
+    centres = random_centres(6, 120, 160, margin=0.0, seed=3)
+    for maps in (make_gaussians(centres, 120, 160, 2.0).view(2, 3, 120, 160).to(dtype), awkward_maps.to(dtype)):
+        peak_finder_calls.clear()
+        on_cpu = find_peaks(maps)  # "auto" on a CPU tensor
+        on_gpu = find_peaks(maps.cuda())  # "auto" on a CUDA tensor
+        assert peak_finder_calls == [("reference", "cpu"), ("triton", "cuda")]
+        assert on_gpu.is_cuda and on_gpu.dtype == torch.float32
+        assert_same_peaks(on_gpu.cpu(), on_cpu)
 
 
 def test_cpu_tensor_without_interpreter_is_refused(triton_kernel, monkeypatch):

@@ -11,6 +11,8 @@ from PIL import Image
 from posecore.io.dataset import TrainingDataset
 from posecore.qc.labels import label_qc, label_section
 
+from ..conftest import SHARED_DATA
+
 NAMES = ("snout", "leftear", "rightear", "neck", "tailbase")
 SHAPE = np.array([[22.0, 0.0], [8.0, -9.0], [8.0, 9.0], [0.0, 0.0], [-24.0, 0.0]])  # (K, 2) body frame
 H, W = 96, 128
@@ -165,7 +167,7 @@ def test_clean_dataset_has_no_findings():
 
 
 def test_missing_counts_of_lp_mirror_mouse_equal_the_csv(page):
-    data = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "lp-mirror-mouse"
+    data = SHARED_DATA / "lp-mirror-mouse"
     if not data.is_dir():
         pytest.skip("../shared/data/lp-mirror-mouse is not here")
     from posecore.io.assemble import SplitConfig, assemble_dataset
@@ -189,7 +191,7 @@ def test_missing_counts_of_lp_mirror_mouse_equal_the_csv(page):
 
 
 def test_the_one_ear_swap_in_dlc_openfield_is_found():
-    data = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "dlc-openfield"
+    data = SHARED_DATA / "dlc-openfield"
     if not data.is_dir():
         pytest.skip("../shared/data/dlc-openfield is not here")
     from posecore.io.assemble import assemble_dataset

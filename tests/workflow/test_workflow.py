@@ -242,32 +242,69 @@ def test_a_corrupt_video_fails_alone(finished_project, demo_config):
     write_config(workdir, demo_config, videos[:2])
 
 
+@pytest.fixture
+def dry_project(tmp_path, demo_config):
+    """A project whose one video and label file exist (empty): its config dry-runs as it is."""
+    labels = tmp_path / "data/demo/labeled-data/v/CollectedData_synth.csv"
+    labels.parent.mkdir(parents=True)
+    labels.touch()
+    (tmp_path / "v.mp4").touch()
+
+    def write(config=demo_config, name="v"):
+        write_config(tmp_path, config, [(name, "v.mp4", True)])
+        return snakemake(tmp_path, "--dry-run", check=False)
+
+    return tmp_path, write
+
+
+def test_the_bundled_config_dry_runs_in_a_project_whose_files_exist(dry_project):
+    _, dry_run = dry_project
+    result = dry_run()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {"probe_video", "assemble_dataset", "train", "plan_inference", "qc_report"} <= planned_rules(result.stdout)
+
+
 @pytest.mark.parametrize(
-    ("edit", "named"),
+    ("edit", "message"),
     [
-        (lambda c: c["inference"].update(frames_per_shard="big"), "frames_per_shard"),
-        (lambda c: c["model"].update(architecture="resnet9000"), "architecture"),
-        (lambda c: c.update(unknown_key=1), "unknown_key"),
+        (
+            lambda c: c["inference"].update(frames_per_shard="big"),
+            "config/config.yaml: inference.frames_per_shard: 'big' is not of type 'integer'",
+        ),
+        (
+            lambda c: c["model"].update(architecture="resnet9000"),
+            "config/config.yaml: model.architecture: 'resnet9000' is not one of",
+        ),
+        (lambda c: c.update(unknown_key=1), "config/config.yaml: unknown key unknown_key; the closest is "),
+        (
+            lambda c: c["inference"].update(shard_sise=500),
+            "config/config.yaml: unknown key inference.shard_sise; the closest is inference.batch_size "
+            "(inference takes: batch_size, compile,",
+        ),
     ],
+    ids=["type", "enum", "unknown key", "nested typo"],
 )
-def test_a_broken_config_stops_before_any_job(tmp_path, demo_config, edit, named):
+def test_a_broken_config_stops_before_any_job_naming_the_key_in_one_line(dry_project, demo_config, edit, message):
+    workdir, dry_run = dry_project
     config = yaml.safe_load(yaml.safe_dump(demo_config))
     edit(config)
-    write_config(tmp_path, config, [("v", "v.mp4", False)])
-    result = snakemake(tmp_path, "--dry-run", check=False)
+    result = dry_run(config)
     assert result.returncode != 0
-    assert named in result.stdout + result.stderr
-    assert not (tmp_path / "results").exists()
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if message in line]
+    assert lines, result.stderr[-3000:]
+    assert "Failed validating" not in result.stderr, "jsonschema's report, the whole schema in it"
+    assert not (workdir / "results").exists()
 
 
 @pytest.mark.parametrize("name", ["bad name", "007"])
-def test_a_broken_video_sheet_stops_before_any_job(tmp_path, demo_config, name):
+def test_a_broken_video_sheet_stops_before_any_job(dry_project, name):
     # "007" would be read back as the number 7 from the hive folder video=007.
-    write_config(tmp_path, demo_config, [(name, "v.mp4", False)])
-    result = snakemake(tmp_path, "--dry-run", check=False)
+    workdir, dry_run = dry_project
+    result = dry_run(name=name)
+    output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "video" in result.stdout + result.stderr and name in result.stdout + result.stderr
-    shutil.rmtree(tmp_path / "config")
+    assert "config/videos.tsv (row 2): column video: " in output and repr(name) in output
+    assert not (workdir / "results").exists()
 
 
 def test_the_learning_curve_rule_measures_test_error_against_training_frames(finished_project, demo_config, tmp_path):

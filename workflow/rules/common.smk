@@ -9,13 +9,13 @@ import sys
 
 from pathlib import Path
 
-from snakemake.utils import validate
 
 from posecore.hugepages import with_huge_pages
 from posecore.errors import InputError
 from posecore.infer.plan import read_plan
 from posecore.io.assemble import SplitConfig
 from posecore.io.ffmpeg_tools import ffmpeg_executable, ffprobe_executable
+from posecore.schema import check_config, load_schema
 from posecore.sheet import check_video_files, read_video_sheet
 from posecore.threed.boards import Board
 from posecore.threed.options import CalibrationConfig, TriangulationConfig
@@ -37,7 +37,14 @@ os.environ.update(
 # cluster, unlike each node's /tmp): the first shard on a GPU compiles, the next ones load.
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.abspath(".cache/torchinductor"))
 
-validate(config, schema="../schemas/config.schema.yaml")
+# The config against its schema, defaults filled in: a broken key stops the run here, before
+# any job, with one line naming its path (an unknown key also names the closest known one).
+CONFIG_SOURCE = ", ".join(map(str, workflow.configfiles)) or "config"
+check_config(
+    config,
+    load_schema(os.path.join(workflow.basedir, "schemas", "config.schema.yaml")),
+    CONFIG_SOURCE,
+)
 # Every stage reads video through ffmpeg and ffprobe: without them, stop before any job, saying
 # how to install them (a GPU node that pip alone set up has neither).
 ffmpeg_executable(), ffprobe_executable()
@@ -52,7 +59,6 @@ check_video_files(VIDEOS, config["videos"])
 DATASET = config["dataset"]["name"]
 MODEL = config["model"]["name"]
 # Parsed once here, so that a bad value or hyperparameter stops the run before any job.
-CONFIG_SOURCE = ", ".join(map(str, workflow.configfiles)) or "config"
 MODEL_CONFIG = {key: value for key, value in config["model"].items() if key != "name"}
 ModelConfig.from_dict(MODEL_CONFIG, CONFIG_SOURCE)
 TrainConfig.from_dict(config["train"], CONFIG_SOURCE)
