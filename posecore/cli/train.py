@@ -31,4 +31,8 @@ def run(args: argparse.Namespace) -> int:
     result = train_model(dataset, model_config, train_config, args.out, source=args.dataset)
     print(f"model: {result.model_path}")
     print(f"best val/rmse_px: {result.best_val_rmse_px:.3f} after {result.epochs} epochs ({result.seconds:.0f} s)")
+    for decision in result.summary.decisions:
+        print(f"train.{decision['key']}: {decision['value']} (auto): {decision['reason']}")
+    for warning in result.summary.warnings:
+        print(f"WARNING: {warning['message']}")
     return 0

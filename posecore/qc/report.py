@@ -49,6 +49,7 @@ def build_report(
     metrics_json: Path | None = None,
     predictions_parquet: Path | None = None,
     training_csv: Path | None = None,
+    training_json: Path | None = None,
     logs_dir: Path | None = None,
     benchmarks_dir: Path | None = None,
     records_dir: Path | None = None,
@@ -74,6 +75,8 @@ def build_report(
             page has the Training section.
         predictions_parquet: the evaluation's per-point predictions.
         training_csv: Lightning's CSVLogger metrics for the learning curves (None: left out).
+        training_json: the training summary: settings decided from the labels, how the run
+            ended, warnings of a model that is not done (None: left out).
         logs_dir: the workflow's `logs/`, searched for why videos without trajectories failed.
         benchmarks_dir: the workflow's `benchmarks/`, for inference speed (`infer/{model}/{job}.tsv`).
         records_dir: the model's inference job records (`results/predictions/{model}/jobs/`), which
@@ -115,6 +118,7 @@ def build_report(
                     metrics_json=Path(metrics_json),
                     predictions_parquet=Path(predictions_parquet),
                     dataset=dataset,
+                    summary_json=None if training_json is None else Path(training_json),
                 )
             )
     names = sorted(set(videos or ()) | set(probes))
@@ -171,8 +175,8 @@ def workflow_report(
         figures_dir: the folder of its figures and clips.
         model_name: the model.
         files: by name, the rule's inputs: `dataset_h5`, `metrics_json`, `predictions_parquet`,
-            `training_csv` (`TRAINING_FILES`), `probe_jsons` (a list), `plan_tsv`; any may be
-            missing after a failed run.
+            `training_csv` (`TRAINING_FILES`), `training_json` (the training summary, optional),
+            `probe_jsons` (a list), `plan_tsv`; any may be missing after a failed run.
             For a multi-camera archive also `calibrations` (each rig's calibration.toml and
             corners.parquet, rig after rig) and `points3d` (each session's 3D trajectories).
         settings: the rule's settings: `videos`, `video_paths`, `trajectories_dir`, `logs_dir`,
@@ -182,7 +186,7 @@ def workflow_report(
             the files that exist are used (the Training section only with all four of its files),
             and the page says which jobs failed and that what it shows may be older than the config.
     """
-    given = {name: value for name, value in files.items() if name in (*TRAINING_FILES, "plan_tsv")}
+    given = {name: value for name, value in files.items() if name in (*TRAINING_FILES, "training_json", "plan_tsv")}
     probes = [Path(p) for p in files.get("probe_jsons", ())]
     notice: list[str] = []
     if failed is not None:

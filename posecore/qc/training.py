@@ -1,8 +1,10 @@
-"""Training QC of a model: its learning curves, its test error per keypoint, and its worst test frames.
+"""Training QC of a model: how its run went, its learning curves, its test error per keypoint, its worst test frames.
 
-`training_section(...)` reads the training log (Lightning's CSVLogger metrics), the evaluation's
-metrics JSON and per-point predictions Parquet, checks that they belong to the given dataset and
-to each other, and returns the report's "Training" section. The worst test frames are drawn from
+`training_section(...)` reads the training summary (`training.json`: what "auto" settings were
+decided from the labels, how the run ended, and warnings of a model that is not done), the
+training log (Lightning's CSVLogger metrics), the evaluation's metrics JSON and per-point
+predictions Parquet, checks that they belong to the given dataset and to each other, and
+returns the report's "Training" section. The worst test frames are drawn from
 `dataset.images`, label as circle, prediction as cross, in the keypoint colours of the other figures.
 """
 
@@ -22,6 +24,7 @@ from posecore.qc import plots, section_plots
 from posecore.qc.html import ReportFigure, Section, esc, fmt, table
 from posecore.qc.inputs import PREDICTION_COLUMNS, EvalMetrics, read_metrics, read_training_log
 from posecore.qc.label_checks import frame_source
+from posecore.train.summary import TrainingSummary, read_summary
 
 PERCENTILES = (50, 75, 90, 95)
 """Percentiles of the per-point test error shown per keypoint."""
@@ -164,6 +167,28 @@ def _worst(
     )
 
 
+def _run_summary(summary: TrainingSummary) -> str:
+    """The training run in a few lines: its warnings first, how it ended, and the settings decided from the labels."""
+    parts = [f'<p class="bad">Warning: {esc(warning["message"])}</p>' for warning in summary.warnings] or [
+        '<p class="ok">No warning: the maps have peaks, and the validation error had settled when training ended.</p>'
+    ]
+    best = "" if summary.best_epoch is None else f"; best epoch {summary.best_epoch}"
+    if summary.best_val_rmse_px is not None:
+        best += f" (validation RMSE {summary.best_val_rmse_px:.2f} px"
+        if summary.guess_val_rmse_px is not None:
+            best += f"; each keypoint at its mean training position: {summary.guess_val_rmse_px:.2f} px"
+        best += ")"
+    parts.append(
+        f"<p>{summary.epochs} epochs in {summary.minutes:.1f} min on the {esc(summary.accelerator.upper())}, "
+        f"stopped by {esc(summary.stopped_by)}{esc(best)}.</p>"
+    )
+    if summary.decisions:
+        rows = [[f"train.{esc(d['key'])}", esc(d["value"]), esc(d["reason"])] for d in summary.decisions]
+        parts.append("<p>Settings decided from the labels (config value auto):</p>")
+        parts.append(table(["setting", "decided", "why"], rows, "training-decisions"))
+    return "\n".join(parts)
+
+
 def training_section(
     *,
     training_csv: Path | None,
@@ -171,8 +196,9 @@ def training_section(
     predictions_parquet: Path,
     dataset: TrainingDataset,
     n_worst: int = 8,
+    summary_json: Path | None = None,
 ) -> Section:
-    """The report's "Training" section: learning curves, per-keypoint test error, worst test frames.
+    """The report's "Training" section: the run, learning curves, per-keypoint test error, worst test frames.
 
     Args:
         training_csv: Lightning's CSVLogger metrics (`step` and any of `train/loss`, `val/loss`,
@@ -181,6 +207,7 @@ def training_section(
         predictions_parquet: the evaluation's per-point predictions; `frame` is a dataset row.
         dataset: the dataset evaluated; its images are drawn under the worst frames' points.
         n_worst: how many of the worst test frames to show.
+        summary_json: the run's training summary (`posecore.train.summary`); None: left out.
 
     Raises:
         InputError: naming the file: an input breaks its contract, the metrics' keypoints are not
@@ -199,7 +226,10 @@ def training_section(
     log = None if training_csv is None else read_training_log(Path(training_csv))
 
     figures: list[ReportFigure] = []
-    parts = ["<h3>Learning curves</h3>"]
+    parts = []
+    if summary_json is not None:
+        parts += ["<h3>The training run</h3>", _run_summary(read_summary(Path(summary_json)))]
+    parts.append("<h3>Learning curves</h3>")
     if log is None:
         parts.append("<p>No training log was given.</p>")
     else:

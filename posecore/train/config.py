@@ -26,6 +26,8 @@ import yaml
 from posecore.errors import InputError
 from posecore.models.registry import GRAPH_MAPS, check_hyperparameters
 
+Auto = Literal["auto"]
+"""A setting that `posecore.train.auto` decides from the labels when the config leaves it "auto"."""
 Accelerator = Literal["auto", "cpu", "gpu"]
 Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
 LRSchedule = Literal["cosine", "plateau", "none"]
@@ -35,8 +37,15 @@ LRSchedule = Literal["cosine", "plateau", "none"]
 class TrainConfig:
     """How to train.
 
+    The defaults are what trains a good model on labels posecore has never seen (docs/training.md):
+    a time budget with the learning rate's cosine schedule ending at it, the augmentation that
+    reached the accuracy goals on the real datasets, and crops and flips decided from the
+    labels ("auto", `posecore.train.auto`). A number or true/false overrides each "auto".
+
     Attributes:
-        max_epochs: passes over the training split.
+        max_epochs: passes over the training split; "auto": as many as max_minutes holds,
+            the cosine schedule following the clock (a run then does not repeat exactly: the
+            training summary says how many epochs it held, to write here for a run that does).
         batch_size: frames per optimisation step.
         learning_rate: Adam's initial learning rate.
         sigma_px: standard deviation of the target Gaussians, in image pixels.
@@ -50,7 +59,9 @@ class TrainConfig:
             comes first), "plateau" (x0.2 after 10 validations without a better val/loss) or
             "none".
         flip: flip frames horizontally with probability 1/2, swapping the dataset's left/right
-            keypoint pairs.
+            keypoint pairs; "auto": on unless a keypoint named as one side of the animal has no
+            swap pair, or the labels show an animal that always faces one way
+            (`posecore.train.auto.decide_flip`).
         flip_vertical: flip frames vertically with probability 1/2 (a frame mirrored by exactly
             one of the two flips swaps its left/right pairs).
         translation_px: shift frames by up to this many pixels in x and in y (uniform).
@@ -71,7 +82,8 @@ class TrainConfig:
         crop_size: train on square crops of this many pixels, each around a randomly chosen
             labeled keypoint (after augmentation), instead of whole frames; validation and
             inference still see whole frames (the models are fully convolutional). Much faster
-            on large frames where the animal is small (0: whole frames).
+            on large frames where the animal is small (0: whole frames); "auto": from the
+            labels' extent against the frame size (`posecore.train.auto.decide_crop`).
         crop_background: with crop_size, the fraction of crops placed anywhere in the frame
             instead, so that the model also learns that the far background holds no keypoint
             (0 to 1). With none (0), models trained on crops of open-field frames fired on the far
@@ -79,11 +91,12 @@ class TrainConfig:
         crop_until: with crop_size, the fraction of the run trained on crops (by epochs, or by
             time with max_minutes, as the cosine schedule counts it); the rest trains on whole
             frames, where the model sees every keypoint at once and learns which is which
-            (0 to 1; 1: crops throughout).
+            (0 to 1; 1: crops throughout); "auto": 1 when a crop holds the animal, else 0.6.
         max_minutes: stop training after this many minutes of wall time, keeping the best
-            checkpoint so far (0: no limit). A run that finishes its max_epochs within the limit
-            (or falls less than 5% of the run behind that pace) repeats exactly with its seed;
-            one that the limit cuts follows the clock, and does not.
+            checkpoint so far (0: no limit, which needs a number of max_epochs). A run that
+            finishes its max_epochs within the limit (or falls less than 5% of the run behind that
+            pace) repeats exactly with its seed; one that the limit cuts follows the clock, and
+            does not.
         peak_weight: weight of the target peaks in the loss: each map cell's squared error
             counts 1 + peak_weight x its target value. Keypoint maps are nearly all background,
             and with plain MSE (0) a model first learns flat maps and stays there for many
@@ -91,7 +104,7 @@ class TrainConfig:
             lets the peaks pull from the start.
     """
 
-    max_epochs: int = 100
+    max_epochs: int | Auto = "auto"
     batch_size: int = 8
     learning_rate: float = 1e-3
     sigma_px: float = 5.0
@@ -100,13 +113,13 @@ class TrainConfig:
     precision: Precision = "auto"
     val_every_n_epochs: int = 1
     lr_schedule: LRSchedule = "cosine"
-    flip: bool = False
+    flip: bool | Auto = "auto"
     flip_vertical: bool = False
-    translation_px: float = 0.0
-    rotation_deg: float = 0.0
-    scale: float = 0.0
-    brightness: float = 0.0
-    contrast: float = 0.0
+    translation_px: float = 16.0
+    rotation_deg: float = 15.0
+    scale: float = 0.1
+    brightness: float = 0.1
+    contrast: float = 0.2
     noise_std: float = 0.0
     blur_sigma_px: float = 0.0
     posture_graph: bool = False
@@ -114,21 +127,26 @@ class TrainConfig:
     devices: int = 1
     init_from: str = ""
     num_workers: int = 0
-    crop_size: int = 0
+    crop_size: int | Auto = "auto"
     crop_background: float = 0.25
-    crop_until: float = 1.0
-    max_minutes: float = 0.0
+    crop_until: float | Auto = "auto"
+    max_minutes: float = 30.0
     peak_weight: float = 20.0
 
     def __post_init__(self) -> None:
         _check_types(self, "train")
         for name in ("max_epochs", "batch_size", "val_every_n_epochs"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) != "auto" and getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("learning_rate", "sigma_px"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"train.{name} must be positive, got {getattr(self, name)}")
-        if self.val_every_n_epochs > self.max_epochs:
+        if self.max_epochs == "auto" and not self.max_minutes > 0:
+            raise ValueError(
+                "train.max_epochs 'auto' trains for train.max_minutes, which is 0: set max_minutes or a number of "
+                "max_epochs"
+            )
+        if self.max_epochs != "auto" and self.val_every_n_epochs > self.max_epochs:
             raise ValueError(
                 f"train.val_every_n_epochs ({self.val_every_n_epochs}) exceeds train.max_epochs ({self.max_epochs}): "
                 "no validation would run"
@@ -136,10 +154,10 @@ class TrainConfig:
         nonnegative = ("translation_px", "rotation_deg", "scale", "brightness", "contrast", "noise_std")
         counts = ("early_stopping_patience", "num_workers", "crop_size", "max_minutes", "peak_weight")
         for name in (*nonnegative, "blur_sigma_px", *counts):
-            if getattr(self, name) < 0:
+            if getattr(self, name) != "auto" and getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("crop_background", "crop_until"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
+            if getattr(self, name) != "auto" and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("scale", "contrast"):
             if getattr(self, name) >= 1:
@@ -230,15 +248,32 @@ def _check_types(config: Any, section: str) -> None:
     hints = typing.get_type_hints(type(config))
     for f in fields(config):
         value, expected = getattr(config, f.name), hints[f.name]
-        if typing.get_origin(expected) is Literal:
-            if value not in typing.get_args(expected):
-                choices = ", ".join(map(repr, typing.get_args(expected)))
-                raise ValueError(f"{section}.{f.name} must be one of {choices}, got {value!r}")
-        elif expected is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{section}.{f.name} must be a number, got {value!r}")
-        elif expected is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{section}.{f.name} must be an integer, got {value!r}")
-        elif expected is bool and not isinstance(value, bool):
-            raise ValueError(f"{section}.{f.name} must be true or false, got {value!r}")
+        options = typing.get_args(expected) if typing.get_origin(expected) is typing.Union else (expected,)
+        words = [word for option in options for word in _describe(option)]
+        if any(_matches(value, option) for option in options) or not all(map(_describe, options)):
+            continue
+        if all(typing.get_origin(option) is Literal for option in options):
+            wanted = f"one of {', '.join(words)}"
+        else:
+            wanted = " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else words[0]
+        raise ValueError(f"{section}.{f.name} must be {wanted}, got {value!r}")
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    """Whether a config value has the annotated type (bool is not a number here)."""
+    if typing.get_origin(expected) is Literal:
+        return value in typing.get_args(expected)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is bool:
+        return isinstance(value, bool)
+    return False
+
+
+def _describe(expected: Any) -> list[str]:
+    """The values an annotation allows, in words for an error message (empty: a type not checked here)."""
+    if typing.get_origin(expected) is Literal:
+        return [repr(value) for value in typing.get_args(expected)]
+    return {float: ["a number"], int: ["an integer"], bool: ["true", "false"]}.get(expected, [])

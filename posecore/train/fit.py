@@ -4,16 +4,25 @@ Writes into `out_dir`:
 
     checkpoints/best.ckpt   the Lightning checkpoint with the lowest val/rmse_px
     model.pt                the exported model (posecore.models.export) from that checkpoint
-    metrics.csv             one row per epoch: epoch, step, train/loss, val/loss, val/rmse_px, lr
-    config.yaml             the model and training configs used
+    metrics.csv             one row per epoch: epoch, step, train/loss, val/loss, val/rmse_px,
+                            val/peak_score, lr
+    config.yaml             the model and training configs used ("auto" settings as decided)
+    training.json           what was decided from the labels, how the run ended and its warnings
+                            (`posecore.train.summary.TrainingSummary`)
     logs/                   Lightning's raw CSV log
+
+Settings left "auto" are decided from the training labels first (`posecore.train.auto`), and
+a model that is not done when the run ends (flat maps, or a validation error still falling) is
+warned of, with what to change (`posecore.train.summary.diagnose`); both go to the module's
+logger (`posecore.train.fit`), which the workflow's training log and `posecore train` show.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +42,13 @@ from posecore.models.registry import GRAPH_MAPS, hyperparameter_defaults, withou
 from posecore.ops.layout import offset_ranges
 from posecore.ops.single_animal import label_extent
 from posecore.train.augment import Augmentation
+from posecore.train.auto import Decision, resolve_auto
 from posecore.train.config import ModelConfig, TrainConfig
 from posecore.train.data import PoseDataset, channel_stats
 from posecore.train.module import PoseModule, augmentation_fields
+from posecore.train.summary import TrainingSummary, diagnose, guess_rmse
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,8 @@ class TrainResult:
         epochs: epochs trained.
         seconds: wall-clock time of the fit.
         meta: the exported model's metadata.
+        summary: what was decided from the labels, how the run ended and its warnings (also in
+            out_dir/training.json).
     """
 
     model_path: Path
@@ -59,6 +74,7 @@ class TrainResult:
     epochs: int
     seconds: float
     meta: ModelMeta
+    summary: TrainingSummary
 
 
 def cpu_has_bf16_matrix_units() -> bool:
@@ -163,12 +179,18 @@ def train_model(
     """
     out_dir = Path(out_dir)
     check_training_input(dataset, model_config, train_config, source, train_indices)
+    train = dataset.indices("train") if train_indices is None else np.asarray(train_indices)
+    train_config, decisions = resolve_auto(
+        train_config, dataset.keypoints[train], dataset.image_sizes[train], dataset.keypoint_names, dataset.swap_pairs
+    )
+    for decision in decisions:
+        logger.info(decision.line())
     reuse_large_buffers()  # every step's activations and gradients reuse the last step's memory
     accelerator, precision, devices = resolve_devices(train_config)
     pl.seed_everything(train_config.seed, workers=True, verbose=False)
     hyperparameters = {**hyperparameter_defaults(model_config.architecture), **model_config.hyperparameters}
     hyperparameters[GRAPH_MAPS] = len(dataset.skeleton) if train_config.posture_graph else 0
-    train = dataset.indices("train") if train_indices is None else np.asarray(train_indices)
+    by_time = train_config.max_epochs == "auto"  # the time budget alone sets the run's length
     mean, std = channel_stats(dataset.images[np.sort(train)])
     extent_px, ranges = label_extent(dataset.keypoints[train]), offset_ranges(dataset.keypoints[train])
     augmentation = Augmentation(
@@ -197,7 +219,7 @@ def train_model(
         seed=train_config.seed,
         learning_rate=train_config.learning_rate,
         lr_schedule=train_config.lr_schedule,
-        max_epochs=train_config.max_epochs,
+        max_epochs=0 if by_time else train_config.max_epochs,
         max_minutes=train_config.max_minutes,
         crop_size=train_config.crop_size,
         crop_background=train_config.crop_background,
@@ -228,19 +250,19 @@ def train_model(
         enable_version_counter=False,
     )
     callbacks: list[pl.Callback] = [checkpoint, LearningRateMonitor(logging_interval="epoch")]
+    early_stopping = None
     if train_config.early_stopping_patience > 0:
-        callbacks.append(
-            EarlyStopping(monitor="val/rmse_px", mode="min", patience=train_config.early_stopping_patience)
-        )
-    logger = CSVLogger(save_dir=out_dir, name="logs", version="")
+        early_stopping = EarlyStopping(monitor="val/rmse_px", mode="min", patience=train_config.early_stopping_patience)
+        callbacks.append(early_stopping)
+    csv_logger = CSVLogger(save_dir=out_dir, name="logs", version="")
     trainer = pl.Trainer(
-        max_epochs=train_config.max_epochs,
+        max_epochs=-1 if by_time else train_config.max_epochs,
         max_time={"minutes": train_config.max_minutes} if train_config.max_minutes else None,
         accelerator=accelerator,
         devices=devices,
         strategy="ddp" if devices > 1 else "auto",
         precision=precision,
-        logger=logger,
+        logger=csv_logger,
         callbacks=callbacks,
         check_val_every_n_epoch=train_config.val_every_n_epochs,
         deterministic=True if accelerator == "cpu" else "warn",
@@ -280,18 +302,55 @@ def train_model(
         config = {"model": asdict(model_config), "train": asdict(train_config)}
         (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     metrics_path = out_dir / "metrics.csv"
+    epochs = int(trainer.current_epoch)
+    if early_stopping is not None and early_stopping.stopped_epoch:
+        stopped_by = "early stopping"
+    elif by_time or epochs < train_config.max_epochs:
+        stopped_by = "time limit"
+    else:
+        stopped_by = "max_epochs"
+    guess = guess_rmse(dataset.keypoints[train], dataset.keypoints[dataset.indices("val")])
+    summary = TrainingSummary(epochs, seconds / 60.0, stopped_by, accelerator, guess_val_rmse_px=guess)
     if trainer.is_global_zero:  # only rank 0 logs
-        flatten_metrics(Path(logger.log_dir) / "metrics.csv", metrics_path)
+        flatten_metrics(Path(csv_logger.log_dir) / "metrics.csv", metrics_path)
+        summary = summarise(pd.read_csv(metrics_path), summary, train_config, decisions)
+        summary.write(out_dir / "training.json")
+        best = "no validation" if summary.best_epoch is None else f"best epoch {summary.best_epoch}"
+        logger.info(
+            f"trained {epochs} epochs in {seconds / 60:.1f} min (stopped by {stopped_by}); {best}, "
+            f"validation RMSE {summary.best_val_rmse_px or math.nan:.2f} px"
+        )
+        for warning in summary.warnings:
+            logger.warning(warning["message"])
     score = checkpoint.best_model_score
     return TrainResult(
         model_path=model_path,
         checkpoint_path=Path(checkpoint.best_model_path),
         metrics_path=metrics_path,
         best_val_rmse_px=float(score) if score is not None else math.nan,
-        epochs=int(trainer.current_epoch),
+        epochs=epochs,
         seconds=seconds,
         meta=meta,
+        summary=summary,
     )
+
+
+def summarise(
+    curves: pd.DataFrame, summary: TrainingSummary, config: TrainConfig, decisions: tuple[Decision, ...]
+) -> TrainingSummary:
+    """The run's summary completed from its per-epoch curves: the best epoch, the decisions and the warnings."""
+    validated = curves.dropna(subset=["val/rmse_px"]) if "val/rmse_px" in curves.columns else curves.iloc[:0]
+    best = validated.loc[validated["val/rmse_px"].idxmin()] if len(validated) else None
+    peak = None if best is None or "val/peak_score" not in best.index else float(best["val/peak_score"])
+    summary = replace(
+        summary,
+        best_epoch=None if best is None else int(best["epoch"]),
+        best_val_rmse_px=None if best is None else float(best["val/rmse_px"]),
+        best_val_peak_score=peak,
+        decisions=tuple(asdict(decision) for decision in decisions),
+        config=asdict(config),
+    )
+    return replace(summary, warnings=diagnose(curves, summary))
 
 
 def _init_weights(path: str | Path, hyperparameters: dict) -> dict[str, torch.Tensor]:

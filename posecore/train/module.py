@@ -4,10 +4,11 @@ Batches arrive as raw frames; `on_after_batch_transfer` prepares them on the acc
 (normalisation, seeded augmentation for training batches, targets: `posecore.train.data`).
 Loss: mean squared error between every stack's maps and the targets (intermediate
 supervision), over labeled keypoints (and posture-graph edges) only: an unlabeled keypoint's
-map is skipped, never trained towards zero. Metrics: `train/loss`, `val/loss` and `val/rmse_px`, the root mean
+map is skipped, never trained towards zero. Metrics: `train/loss`, `val/loss`, `val/rmse_px`, the root mean
 squared distance in image pixels between the final stack's decoded keypoints
 (`posecore.ops.decode.decode_peaks` with the training labels' priors, and
-`posecore.geometry.map_to_image`, as at inference) and the labeled keypoints.
+`posecore.geometry.map_to_image`, as at inference) and the labeled keypoints, and
+`val/peak_score`, the mean height of those keypoints' peaks (near 0: flat maps, nothing learned).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def keypoint_errors(
     stride: int,
     extent_px: float = 0.0,
     offset_ranges: tuple[tuple[int, int, float, float, float, float], ...] = (),
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Distances in image pixels between the maps' decoded keypoints and the labeled ones.
 
     Args:
@@ -76,13 +77,14 @@ def keypoint_errors(
         offset_ranges: the training labels' offset ranges (`decode_peaks`).
 
     Returns:
-        errors (B, K) in pixels and a bool mask (B, K) of labeled keypoints.
+        errors (B, K) in pixels, a bool mask (B, K) of labeled keypoints, and the decoded
+        peaks' scores (B, K): their maps' values there.
     """
     peaks = decode_peaks(maps, stride, extent_px, offset_ranges)  # (B, K, 3) in map cells
     predicted = map_to_image(peaks[..., :2], stride)  # (B, K, 2) image pixels
     labeled = torch.isfinite(keypoints).all(dim=-1)  # (B, K)
     errors = torch.linalg.vector_norm(predicted - keypoints, dim=-1)  # (B, K)
-    return errors, labeled
+    return errors, labeled, peaks[..., 2]
 
 
 class PoseModule(pl.LightningModule):
@@ -104,7 +106,7 @@ class PoseModule(pl.LightningModule):
         seed: seeds the augmentation's generator (one stream per process: seed + rank).
         learning_rate: Adam's initial learning rate.
         lr_schedule: "cosine", "plateau" or "none".
-        max_epochs: length of the cosine schedule.
+        max_epochs: length of the cosine schedule; 0: the time limit alone (max_minutes).
         max_minutes: the run's time limit (0: none); the cosine schedule then ends at whichever
             of max_epochs and max_minutes comes first, so a run cut by its time limit still
             finishes at a small learning rate (`_progress`).
@@ -158,7 +160,7 @@ class PoseModule(pl.LightningModule):
         fields = dict(augmentation or {})
         self.augmentation = Augmentation(**{**fields, "swap_pairs": tuple(tuple(p) for p in swap_pairs)})
         self._generator: torch.Generator | None = None
-        self._sums = torch.zeros(2, dtype=torch.float64)  # squared pixel error, labeled keypoints
+        self._sums = torch.zeros(3, dtype=torch.float64)  # squared pixel error, labeled keypoints, peak scores
         self._peak_weight = float(peak_weight)
         self._schedule_start: float | None = None  # wall clock at the start of training (with max_minutes)
 
@@ -211,8 +213,8 @@ class PoseModule(pl.LightningModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        """Reset the RMSE accumulators."""
-        self._sums = torch.zeros(2, dtype=torch.float64, device=self.device)
+        """Reset the RMSE and peak score accumulators."""
+        self._sums = torch.zeros(3, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Log val/loss and accumulate squared pixel errors of labeled keypoints.
@@ -225,20 +227,22 @@ class PoseModule(pl.LightningModule):
         loss = masked_mse(outputs, batch["maps"], batch["mask"], self._peak_weight)
         self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         maps = outputs[-1][:, : self.n_keypoints, : self.map_size[0], : self.map_size[1]]  # (B, K, h, w) on the image
-        errors, labeled = keypoint_errors(
+        errors, labeled, scores = keypoint_errors(
             maps, batch["keypoints"], self.stride, float(self.hparams.extent_px), self.hparams.offset_ranges
         )
-        batch_sums = torch.stack([(errors[labeled].double() ** 2).sum(), labeled.sum().double()])
+        batch_sums = torch.stack(
+            [(errors[labeled].double() ** 2).sum(), labeled.sum().double(), scores[labeled].double().sum()]
+        )
         self._sums = self._sums.to(batch_sums.device) + batch_sums
 
     def on_validation_epoch_end(self) -> None:
-        """Log val/rmse_px over every labeled keypoint of the validation split (summed over all processes)."""
+        """Log val/rmse_px and val/peak_score over every labeled keypoint of the validation split (all processes)."""
         sums = self._sums
         if self._trainer is not None and self.trainer.world_size > 1:
             sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        squared, count = float(sums[0]), float(sums[1])
-        rmse = math.sqrt(squared / count) if count else math.nan
-        self.log("val/rmse_px", rmse, prog_bar=True)
+        squared, count, scores = float(sums[0]), float(sums[1]), float(sums[2])
+        self.log("val/rmse_px", math.sqrt(squared / count) if count else math.nan, prog_bar=True)
+        self.log("val/peak_score", scores / count if count else math.nan)
 
     def on_train_start(self) -> None:
         """Start the time limit's clock, when Lightning's own timer starts (after setup and the sanity check)."""
@@ -251,16 +255,21 @@ class PoseModule(pl.LightningModule):
         CLOCK_LAG behind the pace that finishes max_epochs within the limit follows the clock
         instead (timed from the start of training, as Lightning's timer is), so that it still
         ends at a small learning rate (the cosine's factor at 1 - CLOCK_LAG: 0.6%). A run that
-        keeps the pace follows its steps alone, and so repeats exactly with its seed.
+        keeps the pace follows its steps alone, and so repeats exactly with its seed. Without
+        max_epochs (0), the run is its time limit: progress is the share of it elapsed.
         """
+        max_minutes = float(self.hparams.get("max_minutes", 0.0))
+        elapsed = None
+        if max_minutes and self._schedule_start is not None:
+            elapsed = (time.monotonic() - self._schedule_start) / (60.0 * max_minutes)
+        if not int(self.hparams.max_epochs):  # the time budget alone
+            return min(elapsed or 0.0, 1.0)
         if self._trainer is not None:
             total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         else:  # outside a fit: count one step per epoch
             total_steps = int(self.hparams.max_epochs)
         progress = step / total_steps
-        max_minutes = float(self.hparams.get("max_minutes", 0.0))
-        if max_minutes and self._schedule_start is not None:
-            elapsed = (time.monotonic() - self._schedule_start) / (60.0 * max_minutes)
+        if elapsed is not None:
             progress = max(progress, elapsed - CLOCK_LAG)
         return min(progress, 1.0)
 

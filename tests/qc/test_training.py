@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ from posecore.errors import InputError
 from posecore.evaluate import score_predictions, write_evaluation
 from posecore.io.dataset import TrainingDataset
 from posecore.qc.training import training_section
+from posecore.train.summary import TrainingSummary, read_summary
 
 NAMES = ("nose", "paw", "tail")
 TEST = np.arange(4, 12)  # dataset rows of the test frames
@@ -174,3 +175,29 @@ def test_metrics_of_another_evaluation_or_dataset_are_refused(evaluation):
     evaluation.metrics_json.write_text("{not json")
     with pytest.raises(InputError, match="not valid JSON"):
         _section(evaluation)
+
+
+def test_the_training_run_says_what_auto_decided_and_warns_of_a_model_not_done(evaluation, tmp_path, page):
+    warning = "the model is not done: its validation RMSE was still falling when training stopped (time limit)"
+    summary = TrainingSummary(
+        epochs=41,
+        minutes=30.0,
+        stopped_by="time limit",
+        best_epoch=40,
+        best_val_rmse_px=12.5,
+        guess_val_rmse_px=80.0,
+        decisions=({"key": "crop_size", "value": 256, "reason": "the animal spans up to 131 px"},),
+        warnings=({"kind": "not_converged", "message": warning},),
+    ).write(tmp_path / "training.json")
+    shown = page(_section(evaluation, summary_json=summary).body)
+    assert "h3:The training run" in shown.headings
+    assert f"Warning: {warning}" in shown.plain
+    assert "41 epochs in 30.0 min on the CPU, stopped by time limit; best epoch 40" in shown.plain
+    assert shown.rows("training-decisions") == {
+        "train.crop_size": {"setting": "train.crop_size", "decided": "256", "why": "the animal spans up to 131 px"}
+    }
+    done = replace(read_summary(summary), warnings=()).write(tmp_path / "done.json")
+    assert "No warning" in page(_section(evaluation, summary_json=done).body).plain
+    summary.write_text("{}")
+    with pytest.raises(InputError, match=r"training\.json \(key epochs\): required key is missing"):
+        _section(evaluation, summary_json=summary)

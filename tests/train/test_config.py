@@ -1,16 +1,43 @@
 import subprocess
 import sys
+from dataclasses import asdict
+from pathlib import Path
 
 import pytest
+import yaml
 
 from posecore.errors import InputError
 from posecore.train.config import ModelConfig, TrainConfig, load_config
 from posecore.train.fit import resolve_devices
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def test_defaults_and_overrides():
     config = TrainConfig.from_dict({"max_epochs": 5, "learning_rate": 1, "flip": True})
     assert config.max_epochs == 5 and config.learning_rate == 1 and config.flip and config.batch_size == 8
+
+
+def test_the_shipped_config_the_schema_and_the_dataclass_hold_the_same_defaults():
+    shipped = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    properties = schema["properties"]["train"]["properties"]
+    defaults = asdict(TrainConfig())
+    assert set(properties) == set(defaults), "every training option is in the schema"
+    assert {key: spec["default"] for key, spec in properties.items()} == defaults
+    assert {key: defaults[key] for key in shipped} == shipped, "config/config.yaml ships the defaults"
+    assert TrainConfig.from_dict(shipped) == TrainConfig()
+
+
+def test_auto_settings_and_their_overrides():
+    config = TrainConfig()
+    assert (config.max_epochs, config.crop_size, config.crop_until, config.flip) == ("auto",) * 4
+    assert config.max_minutes == 30
+    explicit = TrainConfig.from_dict({"max_epochs": 60, "crop_size": 0, "crop_until": 1, "flip": False})
+    assert (explicit.max_epochs, explicit.crop_size, explicit.crop_until, explicit.flip) == (60, 0, 1, False)
+    assert TrainConfig.from_dict({"max_epochs": 5, "max_minutes": 0}).max_minutes == 0
+    with pytest.raises(InputError, match=r"\(key train.val_every_n_epochs\): .*exceeds train.max_epochs \(100\)"):
+        TrainConfig.from_dict({"val_every_n_epochs": 500, "max_epochs": 100}, "cfg.yaml")
 
 
 def test_unknown_key_is_an_error_naming_it():
@@ -24,8 +51,10 @@ def test_unknown_key_is_an_error_naming_it():
         ("max_epochs", "ten", "must be an integer"),
         ("batch_size", 0, "must be >= 1"),
         ("accelerator", "tpu", "must be one of 'auto', 'cpu', 'gpu'"),
-        ("flip", "yes", "must be true or false"),
-        ("val_every_n_epochs", 500, "exceeds train.max_epochs"),
+        ("flip", "yes", "must be true, false or 'auto'"),
+        ("crop_size", True, "must be an integer or 'auto'"),
+        ("crop_until", "later", "must be a number or 'auto'"),
+        ("max_minutes", 0, "max_epochs 'auto' trains for train.max_minutes, which is 0"),
         ("crop_background", 1.5, r"must be in \[0, 1\]"),
         ("crop_until", -0.1, r"must be in \[0, 1\]"),
         ("peak_weight", -1.0, "must be >= 0"),

@@ -1,7 +1,11 @@
+import json
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from posecore.errors import InputError
 from posecore.models import ModelMeta, build_model, load_model, save_model
@@ -152,3 +156,51 @@ def test_a_model_trained_from_imagenet_weights_exports_them_and_loads_with_no_ne
                        payload["state_dict"]["backbone.layer4.1.bn2.running_mean"])  # fmt: skip
     trained, imagenet = loaded.model.backbone.conv1.weight, state["conv1.weight"]
     assert not torch.equal(trained, imagenet) and torch.allclose(trained, imagenet, atol=0.05)  # trained from them
+
+
+# Tiny runs, each designed to end in one state: settled, still falling, stuck on flat maps.
+PLAIN = {"accelerator": "cpu", "learning_rate": 3e-3, "sigma_px": 3.0, "flip": False, "rotation_deg": 0.0}
+PLAIN |= {"scale": 0.0, "translation_px": 0.0, "brightness": 0.0, "contrast": 0.0}
+
+
+def test_a_run_that_settles_has_no_warning_and_records_what_auto_decided(disc_dataset, tmp_path):
+    result = train_model(disc_dataset, SMALL, TrainConfig(max_epochs=12, **{**PLAIN, "flip": "auto"}), tmp_path)
+    assert result.summary.warnings == () and result.best_val_rmse_px < 3.0
+    summary = json.loads((tmp_path / "training.json").read_text())
+    decided = {d["key"]: d["value"] for d in summary["decisions"]}
+    assert decided == {"crop_size": 0, "crop_until": 1.0, "flip": True}  # 64x64 frames; red and blue discs anywhere
+    assert summary["stopped_by"] == "max_epochs" and summary["epochs"] == 12 and summary["warnings"] == []
+    assert summary["best_val_peak_score"] > 0.5
+    ran = yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]
+    assert (ran["crop_size"], ran["flip"], ran["max_epochs"]) == (0, True, 12), "config.yaml holds what ran"
+
+
+def test_a_run_whose_error_still_falls_at_its_end_says_it_is_not_done(disc_dataset, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="posecore.train.fit")
+    result = train_model(disc_dataset, SMALL, TrainConfig(max_epochs=6, **PLAIN), tmp_path)
+    assert [w["kind"] for w in result.summary.warnings] == ["not_converged"]
+    message = result.summary.warnings[0]["message"]
+    assert "still falling" in message and "train.max_epochs, now 6" in message
+    assert json.loads((tmp_path / "training.json").read_text())["warnings"][0]["message"] == message
+    logged = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in logged] == [message], "the training log says it"
+    assert any(r.getMessage().startswith("train.crop_size: 0 (auto)") for r in caplog.records)
+
+
+def test_a_run_stuck_on_flat_maps_says_it_learned_nothing(disc_dataset, tmp_path):
+    # Plain squared error (no peak weight) over 1-pixel Gaussians: the flat-map plateau.
+    config = TrainConfig(max_epochs=4, **{**PLAIN, "peak_weight": 0.0, "sigma_px": 1.0, "learning_rate": 1e-3})
+    result = train_model(disc_dataset, SMALL, config, tmp_path)
+    (warning,) = [w for w in result.summary.warnings if w["kind"] == "not_learned"]
+    assert "confidence maps are flat" in warning["message"] and "set train.peak_weight to 20" in warning["message"]
+    assert result.summary.best_val_peak_score < 0.1
+
+
+def test_a_time_budget_ends_the_learning_rate_with_it(disc_dataset, tmp_path):
+    config = TrainConfig(max_minutes=0.1, **PLAIN)  # max_epochs auto: as many as 6 s hold
+    result = train_model(disc_dataset, SMALL, config, tmp_path)
+    assert result.summary.stopped_by == "time limit" and result.epochs >= 2
+    rates = pd.read_csv(result.metrics_path)["lr-Adam"].dropna().to_numpy()
+    assert rates[0] == pytest.approx(3e-3, rel=0.05) and (np.diff(rates) <= 0).all()
+    elapsed = result.summary.epochs - 1  # the last epoch logged its rate at its start
+    assert rates[-1] < 3e-3 * 0.5, f"the cosine follows the clock to the end ({elapsed} epochs)"

@@ -78,9 +78,10 @@ def test_a_run_that_keeps_its_time_limits_pace_follows_its_steps(monkeypatch):
 def test_keypoint_errors_are_in_image_pixels_over_labeled_points():
     maps, _ = confidence_maps(torch.tensor([[[10.0, 6.0], [20.0, 14.0]]]), (8, 8), 4, 2.0)
     labels = torch.tensor([[[13.0, 10.0], [float("nan"), 3.0]]])
-    errors, labeled = keypoint_errors(maps, labels, 4)
+    errors, labeled, scores = keypoint_errors(maps, labels, 4)
     assert labeled.tolist() == [[True, False]]
     assert math.isclose(float(errors[0, 0]), 5.0, abs_tol=0.05)
+    assert torch.allclose(scores, maps.amax(dim=(-2, -1)), atol=1e-4), "each map's value at its peak"
 
 
 def test_keypoint_errors_decode_with_the_labels_priors_as_inference_does():
@@ -88,10 +89,10 @@ def test_keypoint_errors_decode_with_the_labels_priors_as_inference_does():
     labels = torch.tensor([[[10.0, 6.0], [22.0, 18.0]]])
     maps, _ = confidence_maps(labels, (8, 8), 4, 2.0)
     maps[0, 1] = torch.maximum(0.7 * maps[0, 1], maps[0, 0])
-    errors, _ = keypoint_errors(maps, labels, 4)
+    errors, _, _ = keypoint_errors(maps, labels, 4)
     assert float(errors[0, 1]) > 10  # the global maximum: on the other paw
     ranges = ((0, 1, -14.0, -10.0, -14.0, -10.0),)  # keypoint 0 lies up-left of keypoint 1 in the labels
-    errors, _ = keypoint_errors(maps, labels, 4, offset_ranges=ranges)
+    errors, _, _ = keypoint_errors(maps, labels, 4, offset_ranges=ranges)
     assert float(errors.max()) < 0.1
 
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from html import escape as html_escape
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from posecore.io.trajectories import read_provenance
 from posecore.io.video import probe
 from posecore.synth import truncate_video
 
-from .conftest import snakemake, snakemake_command, snakemake_environment, write_config
+from .conftest import REPO, snakemake, snakemake_command, snakemake_environment, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -344,3 +345,29 @@ def test_a_failed_reassembly_keeps_the_last_good_dataset_and_model(finished_proj
     assert (model_history[0] / "model.pt").stat().st_size > 0
     html = (project / "results/qc/demo/report.html").read_text()
     assert "assemble_dataset failed (logs/assemble_dataset/demo.log)" in html
+
+
+def test_labels_without_videos_train_and_a_model_not_done_is_said_at_the_end(tmp_path, demo_config):
+    """A user with labels and no videos yet (a sheet with its header alone) trains, evaluates and
+    gets the QC report; a training budget far too short is warned of in the training log, the
+    report and the run's closing lines."""
+    from posecore.synth import SynthConfig, make_archive
+
+    make_archive(tmp_path / "data" / "demo", SynthConfig(n_videos=1, n_frames=30, n_labeled_per_video=30, seed=5))
+    config = yaml.safe_load(yaml.safe_dump(demo_config))
+    shipped = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]
+    config["train"] = {**shipped, "max_epochs": 3}  # the defaults, far too short
+    write_config(tmp_path, config, [])
+    result = snakemake(tmp_path)
+    summary = json.loads((tmp_path / "results/models/demo/training.json").read_text())
+    assert summary["warnings"], "three epochs leave the model far from done"
+    messages = [warning["message"] for warning in summary["warnings"]]
+    closing = result.stderr[result.stderr.rindex("Finished job") :]
+    assert all(f"posecore: WARNING: model demo: {message}" in closing for message in messages)
+    assert all(message in (tmp_path / "logs/train/demo.log").read_text() for message in messages)
+    html = (tmp_path / "results/qc/demo/report.html").read_text()
+    assert all(f"Warning: {html_escape(message)}" in html for message in messages)
+    decided = {decision["key"]: decision["value"] for decision in summary["decisions"]}
+    assert decided["crop_size"] == 0, "160x128 frames train whole"
+    assert f"<td>train.flip</td><td>{decided['flip']}</td>" in html, "the report says what auto decided"
+    assert json.loads((tmp_path / "results/models/demo/eval/metrics.json").read_text())["n_frames"] > 0

@@ -21,6 +21,7 @@ from posecore.threed.boards import Board
 from posecore.threed.options import CalibrationConfig, TriangulationConfig
 from posecore.threed.sheet import calibration_sources, sessions_of_sheet
 from posecore.train.config import ModelConfig, TrainConfig
+from posecore.train.summary import read_summary, warning_lines
 
 # Every job's process inherits Snakemake's environment: its models then run on huge pages
 # (posecore.hugepages; inference 1.5 to 1.7 times as fast on the CPU).
@@ -235,6 +236,7 @@ def qc_report_files(model):
         "metrics_json": expand(rules.evaluate.output.metrics, model=model)[0],
         "predictions_parquet": expand(rules.evaluate.output.predictions, model=model)[0],
         "training_csv": expand(rules.train.output.curves, model=model)[0],
+        "training_json": expand(rules.train.output.summary, model=model)[0],
         "trajectories": expand(
             rules.aggregate.output.trajectories, model=model, video=VIDEOS.index
         ),
@@ -308,3 +310,21 @@ def report_after_failure(log):
         f"posecore: some jobs failed; the QC report over the rest, listing them: {html}",
         file=sys.stderr,
     )
+
+
+def report_training_warnings():
+    """Repeat the model's training warnings as the run's closing lines (the Snakefile's onsuccess and onerror).
+
+    A model that is not done (flat maps, or a validation error still falling when its budget
+    ran out) is warned of in its training log and the QC report; these lines say it where a user
+    looks last, with what to change. Nothing is printed before the model is trained.
+    """
+    path = Path(f"results/models/{MODEL}/training.json")
+    if not path.exists():
+        return
+    try:
+        lines = warning_lines(read_summary(path), MODEL)
+    except InputError as error:
+        lines = [f"posecore: the training summary cannot be read: {error}"]
+    for line in lines:
+        print(line, file=sys.stderr)

@@ -8,6 +8,7 @@ rule train:
         model="results/models/{model}/model.pt",
         checkpoint="results/models/{model}/checkpoints/best.ckpt",
         curves="results/models/{model}/metrics.csv",
+        summary="results/models/{model}/training.json",
     log:
         "logs/train/{model}.log",
     benchmark:

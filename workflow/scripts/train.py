@@ -3,7 +3,11 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import hashlib
+import logging
 from pathlib import Path
+
+# What train.* "auto" decided from the labels, and warnings of a model that is not done.
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
 from posecore.io.dataset import read_dataset
 from posecore.io.history import keep_outputs
