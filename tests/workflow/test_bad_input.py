@@ -78,6 +78,21 @@ def test_a_split_that_would_fail_late_stops_before_any_job(project, demo_config,
     assert code != 0 and named in output
 
 
+@pytest.mark.parametrize(
+    ("hyperparameters", "named"),
+    [
+        ({"growth_rate": 0}, "(key model.hyperparameters.growth_rate): hyperparameter 'growth_rate' of model"),
+        ({"growth_rate": -4}, "must be >= 1, got -4"),
+        ({"n_stacks": 0}, "(key model.hyperparameters.n_stacks)"),
+    ],
+)
+def test_a_hyperparameter_out_of_range_stops_before_any_job(project, demo_config, hyperparameters, named):
+    config = copy.deepcopy(demo_config)
+    config["model"]["hyperparameters"] = {**config["model"].get("hyperparameters", {}), **hyperparameters}
+    code, output = dry_run(project, config)
+    assert code != 0 and named in output
+
+
 def test_a_sheet_without_videos_still_trains_and_evaluates(project, demo_config):
     (project / "config").mkdir(exist_ok=True)
     code, output = dry_run(project, demo_config, [])
