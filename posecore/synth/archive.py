@@ -145,7 +145,7 @@ class Archive:
         return [*self.videos, *self.ground_truth, *self.label_files, *images, self.video_sheet]
 
 
-def _manifest(archive: Archive) -> dict:
+def manifest_content(archive: Archive) -> dict:  # or a social_archive.SocialArchive: the same fields
     """The manifest's content: the generator, its version, the config and the files (relative)."""
     return {
         "generator": "posecore.synth",
@@ -161,10 +161,10 @@ def is_complete(archive: Archive) -> bool:
         found = json.loads(archive.manifest.read_text())
     except (OSError, ValueError):
         return False
-    return found == _manifest(archive) and all(path.is_file() for path in archive.files())
+    return found == manifest_content(archive) and all(path.is_file() for path in archive.files())
 
 
-def _remove_previous(root: Path) -> None:
+def remove_previous(root: Path) -> None:
     """Remove the manifest of an earlier archive in `root`, then the files it lists (only those)."""
     manifest = root / MANIFEST
     try:
@@ -240,7 +240,7 @@ def make_archive(out_dir: str | Path, config: SynthConfig = SynthConfig(), *, fo
     if not force and is_complete(archive):
         return archive
     archive.root.mkdir(parents=True, exist_ok=True)
-    _remove_previous(archive.root)
+    remove_previous(archive.root)
     for i, name in enumerate(config.video_names):
         rng = np.random.default_rng([config.seed, i])
         scene = make_scene(
@@ -253,5 +253,5 @@ def make_archive(out_dir: str | Path, config: SynthConfig = SynthConfig(), *, fo
     with atomic_path(archive.video_sheet) as tmp:
         sheet.to_csv(tmp, sep="\t", index=False)
     with atomic_path(archive.manifest) as tmp:
-        tmp.write_text(json.dumps(_manifest(archive), indent=2) + "\n")
+        tmp.write_text(json.dumps(manifest_content(archive), indent=2) + "\n")
     return archive
