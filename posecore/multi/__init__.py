@@ -1,0 +1,7 @@
+"""Several animals per frame: accuracy metrics, top-down detection, tracking identities over time.
+
+- `oks`: object keypoint similarity and COCO's mAP (`pose_map`), as pycocotools computes it.
+- `mot`: MOTA, IDF1 and identity switches (`tracking_scores`), as motmetrics computes them.
+
+Why top-down, and how the pieces fit: docs/multianimal.md.
+"""
