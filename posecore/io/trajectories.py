@@ -12,6 +12,14 @@ Every file's metadata carries, under the key `posecore`, a JSON object with the 
 hash, the posecore version, the config and the source video, so any number can be traced
 back to what made it. Files are written atomically: a crash never leaves a file that a rerun
 would take for a finished one.
+
+Files of several animals per frame (`MULTI_ANIMAL_SCHEMA`) have three more columns: `track`
+(the animal's identity; "" for a detection not yet tracked), `instance_score` (the
+detection's confidence) and `swap_risk` (the tracker saw a likely identity swap for this
+animal in this frame). Every frame has a row per instance slot and keypoint: `instance` is the
+track's number once tracked (the detection's index in its frame before), and a slot without an
+animal in a frame has NaN x, y and scores. Single-animal files keep `SCHEMA` exactly; readers
+take both (`is_multi_animal`).
 """
 
 from __future__ import annotations
@@ -43,6 +51,21 @@ SCHEMA = pa.schema(
         pa.field("score", pa.float32()),
     ]
 )
+
+
+MULTI_ANIMAL_SCHEMA = pa.schema(
+    [
+        *SCHEMA,
+        pa.field("track", pa.dictionary(pa.int16(), pa.string())),
+        pa.field("instance_score", pa.float32()),
+        pa.field("swap_risk", pa.bool_()),
+    ]
+)
+
+
+def is_multi_animal(schema: pa.Schema) -> bool:
+    """Whether a trajectory file's schema is the multi-animal one (it has a `track` column)."""
+    return "track" in schema.names
 
 
 @dataclass(frozen=True)
@@ -93,6 +116,141 @@ def keypoint_table(frames: np.ndarray, times: np.ndarray, peaks: np.ndarray, key
         },
         schema=SCHEMA,
     )
+
+
+def instances_table(
+    frames: np.ndarray,
+    times: np.ndarray,
+    peaks: np.ndarray,
+    keypoint_names: Sequence[str],
+    instance_scores: np.ndarray,
+    tracks: np.ndarray | None = None,
+    swap_risk: np.ndarray | None = None,
+) -> pa.Table:
+    """Long-format table (`MULTI_ANIMAL_SCHEMA`) of several animals per frame.
+
+    Args:
+        frames: int64 (B,) frame indices.
+        times: float64 (B,) seconds.
+        peaks: float (B, I, K, 3) as (x, y, score) in image pixels, NaN in slots without an animal.
+        keypoint_names: the K names.
+        instance_scores: float (B, I) each animal's confidence, NaN in empty slots.
+        tracks: str (B, I) or (I,) track names ("" untracked); default all "".
+        swap_risk: bool (B, I); default all False.
+
+    Returns:
+        B * I * K rows, frame-major, then instance slot, then keypoint.
+    """
+    b, i, k = peaks.shape[:3]
+    tracks = (
+        np.full((b, i), "", dtype=object) if tracks is None else np.broadcast_to(np.asarray(tracks, object), (b, i))
+    )
+    risk = np.zeros((b, i), dtype=bool) if swap_risk is None else np.asarray(swap_risk, dtype=bool)
+    names, codes = np.unique(tracks.astype(str), return_inverse=True)  # names sorted, codes (B * I,)
+    return pa.table(
+        {
+            "frame": np.repeat(np.asarray(frames, dtype=np.int64), i * k),
+            "time_s": np.repeat(np.asarray(times, dtype=np.float64), i * k),
+            "instance": np.tile(np.repeat(np.arange(i, dtype=np.int16), k), b),
+            "keypoint": pa.DictionaryArray.from_arrays(
+                np.tile(np.arange(k, dtype=np.int16), b * i), pa.array(list(keypoint_names), pa.string())
+            ),
+            "x": peaks[..., 0].reshape(-1).astype(np.float32),
+            "y": peaks[..., 1].reshape(-1).astype(np.float32),
+            "score": peaks[..., 2].reshape(-1).astype(np.float32),
+            "track": pa.DictionaryArray.from_arrays(
+                np.repeat(codes.reshape(-1).astype(np.int16), k), pa.array(names.tolist(), pa.string())
+            ),
+            "instance_score": np.repeat(np.asarray(instance_scores, dtype=np.float32).reshape(-1), k),
+            "swap_risk": np.repeat(risk.reshape(-1), k),
+        },
+        schema=MULTI_ANIMAL_SCHEMA,
+    )
+
+
+@dataclass(frozen=True)
+class Instances:
+    """One video's multi-animal rows as dense arrays over consecutive frames.
+
+    Attributes:
+        frames: int64 (F,) frame indices, consecutive from the first to the last in the table.
+        times: float64 (F,) seconds (NaN for frames without rows).
+        xy: float64 (F, I, K, 2) (x, y), NaN where no animal or no point.
+        score: float64 (F, I, K) keypoint scores.
+        instance_score: float64 (F, I).
+        track: str (F, I) object, "" where no track.
+        swap_risk: bool (F, I).
+        keypoint_names: the K names.
+    """
+
+    frames: np.ndarray
+    times: np.ndarray
+    xy: np.ndarray
+    score: np.ndarray
+    instance_score: np.ndarray
+    track: np.ndarray
+    swap_risk: np.ndarray
+    keypoint_names: tuple[str, ...]
+
+    @property
+    def present(self) -> np.ndarray:
+        """Slots holding an animal (a finite point), bool (F, I)."""
+        return np.isfinite(self.xy).all(axis=-1).any(axis=-1)
+
+    @classmethod
+    def from_table(
+        cls, table: pa.Table | Any, keypoint_names: Sequence[str] | None = None, source: str | Path = "<table>"
+    ) -> Instances:
+        """Dense arrays from rows of one video (`MULTI_ANIMAL_SCHEMA`, or `SCHEMA`: one untracked instance).
+
+        Raises:
+            InputError: naming `source`, for missing columns, a keypoint not in `keypoint_names`,
+                or a (frame, instance, keypoint) given twice.
+        """
+        frame = table if not isinstance(table, pa.Table) else table.to_pandas()
+        missing = [c for c in SCHEMA.names if c not in frame.columns]
+        if missing:
+            raise InputError(source, f"not a trajectory table: missing columns {missing}")
+        keypoint = frame["keypoint"].astype(str).to_numpy()
+        names = tuple(keypoint_names) if keypoint_names is not None else tuple(dict.fromkeys(keypoint))
+        lookup = {name: j for j, name in enumerate(names)}
+        unknown = sorted(set(keypoint) - set(lookup))
+        if unknown:
+            raise InputError(source, f"keypoint {unknown[0]!r} is not one of {list(names)}")
+        frames = frame["frame"].to_numpy(np.int64)
+        first = int(frames.min()) if len(frames) else 0
+        n_frames = int(frames.max()) - first + 1 if len(frames) else 0
+        slot = frame["instance"].to_numpy(np.int64)
+        n_slots = int(slot.max()) + 1 if len(slot) else 0
+        k = np.array([lookup[name] for name in keypoint], dtype=np.int64)
+        row, column = frames - first, slot
+        cell = (row * max(n_slots, 1) + column) * len(names) + k
+        if len(cell) and np.bincount(cell).max() > 1:
+            raise InputError(source, "a (frame, instance, keypoint) appears twice")
+        xy = np.full((n_frames, n_slots, len(names), 2), np.nan)
+        score = np.full((n_frames, n_slots, len(names)), np.nan)
+        xy[row, column, k, 0], xy[row, column, k, 1] = frame["x"].to_numpy(float), frame["y"].to_numpy(float)
+        score[row, column, k] = frame["score"].to_numpy(float)
+        times = np.full(n_frames, np.nan)
+        times[row] = frame["time_s"].to_numpy(float)
+        instance_score = np.full((n_frames, n_slots), np.nan)
+        track = np.full((n_frames, n_slots), "", dtype=object)
+        swap = np.zeros((n_frames, n_slots), dtype=bool)
+        if "track" in frame.columns:
+            instance_score[row, column] = frame["instance_score"].to_numpy(float)
+            track[row, column] = frame["track"].astype(str).to_numpy()
+            swap[row, column] = frame["swap_risk"].to_numpy(bool)
+        else:  # single-animal rows: the mean keypoint score stands for the animal's
+            counted = np.isfinite(score).sum(axis=-1)  # (F, I)
+            instance_score = np.where(counted > 0, np.nansum(score, axis=-1) / np.maximum(counted, 1), np.nan)
+        return cls(np.arange(first, first + n_frames), times, xy, score, instance_score, track, swap, names)
+
+    def to_table(self) -> pa.Table:
+        """The rows again (`instances_table`), frame-major."""
+        peaks = np.concatenate([self.xy, self.score[..., None]], axis=-1)  # (F, I, K, 3)
+        return instances_table(
+            self.frames, self.times, peaks, self.keypoint_names, self.instance_score, self.track, self.swap_risk
+        )
 
 
 def write_atomic(table: pa.Table, path: str | Path, provenance: Provenance | None = None) -> None:

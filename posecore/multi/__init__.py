@@ -2,6 +2,8 @@
 
 - `oks`: object keypoint similarity and COCO's mAP (`pose_map`), as pycocotools computes it.
 - `mot`: MOTA, IDF1 and identity switches (`tracking_scores`), as motmetrics computes them.
+- `tracking`: one video's detections joined into at most `n_animals` tracks (`track_video`),
+  with swap-risk flags.
 
 Why top-down, and how the pieces fit: docs/multianimal.md.
 """

@@ -98,3 +98,39 @@ def test_write_is_atomic_on_failure(tmp_path):
         write_atomic(object(), out)  # type: ignore[arg-type]
     assert not out.exists()
     assert not list(tmp_path.iterdir())
+
+
+def test_multi_animal_rows_round_trip_through_dense_arrays():
+    peaks = np.arange(2 * 3 * 2 * 3, dtype=float).reshape(2, 3, 2, 3)  # (F, I, K, 3)
+    peaks[1, 2] = np.nan  # no animal in slot 2 of frame 1
+    tracks = np.array([["a", "b", "c"], ["a", "b", ""]], dtype=object)
+    risk = np.array([[False, True, True], [False, False, False]])
+    table = trajectories.instances_table(
+        np.array([7, 8]),
+        np.array([0.7, 0.8]),
+        peaks,
+        NAMES,
+        np.array([[0.9, 0.8, 0.7], [0.6, 0.5, np.nan]]),
+        tracks,
+        risk,
+    )
+    assert table.schema.equals(trajectories.MULTI_ANIMAL_SCHEMA) and trajectories.is_multi_animal(table.schema)
+    assert not trajectories.is_multi_animal(trajectories.SCHEMA)
+    rows = table.to_pandas()
+    assert len(rows) == 12 and rows.instance.tolist() == [0, 0, 1, 1, 2, 2] * 2
+    back = trajectories.Instances.from_table(table)
+    assert back.frames.tolist() == [7, 8] and back.keypoint_names == NAMES
+    np.testing.assert_array_equal(back.xy, peaks[..., :2])
+    np.testing.assert_array_equal(back.score, peaks[..., 2])
+    assert back.track.tolist() == tracks.tolist() and back.swap_risk.tolist() == risk.tolist()
+    assert back.present.tolist() == [[True, True, True], [True, True, False]]
+    pd.testing.assert_frame_equal(back.to_table().to_pandas(), rows)
+
+
+def test_single_animal_rows_read_as_one_untracked_instance():
+    back = trajectories.Instances.from_table(shard_table(0, 3))
+    assert back.xy.shape == (3, 1, 2, 2) and (back.track == "").all() and not back.swap_risk.any()
+    np.testing.assert_allclose(back.instance_score[:, 0], 0.9)
+    doubled = pd.concat([shard_table(0, 2).to_pandas()] * 2)
+    with pytest.raises(InputError, match="appears twice"):
+        trajectories.Instances.from_table(doubled, source="t.parquet")
