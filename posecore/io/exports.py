@@ -60,7 +60,9 @@ def to_dlc_frame(
     Returns:
         Rows indexed by frame (every frame from the first to the last, absent ones NaN),
         float64 columns (scorer, bodyparts, coords), or (scorer, individuals, bodyparts,
-        coords) with individuals "animal0", "animal1", ... when there are several instances.
+        coords) when there are several instances: multi-animal DeepLabCut's layout, the
+        individuals named by their track (`MULTI_ANIMAL_SCHEMA`'s `track`), else "animal0",
+        "animal1", ...
     """
     _check_one_video(table)
     x_col, y_col = _columns(table, values)
@@ -77,9 +79,13 @@ def to_dlc_frame(
         [(i, k, c) for i in instances for k in names for c in ("x", "y", "score")], names=["instance", "keypoint", "c"]
     )
     wide = wide.reorder_levels([1, 2, 0], axis=1).reindex(columns=columns).reindex(frames).astype(np.float64)
-    levels = [("individuals", [f"animal{i}" for i in instances])] if len(instances) > 1 else []
+    individual = {i: f"animal{i}" for i in instances}
+    if "track" in table.columns:  # tracked: an instance is one track, named in every row where it is present
+        named = table[table["track"].astype(str) != ""]
+        individual.update(named.groupby(named["instance"].astype(int))["track"].first().astype(str).to_dict())
+    levels = [("individuals", [individual[i] for i in instances])] if len(instances) > 1 else []
     tuples = [
-        (scorer, *([f"animal{i}"] if levels else []), k, "likelihood" if c == "score" else c) for i, k, c in columns
+        (scorer, *([individual[i]] if levels else []), k, "likelihood" if c == "score" else c) for i, k, c in columns
     ]
     names_out = ["scorer", *(["individuals"] if levels else []), "bodyparts", "coords"]
     wide.columns = pd.MultiIndex.from_tuples(tuples, names=names_out)

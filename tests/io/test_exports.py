@@ -76,3 +76,22 @@ def test_nwb_reads_back_with_pynwb(table, tmp_path):
         assert np.isclose(leftear.timestamps[7], 7 / 30.0)
         assert np.isnan(pose.pose_estimation_series["tailbase"].data[1]).all()
         assert list(pose.source_video.external_file[:]) == ["videos/v.mp4"]
+
+
+def test_tracked_animals_export_as_multi_animal_deeplabcut_individuals(tmp_path):
+    from posecore.io import trajectories
+
+    peaks = np.random.default_rng(0).uniform(0, 50, (3, 2, 2, 3))  # (F, I, K, 3)
+    peaks[1, 1] = np.nan  # track_1 unseen in frame 1
+    tracks = np.array([["track_0", "track_1"], ["track_0", ""], ["track_0", "track_1"]], dtype=object)
+    table = trajectories.instances_table(
+        np.arange(3), np.arange(3) / 30, peaks, ("nose", "tail"), np.ones((3, 2)), tracks
+    )
+    path = tmp_path / "video_el.h5"
+    exports.write_dlc_h5(table.to_pandas(), path, scorer="posecore")
+    back = pd.read_hdf(path)
+    assert back.columns.names == ["scorer", "individuals", "bodyparts", "coords"]
+    assert list(back.columns.get_level_values("individuals").unique()) == ["track_0", "track_1"]
+    np.testing.assert_allclose(back[("posecore", "track_1", "tail", "x")].to_numpy()[[0, 2]], peaks[[0, 2], 1, 1, 0])
+    assert np.isnan(back[("posecore", "track_1", "tail", "x")].iloc[1])
+    np.testing.assert_allclose(back[("posecore", "track_0", "nose", "likelihood")], peaks[:, 0, 0, 2])
