@@ -159,6 +159,26 @@ class Detections:
         return trajectories.instances_table(frames, times, self.peaks, keypoint_names, self.instance_score)
 
 
+def detect_video(
+    predictor: TopDownPredictor, video: str | Path, start: int = 0, stop: int | None = None, batch_size: int = 8
+) -> pa.Table:
+    """Untracked detections of frames [start, stop) of a video, as trajectory rows (what an inference shard holds).
+
+    Frames are streamed (`posecore.io.video.read_frames`), never the whole video in memory.
+    """
+    from posecore.io.video import probe, read_frames
+
+    info = probe(video)
+    stop = info.n_frames if stop is None else stop
+    tables = [
+        predictor.predict(batch.images).table(batch.indices, batch.times, predictor.keypoint_names)
+        for batch in read_frames(video, start, stop, info=info, batch_size=batch_size)
+    ]
+    if not tables:
+        return trajectories.MULTI_ANIMAL_SCHEMA.empty_table()
+    return pa.concat_tables(tables).unify_dictionaries().combine_chunks()
+
+
 class TopDownPredictor:
     """Animals and their keypoints in uint8 frames, with a loaded top-down model.
 

@@ -192,7 +192,7 @@ def _write_labels(scene: SocialScene, visible: np.ndarray, archive: SocialArchiv
         names=["scorer", "individuals", "bodyparts", "coords"],
     )
     rows = [path.relative_to(archive.root).as_posix() for path in archive.images[video]]
-    table = pd.DataFrame(labels.reshape(len(frames), -1), index=rows, columns=columns)  # (N, A * K * 2)
+    table = pd.DataFrame(labels.reshape(len(frames), len(columns)), index=rows, columns=columns)  # (N, A * K * 2)
     with atomic_path(archive.label_files[video]) as tmp:
         table.to_csv(tmp)
 
