@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 from scipy.optimize import linear_sum_assignment
 
@@ -374,3 +375,32 @@ def track_video(
         found.frames, found.times, xy, score, instance_score, np.where(present, names, ""), risk, found.keypoint_names
     )
     return result.to_table()
+
+
+def track_events(found: Instances) -> pd.DataFrame:
+    """Where each track starts, is lost, is found again and ends.
+
+    Args:
+        found: one video's tracked animals (`Instances.from_table` of `track_video`'s rows).
+
+    Returns:
+        One row per event, in frame order: frame, track, event ("born": first frame, "lost":
+        last frame before a gap, "found": first frame after one, "ended": last frame), gap
+        (frames missing before "found", after "lost"; 0 otherwise).
+    """
+    rows = []
+    present = found.present  # (F, I)
+    for i in range(present.shape[1]):
+        seen = np.flatnonzero(present[:, i])
+        if not len(seen):
+            continue
+        name = next((str(t) for t in found.track[seen, i] if t), f"instance_{i}")
+        frames = found.frames[seen]
+        gaps = np.flatnonzero(np.diff(seen) > 1)
+        rows.append((int(frames[0]), name, "born", 0))
+        for g in gaps:
+            missing = int(seen[g + 1] - seen[g] - 1)
+            rows += [(int(frames[g]), name, "lost", missing), (int(frames[g + 1]), name, "found", missing)]
+        rows.append((int(frames[-1]), name, "ended", 0))
+    events = pd.DataFrame(rows, columns=["frame", "track", "event", "gap"])
+    return events.sort_values(["frame", "track"], kind="stable").reset_index(drop=True)

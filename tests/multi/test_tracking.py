@@ -126,3 +126,20 @@ def test_sleap_mot_two_mice_fewer_switches_than_the_trackers_that_ship_with_it()
     theirs = scores(given)
     assert theirs.switches == 20  # the published SLEAP tracking, as it ships
     assert ours.switches < theirs.switches and ours.idf1 > theirs.idf1 and ours.mota >= theirs.mota
+
+
+def test_track_events_mark_births_losses_and_returns() -> None:
+    from posecore.multi.tracking import track_events
+
+    xy = np.full((10, 2, 1, 2), np.nan)
+    xy[0:4, 0] = 1.0
+    xy[6:10, 0] = 1.0  # track_0 lost after frame 3, found at frame 6
+    xy[2:5, 1] = 5.0  # track_1 from frame 2 to 4
+    found = Instances(np.arange(10) + 100, np.zeros(10), xy, np.ones((10, 2, 1)), np.ones((10, 2)),
+                      np.where(np.isfinite(xy[..., 0, 0]), np.array(["track_0", "track_1"], object), ""),
+                      np.zeros((10, 2), bool), ("nose",))  # fmt: skip
+    events = track_events(found)
+    assert events.values.tolist() == [
+        [100, "track_0", "born", 0], [102, "track_1", "born", 0], [103, "track_0", "lost", 2],
+        [104, "track_1", "ended", 0], [106, "track_0", "found", 2], [109, "track_0", "ended", 0],
+    ]  # fmt: skip
