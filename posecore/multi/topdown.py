@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from posecore.errors import InputError
 from posecore.io.dataset import TrainingDataset
@@ -191,8 +189,11 @@ def from_scaled(xy: np.ndarray, ratio: np.ndarray) -> np.ndarray:
     return (xy + 0.5) / ratio - 0.5
 
 
-def scale_images(images: np.ndarray | torch.Tensor, scale: float) -> torch.Tensor:
-    """uint8 (B, H, W, C) frames scaled by `scale` (antialiased bilinear), uint8 (B, h, w, C) (`scaled_size`)."""
+def scale_images(images: Any, scale: float) -> Any:
+    """Frames uint8 (B, H, W, C), array or tensor, scaled by `scale` (antialiased bilinear): uint8 (B, h, w, C)."""
+    import torch  # the configs above are read where torch is not needed (the workflow's config check)
+    from torch.nn import functional as F
+
     batch = torch.as_tensor(images)
     if scale == 1:
         return batch

@@ -49,7 +49,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy.optimize import linear_sum_assignment
 
 from posecore.errors import InputError
 from posecore.io.trajectories import Instances
@@ -277,6 +276,8 @@ def _size(points: np.ndarray, mask: np.ndarray, fallback: float = 16.0) -> float
 
 def _assign(cost: np.ndarray) -> list[tuple[int, int]]:
     """Minimum-cost pairs (row, column) among the finite entries of `cost`, as many as possible."""
+    from scipy.optimize import linear_sum_assignment  # imported on first use: the config check needs no scipy
+
     finite = np.isfinite(cost)
     if cost.size == 0 or not finite.any():
         return []

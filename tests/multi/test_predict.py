@@ -3,7 +3,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from posecore.errors import InputError
 from posecore.io import trajectories
@@ -11,24 +10,7 @@ from posecore.models.export import LoadedModel, ModelMeta
 from posecore.multi.predict import TopDownModel, TopDownPredictor, is_topdown, load_topdown, save_topdown
 from posecore.multi.topdown import TopDownConfig
 
-
-class ChannelMaps(nn.Module):
-    """A stand-in model whose maps are its first channels: a frame's bright blobs are its peaks (stride 1)."""
-
-    output_stride = 1
-    input_multiple = 1
-
-    def __init__(self, n_keypoints: int) -> None:
-        super().__init__()
-        self.n_keypoints = n_keypoints
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [x[:, : self.n_keypoints]]
-
-
-def _loaded(names: tuple[str, ...]) -> LoadedModel:
-    meta = ModelMeta("stand-in", {}, names, (64, 64), 3, (0.0,) * 3, (255.0,) * 3, 1)
-    return LoadedModel(ChannelMaps(len(names)).eval(), meta, sha256="")
+from .conftest import channel_model
 
 
 def _blob(image: np.ndarray, channel: int, x: float, y: float, sigma: float = 2.0) -> None:
@@ -48,7 +30,7 @@ def test_animals_are_found_cropped_and_placed_back_in_the_frame() -> None:
     # The centroid stand-in reads channel 2 (its first and only map): move it to the front.
     centroid_frame = frame[..., [2, 0, 1]]
     config = TopDownConfig(max_animals=3, centroid_scale=0.5)
-    model = TopDownModel(_loaded(("centroid",)), _loaded(("nose", "tail")), config, 48)
+    model = TopDownModel(channel_model(("centroid",)), channel_model(("nose", "tail")), config, 48)
     predictor = TopDownPredictor(model)
     centres, scores = predictor.find_centres(centroid_frame[None].astype(np.uint8))
     found = centres[0][np.isfinite(scores[0])]
@@ -72,7 +54,9 @@ def test_one_animal_seen_twice_is_kept_once() -> None:
     frame = np.zeros((80, 80, 3))
     for k, (x, y) in enumerate(points):
         _blob(frame, k, x, y)
-    model = TopDownModel(_loaded(("centroid",)), _loaded(("nose", "tail")), TopDownConfig(max_animals=2), 48)
+    model = TopDownModel(
+        channel_model(("centroid",)), channel_model(("nose", "tail")), TopDownConfig(max_animals=2), 48
+    )
     predictor = TopDownPredictor(model)
     predictor.find_centres = lambda frames: (np.array([[[35.0, 32.0], [37.0, 33.0]]]), np.array([[0.9, 0.5]]))
     detections = predictor.predict(frame.astype(np.uint8)[None])

@@ -11,6 +11,7 @@ import pandas as pd
 from snakemake.utils import validate
 
 from posecore.hugepages import with_huge_pages
+from posecore.multi.config import is_multi_animal, topdown_config, tracker_config
 from posecore.train.config import ModelConfig, TrainConfig
 
 # Every job's process inherits Snakemake's environment: its models then run on huge pages
@@ -50,6 +51,13 @@ CONFIG_SOURCE = ", ".join(map(str, workflow.configfiles)) or "config"
 MODEL_CONFIG = {key: value for key, value in config["model"].items() if key != "name"}
 ModelConfig.from_dict(MODEL_CONFIG, CONFIG_SOURCE)
 TrainConfig.from_dict(config["train"], CONFIG_SOURCE)
+# Several animals per frame (animals.max_animals above 1): a top-down model, tracked videos.
+MULTI_ANIMAL = is_multi_animal(config["animals"])
+if MULTI_ANIMAL:
+    topdown_config(config["animals"], CONFIG_SOURCE)
+    tracker_config(config["animals"], config["tracking"], CONFIG_SOURCE)
+# A top-down model's best checkpoint and learning curves are its instance model's, in instance/.
+TRAINED = "instance/" if MULTI_ANIMAL else ""
 
 
 # Video names as the sheet's schema allows them: a pattern, not an alternation of every name,

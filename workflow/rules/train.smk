@@ -6,8 +6,8 @@ rule train:
         dataset=expand(rules.assemble_dataset.output.dataset, dataset=DATASET),
     output:
         model="results/models/{model}/model.pt",
-        checkpoint="results/models/{model}/checkpoints/best.ckpt",
-        curves="results/models/{model}/metrics.csv",
+        checkpoint=f"results/models/{{model}}/{TRAINED}checkpoints/best.ckpt",
+        curves=f"results/models/{{model}}/{TRAINED}metrics.csv",
     log:
         "logs/train/{model}.log",
     benchmark:
@@ -23,6 +23,7 @@ rule train:
         model=MODEL_CONFIG,
         source=CONFIG_SOURCE,
         train=config["train"],
+        animals=config["animals"],
     script:
         "../scripts/train.py"
 
