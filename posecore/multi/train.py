@@ -50,6 +50,7 @@ def train_topdown(
     out_dir: str | Path,
     *,
     centroid_train_config: TrainConfig | None = None,
+    centroid_model_config: ModelConfig | None = None,
     source: str | Path = "training dataset",
 ) -> TopDownResult:
     """Train the centroid and instance models on a multi-animal dataset and write the model file.
@@ -61,6 +62,7 @@ def train_topdown(
         train_config: how the instance model trains (its `crop_size` is unused: it sees crops).
         out_dir: where the model file and each model's folder go.
         centroid_train_config: how the centroid model trains; default `train_config`.
+        centroid_model_config: the centroid model's architecture; default `model_config`.
         source: the dataset's file, named in errors.
 
     Raises:
@@ -81,7 +83,11 @@ def train_topdown(
     start = time.perf_counter()
     centroid_config = centroid_train_config or train_config
     centroid = train_model(
-        centroid_dataset(dataset, config), model_config, centroid_config, out_dir / "centroid", source=source
+        centroid_dataset(dataset, config),
+        centroid_model_config or model_config,
+        centroid_config,
+        out_dir / "centroid",
+        source=source,
     )
     instance_config = dataclasses.replace(train_config, crop_size=0)  # the crops are the instance model's frames
     instances = instance_dataset(dataset, config, crop_size)
