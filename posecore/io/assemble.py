@@ -169,16 +169,31 @@ def assemble_dataset(
     if max_animals > 1:
         return _assemble_multi_animal(tables, orders, labels, label_files, names, edges, pairs, split, unique_keypoints)
 
-    n = len(labels)
     coords = np.stack([_single_row(tables[label.table], label.row)[orders[label.table]] for label in labels])
     coords = coords.astype(np.float32)  # (N, K, 2)
     images, sizes = _load_images(tables, labels)
     outside_xy = _take_outside(tables, labels, coords, sizes, names)
     _check_every_keypoint_labeled(label_files, coords, outside_xy, names)
+    return _dataset(labels, images, sizes, coords, outside_xy, names, edges, pairs, split)
+
+
+def _dataset(
+    labels: list[_Label],
+    images: np.ndarray,
+    sizes: np.ndarray,
+    coords: np.ndarray,
+    outside_xy: np.ndarray,
+    names: tuple[str, ...],
+    edges: tuple[tuple[int, int], ...],
+    pairs: tuple[tuple[int, int], ...],
+    split: SplitConfig,
+    **multi_animal,
+) -> TrainingDataset:
+    """The `TrainingDataset` of the merged labels: split, provenance of every frame, and `multi_animal`'s fields."""
     return TrainingDataset(
         images=images,
         keypoints=coords,
-        split=split_frames(n, split),
+        split=split_frames(len(labels), split),
         keypoint_names=names,
         skeleton=edges,
         swap_pairs=pairs,
@@ -187,6 +202,7 @@ def assemble_dataset(
         source_path=np.array([label.ref.location for label in labels], dtype=object),
         image_sizes=sizes,
         outside_xy=outside_xy,
+        **multi_animal,
     )
 
 
@@ -233,22 +249,10 @@ def _assemble_multi_animal(
         for u, name in enumerate(unique):
             if name in table.unique_names:
                 unique_xy[i, u] = table.unique_keypoints[label.row, table.unique_names.index(name)]
-    return TrainingDataset(
-        images=images,
-        keypoints=coords,
-        split=split_frames(n, split),
-        keypoint_names=names,
-        skeleton=edges,
-        swap_pairs=pairs,
-        source_video=np.array([label.ref.video for label in labels], dtype=object),
-        source_frame=np.array([label.ref.frame for label in labels], dtype=np.int64),
-        source_path=np.array([label.ref.location for label in labels], dtype=object),
-        image_sizes=sizes,
-        outside_xy=outside_xy,
-        tracks=tracks,
-        unique_keypoint_names=unique,
-        unique_keypoints=unique_xy if unique else None,
-    )
+    return _dataset(
+        labels, images, sizes, coords, outside_xy, names, edges, pairs, split,
+        tracks=tracks, unique_keypoint_names=unique, unique_keypoints=unique_xy if unique else None,
+    )  # fmt: skip
 
 
 def _instances(table: LabelTable, row: int, order: list[int]) -> tuple[np.ndarray, list[str]]:

@@ -171,16 +171,14 @@ def _table_from_frame(path: Path, frame: pd.DataFrame) -> LabelTable:
         raise InputError(path, "the label file has a header but no labeled rows")
     columns = [(scorer, name, coord) for name in names for coord in ("x", "y")]
     values = _values(path, frame, columns, lambda column: f"keypoint {column[1]!r}")
-    keypoints = values.reshape(len(frame), len(names), 2)  # (N, K, 2) (x, y)
+    return _label_table(path, frame, names, values.reshape(len(frame), len(names), 2), scorer)  # (N, K, 2) (x, y)
+
+
+def _label_table(path: Path, frame: pd.DataFrame, names: tuple[str, ...], keypoints: np.ndarray, scorer: str,
+                 **multi_animal) -> LabelTable:  # fmt: skip
+    """The `LabelTable` of a DLC DataFrame's rows (image paths from its index), with `multi_animal`'s fields."""
     image_paths = tuple(_join_index(entry) for entry in frame.index)
-    return LabelTable(
-        path=path,
-        image_paths=image_paths,
-        keypoint_names=names,
-        keypoints=keypoints,
-        scorer=scorer,
-        images=ImageFiles(path, image_paths),
-    )
+    return LabelTable(path, image_paths, names, keypoints, scorer, ImageFiles(path, image_paths), **multi_animal)
 
 
 def _multi_table_from_frame(path: Path, frame: pd.DataFrame) -> LabelTable:
@@ -210,17 +208,9 @@ def _multi_table_from_frame(path: Path, frame: pd.DataFrame) -> LabelTable:
     keypoints = values[:, :n_animal_values].reshape(n, len(animals), len(names), 2)  # (N, I, K, 2) (x, y)
     present = np.isfinite(keypoints).all(axis=-1).any(axis=-1)  # (N, I)
     tracks = np.where(present, np.array(animals, dtype=object), "").astype(object)  # (N, I)
-    image_paths = tuple(_join_index(entry) for entry in frame.index)
-    return LabelTable(
-        path=path,
-        image_paths=image_paths,
-        keypoint_names=names,
-        keypoints=keypoints,
-        scorer=scorer,
-        images=ImageFiles(path, image_paths),
-        tracks=tracks,
-        unique_names=unique,
-        unique_keypoints=values[:, n_animal_values:].reshape(n, len(unique), 2) if unique else None,  # (N, U, 2)
+    unique_keypoints = values[:, n_animal_values:].reshape(n, len(unique), 2) if unique else None  # (N, U, 2)
+    return _label_table(
+        path, frame, names, keypoints, scorer, tracks=tracks, unique_names=unique, unique_keypoints=unique_keypoints
     )
 
 
