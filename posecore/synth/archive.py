@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,27 +123,30 @@ class Archive:
     @classmethod
     def at(cls, root: str | Path, config: SynthConfig) -> Archive:
         """Where the files of the archive made with `config` are (whether or not they exist)."""
-        root = Path(root)
-        names = config.video_names
-        labeled = [root / "labeled-data" / name for name in names]
-        return cls(
-            root=root,
-            config=config,
-            videos=tuple(root / "videos" / f"{name}.mp4" for name in names),
-            ground_truth=tuple(root / "ground_truth" / f"{name}.parquet" for name in names),
-            label_files=tuple(folder / f"CollectedData_{config.scorer}.csv" for folder in labeled),
-            images=tuple(
-                tuple(folder / f"img{frame:05d}.png" for frame in config.labeled_frames(i))
-                for i, folder in enumerate(labeled)
-            ),
-            video_sheet=root / "videos.tsv",
-            manifest=root / MANIFEST,
-        )
+        labeled = [config.labeled_frames(i) for i in range(config.n_videos)]
+        return cls(config=config, **layout(Path(root), config.video_names, config.scorer, labeled))
 
     def files(self) -> list[Path]:
         """Every file of the archive except the manifest."""
         images = [path for paths in self.images for path in paths]
         return [*self.videos, *self.ground_truth, *self.label_files, *images, self.video_sheet]
+
+
+def layout(root: Path, names: tuple[str, ...], scorer: str, labeled: list) -> dict[str, Any]:
+    """The paths of an archive's files under `root`: videos, ground truth, labels and images (frames `labeled`)."""
+    folders = [root / "labeled-data" / name for name in names]
+    return {
+        "root": root,
+        "videos": tuple(root / "videos" / f"{name}.mp4" for name in names),
+        "ground_truth": tuple(root / "ground_truth" / f"{name}.parquet" for name in names),
+        "label_files": tuple(folder / f"CollectedData_{scorer}.csv" for folder in folders),
+        "images": tuple(
+            tuple(folder / f"img{frame:05d}.png" for frame in frames)
+            for folder, frames in zip(folders, labeled, strict=True)
+        ),
+        "video_sheet": root / "videos.tsv",
+        "manifest": root / MANIFEST,
+    }
 
 
 def manifest_content(archive: Archive) -> dict:  # or a social_archive.SocialArchive: the same fields

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from posecore import __version__
 from posecore.io.atomic import atomic_path
 from posecore.synth.animal import KEYPOINTS
-from posecore.synth.archive import is_complete, manifest_content, remove_previous
+from posecore.synth.archive import Archive, is_complete, layout, manifest_content, remove_previous
 from posecore.synth.media import decode_frames, encode_video, write_pngs
 from posecore.synth.social import SocialConfig, SocialScene, make_social_scene
 
@@ -70,60 +70,23 @@ class SocialArchiveConfig:
 
 
 @dataclass(frozen=True)
-class SocialArchive:
-    """The files of a social archive under `root` (whether or not they exist yet).
+class SocialArchive(Archive):
+    """The files of a social archive under `root` (`Archive`'s layout), and its labeled frames.
 
     Attributes:
-        root: the output folder.
-        config: the settings.
-        videos: videos/{name}.mp4, one per video.
-        ground_truth: ground_truth/{name}.parquet, one per video.
-        label_files: labeled-data/{name}/CollectedData_{scorer}.csv, one per video.
-        images: labeled-data/{name}/img{frame:05d}.png, per video.
         labeled: the labeled frames of each video, sorted.
-        video_sheet: videos.tsv.
-        manifest: synth.json.
     """
 
-    root: Path
-    config: SocialArchiveConfig
-    videos: tuple[Path, ...]
-    ground_truth: tuple[Path, ...]
-    label_files: tuple[Path, ...]
-    images: tuple[tuple[Path, ...], ...]
-    labeled: tuple[tuple[int, ...], ...]
-    video_sheet: Path
-    manifest: Path
+    labeled: tuple[tuple[int, ...], ...] = ()
 
     @classmethod
     def at(cls, root: str | Path, config: SocialArchiveConfig) -> SocialArchive:
         """Where the files of the archive made with `config` are (its scenes are made to pick the labeled frames)."""
-        root = Path(root)
-        names = config.video_names
-        folders = [root / "labeled-data" / name for name in names]
         labeled = tuple(
             tuple(int(f) for f in labeled_frames(scene_of(config, i), config.n_labeled_per_video))
-            for i in range(len(names))
+            for i in range(config.n_videos)
         )
-        return cls(
-            root=root,
-            config=config,
-            videos=tuple(root / "videos" / f"{name}.mp4" for name in names),
-            ground_truth=tuple(root / "ground_truth" / f"{name}.parquet" for name in names),
-            label_files=tuple(folder / f"CollectedData_{config.scorer}.csv" for folder in folders),
-            images=tuple(
-                tuple(folder / f"img{frame:05d}.png" for frame in frames)
-                for folder, frames in zip(folders, labeled, strict=True)
-            ),
-            labeled=labeled,
-            video_sheet=root / "videos.tsv",
-            manifest=root / "synth.json",
-        )
-
-    def files(self) -> list[Path]:
-        """Every file of the archive except the manifest."""
-        images = [path for paths in self.images for path in paths]
-        return [*self.videos, *self.ground_truth, *self.label_files, *images, self.video_sheet]
+        return cls(config=config, labeled=labeled, **layout(Path(root), config.video_names, config.scorer, labeled))
 
 
 def scene_of(config: SocialArchiveConfig, video: int) -> SocialScene:
