@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -226,11 +227,12 @@ def speed(args: argparse.Namespace) -> dict:
     from posecore.models.registry import build_model
     from posecore.multi.predict import TopDownModel
     from posecore.predict import Predictor
-    from posecore.synth.social import make_social_scene
+    from posecore.synth.social import BODY_LENGTH, CENTRE_MARGIN, make_social_scene
 
     torch.set_num_threads(args.threads)
     width, height = args.size
-    scene = make_social_scene(dataclasses.replace(SCENE, n_animals=2, width=width, height=height, body_scale=2.0,
+    scale = min(2.0, 0.9 * min(width, height) / (2 * (CENTRE_MARGIN + BODY_LENGTH)))  # as large as fits, up to 2
+    scene = make_social_scene(dataclasses.replace(SCENE, n_animals=2, width=width, height=height, body_scale=scale,
                                                   n_frames=max(args.frames, 16), n_encounters=2))  # fmt: skip
     frames = np.stack(list(scene.frames()))[: args.frames]
 
@@ -240,7 +242,7 @@ def speed(args: argparse.Namespace) -> dict:
         return LoadedModel(model.eval(), meta, sha256="")
 
     single = Predictor(loaded(KEYPOINTS, (height, width)), batch_size=args.batch_size)
-    crop = 192
+    crop = math.ceil(2 * CENTRE_MARGIN * scale * 1.25 / 32) * 32  # the crop `crop_size_for` would give these animals
     topdown = TopDownPredictor(
         TopDownModel(loaded(("centroid",), (height // 2, width // 2)), loaded(KEYPOINTS, (crop, crop)),
                      TopDownConfig(max_animals=2, centroid_scale=0.5, peak_threshold=0.0), crop),
