@@ -243,12 +243,12 @@ def speed(args: argparse.Namespace) -> dict:
 
     single = Predictor(loaded(KEYPOINTS, (height, width)), batch_size=args.batch_size)
     crop = math.ceil(2 * CENTRE_MARGIN * scale * 1.25 / 32) * 32  # the crop `crop_size_for` would give these animals
-    topdown = TopDownPredictor(
-        TopDownModel(loaded(("centroid",), (height // 2, width // 2)), loaded(KEYPOINTS, (crop, crop)),
-                     TopDownConfig(max_animals=2, centroid_scale=0.5, peak_threshold=0.0), crop),
-        batch_size=args.batch_size,
-    )  # fmt: skip
-    # Untrained centroid maps have no meaningful peaks: threshold 0 keeps the 2 best, so 2 crops a frame.
+    two = TopDownConfig(max_animals=2, centroid_scale=0.5, peak_threshold=0.0, duplicate_distance=0.0)
+    model = TopDownModel(loaded(("centroid",), (height // 2, width // 2)), loaded(KEYPOINTS, (crop, crop)), two, crop)
+    topdown = TopDownPredictor(model, batch_size=args.batch_size)
+    # Untrained centroid maps have no meaningful peaks: threshold 0 keeps the 2 best and no duplicate is dropped,
+    # so every frame has 2 crops (printed below), as a frame of two animals would.
+    crops = topdown.predict(frames[: args.batch_size]).valid.sum(axis=1).mean()
     results = {}
     for name, run in (("single", single.predict), ("topdown", topdown.predict)) * args.repeats:
         run(frames[: args.batch_size])  # warm-up
@@ -257,7 +257,8 @@ def speed(args: argparse.Namespace) -> dict:
             run(frames[first : first + args.batch_size])
         results.setdefault(name, []).append(len(frames) / (time.perf_counter() - start))
     best = {name: max(values) for name, values in results.items()}
-    print(f"{width}x{height}, {len(frames)} frames, batch {args.batch_size}, {args.threads} threads, crops {crop} px")
+    print(f"{width}x{height}, {len(frames)} frames, batch {args.batch_size}, {args.threads} threads, "
+          f"{crops:.1f} crops of {crop} px a frame")  # fmt: skip
     for name, values in results.items():
         print(f"{name:8} frames/s: " + ", ".join(f"{v:.2f}" for v in values))
     print(f"top-down / single-animal: {best['topdown'] / best['single']:.2f} (goal: at least 0.5)")
