@@ -43,10 +43,10 @@ import numpy as np
 from posecore.hugepages import restart_with_huge_pages
 from posecore.io.assemble import SplitConfig, assemble_dataset
 from posecore.io.sleap_tracks import read_slp_instances
-from posecore.io.trajectories import Instances
+from posecore.io.trajectories import Instances, write_atomic
 from posecore.multi.evaluate import evaluate_topdown, write_multi_evaluation
 from posecore.multi.mot import FrameMatches, pose_distances, tracking_scores
-from posecore.multi.oks import DLC_SIGMA, SLEAP_SIGMA, pose_map
+from posecore.multi.oks import DLC_SIGMA, SLEAP_SIGMA, oks_matrix, pose_map
 from posecore.multi.predict import TopDownPredictor, detect_video, load_topdown
 from posecore.multi.topdown import TopDownConfig
 from posecore.multi.tracking import TrackerConfig, track_video
@@ -101,6 +101,8 @@ def synthetic(args: argparse.Namespace) -> dict:
     detections = detect_video(TopDownPredictor(model, batch_size=8), test_archive.videos[0])
     detect_s = time.perf_counter() - start
     tracked = track_video(detections, TrackerConfig(n_animals=3))
+    write_atomic(detections, out / "detections.parquet")
+    write_atomic(tracked, out / "tracked.parquet")
     found, paths = Instances.from_table(detections), Instances.from_table(tracked)
     truth = np.where(test_scene.visible[..., None], test_scene.keypoints, np.nan)  # (T, A, K, 2)
     present = found.present
@@ -111,11 +113,21 @@ def synthetic(args: argparse.Namespace) -> dict:
         sigma=SLEAP_SIGMA,
     )
     frames = []
+    if not len(paths.frames):  # no track at all (a model that found nothing): every frame empty
+        paths = dataclasses.replace(
+            found, xy=found.xy[:, :0], track=found.track[:, :0], swap_risk=found.swap_risk[:, :0]
+        )
     for t in range(len(truth)):
         hyp = np.flatnonzero(paths.present[t])
         distances = pose_distances(truth[t], paths.xy[t, hyp], sigma=DLC_SIGMA)
         frames.append(FrameMatches(list(range(truth.shape[1])), [paths.track[t, h] for h in hyp], distances))
     scores = tracking_scores(frames)
+    errors = []  # each labeled animal against its most similar detection: localisation apart from gross errors
+    for t in range(len(truth)):
+        if present[t].any():
+            nearest = np.nanargmax(np.nan_to_num(oks_matrix(truth[t], found.xy[t, present[t]], DLC_SIGMA)), axis=1)
+            errors.append(np.linalg.norm(found.xy[t, present[t]][nearest] - truth[t], axis=-1))  # (A, K)
+    errors = np.concatenate(errors)
     encounters = test_scene.encounters()
     flagged = sum(bool(paths.swap_risk[max(0, f - 2) : f + 3].any()) for f, _, _ in encounters)
     row = {
@@ -126,6 +138,8 @@ def synthetic(args: argparse.Namespace) -> dict:
             [found.instance_score[t, present[t]] for t in range(len(truth))],
             sigma=DLC_SIGMA,
         ).map,
+        "median_px": dict(zip(KEYPOINTS, np.round(np.nanmedian(errors, axis=0), 2).tolist(), strict=True)),
+        "p90_px": dict(zip(KEYPOINTS, np.round(np.nanpercentile(errors, 90, axis=0), 1).tolist(), strict=True)),
         "mota": scores.mota,
         "idf1": scores.idf1,
         "switches": scores.switches,
