@@ -2,7 +2,9 @@
 
 Writes, into `--out` (default: beside the video), `<video>.parquet` (the long-format
 trajectories of DESIGN.md, with provenance), and with `--filter` the filtered coordinates
-beside the raw ones, and with `--export` DeepLabCut H5/CSV and NWB files of the same points.
+beside the raw ones, and with `--export` DeepLabCut H5/CSV, NWB and SLEAP files of the same
+points. A top-down model (several animals per frame) detects and tracks the video's animals
+(`posecore.cli.predict_multi`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from posecore.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd
 
-EXPORTS = ("dlc-h5", "dlc-csv", "nwb")
+EXPORTS = ("dlc-h5", "dlc-csv", "nwb", "slp")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-gap", type=int, default=5, help="longest gap (frames) the filter interpolates")
     parser.add_argument("--export", choices=EXPORTS, nargs="*", default=[], help="also write these formats")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--count",
+        choices=("known", "maximum"),
+        default="known",
+        help="top-down models: the model's max_animals are always there (known) or at most (maximum)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -62,11 +70,16 @@ def run(args: argparse.Namespace) -> int:
     from posecore.io.trajectories import read_provenance
     from posecore.io.video import probe
     from posecore.models.export import load_model
+    from posecore.multi.predict import is_topdown
     from posecore.predict import resolve_device
 
-    device = resolve_device(args.device)
     if args.threads is not None:
         set_threads(args.threads)
+    if is_topdown(args.model):  # several animals per frame
+        from posecore.cli.predict_multi import run_topdown
+
+        return run_topdown(args)
+    device = resolve_device(args.device)
     loaded = load_model(args.model, device=device)
     if args.keypoints is not None:
         check_keypoints(loaded.meta, [k.strip() for k in args.keypoints.split(",") if k.strip()], args.model)
@@ -109,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
             elif kind == "dlc-csv":
                 path = out_dir / f"{args.video.stem}_{scorer}.csv"
                 exports.write_dlc_csv(table, path, scorer, names, values)
+            elif kind == "slp":
+                from posecore.io.sleap_tracks import write_slp
+
+                path = out_dir / f"{args.video.stem}.slp"
+                skeleton = [(names[a], names[b]) for a, b in loaded.meta.skeleton]
+                write_slp(table, path, video=args.video, skeleton=skeleton, keypoint_names=names)
             else:
                 path = out_dir / f"{args.video.stem}.nwb"
                 exports.write_nwb(
