@@ -4,7 +4,9 @@
     python benchmarks/accuracy.py --quick                    # tiny models, 2 epochs: proves the path end to end
     python benchmarks/accuracy.py --models default --seed 1  # another training seed, the same split
     python benchmarks/accuracy.py --out results/bench        # the full comparison (a GPU machine: hours on a CPU)
-    python benchmarks/accuracy.py --resnet-weights resnet50.pth --models resnet_deconv
+    python benchmarks/accuracy.py --models stacked_densenet default  # DeepPoseKit's network beside the default
+    python benchmarks/accuracy.py --imagenet --models resnet_deconv  # DeepLabCut's, from ImageNet weights
+    python benchmarks/accuracy.py --resnet-weights resnet50.pth --models resnet_deconv  # the same, offline
 
 For each dataset in ../shared/data (dlc-openfield, lp-mirror-mouse) the frames are split once
 with a fixed seed: 10% test, 10% validation, 80% training (`posecore.io.assemble.SplitConfig`).
@@ -68,16 +70,22 @@ DATASETS = {
 
 # Full-size models, as the papers use them, and tiny ones for --quick; "default" is the
 # architecture and hyperparameters of config/config.yaml, what a user gets without choosing.
+# stacked_densenet, stacked_hourglass, leap and resnet_deconv are the published networks layer
+# for layer (benchmarks/fidelity.py): DeepPoseKit's at the settings of its paper (2 stacks,
+# growth rate 32, as benchmarks/inference.py times it; 2 hourglasses of 256 filters), LEAP's
+# with BatchNorm (which trains from scratch in the time), DeepLabCut's ResNet-50.
 CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
 MODELS = {
     "default": (
         {"architecture": CONFIG["model"]["architecture"], **CONFIG["model"]["hyperparameters"]},
         {"architecture": CONFIG["model"]["architecture"], "n_stacks": 1, "growth_rate": 8, "n_transitions": 2},
     ),
-    "stacked_densenet": ({"n_stacks": 2, "growth_rate": 48}, {"n_stacks": 1, "growth_rate": 8, "n_transitions": 2}),
-    "stacked_hourglass": ({"n_stacks": 2, "n_features": 128}, {"n_stacks": 1, "n_features": 8, "n_transitions": 2}),
+    "stacked_densenet": ({"n_stacks": 2, "growth_rate": 32}, {"n_stacks": 1, "growth_rate": 4, "n_transitions": 2}),
+    "stacked_hourglass": ({"n_stacks": 2}, {"n_stacks": 1, "filters": 8, "n_transitions": 2}),
     "leap": ({"filters": 64, "batch_norm": True}, {"filters": 4, "convs_per_block": 1, "batch_norm": True}),
-    "resnet_deconv": ({"depth": 50}, {"depth": 18, "deconv_channels": 16}),
+    "resnet_deconv": ({"depth": 50}, {"depth": 18}),
+    "densenet_lite": ({"n_stacks": 2, "growth_rate": 32}, {"n_stacks": 1, "growth_rate": 8, "n_transitions": 2}),
+    "hourglass_lite": ({"n_stacks": 2, "n_features": 128}, {"n_stacks": 1, "n_features": 8, "n_transitions": 2}),
 }
 
 FULL = TrainConfig(
@@ -125,8 +133,10 @@ def run(dataset_name: str, model_name: str, args: argparse.Namespace, out: Path)
     full, quick = MODELS[model_name]
     hyperparameters = dict(quick if args.quick else full)
     architecture = hyperparameters.pop("architecture", model_name)
-    if model_name == "resnet_deconv" and args.resnet_weights:
+    if architecture == "resnet_deconv" and args.resnet_weights:
         hyperparameters["weights_path"] = str(args.resnet_weights)
+    if architecture == "resnet_deconv" and args.imagenet:
+        hyperparameters["pretrained"] = "imagenet"
     config = QUICK if args.quick else replace(FULL, accelerator=args.accelerator, **DATASETS[dataset_name][3])
     if args.epochs:
         config = replace(config, max_epochs=args.epochs)
@@ -177,6 +187,9 @@ def main() -> None:
     parser.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--seed", type=int, default=0, help="training seed (weights, shuffling, augmentation)")
     parser.add_argument("--resnet-weights", type=Path, help="torchvision-layout ResNet state_dict (.pth) to start from")
+    parser.add_argument(
+        "--imagenet", action="store_true", help="resnet_deconv from torchvision's ImageNet weights (torch hub cache)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/accuracy"), help="output folder")
     parser.add_argument("--data", type=Path, default=DATA, help="folder holding the datasets (default ../shared/data)")
     args = parser.parse_args()

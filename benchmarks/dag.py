@@ -1,23 +1,22 @@
 """Scale of the SLURM profile: DAG build time and SLURM submissions for a large archive.
 
-    python benchmarks/dag.py                          # 1,000 videos of 10 shards each
-    python benchmarks/dag.py --videos 200 --shards 50
+    python benchmarks/dag.py                          # 1,000 one-hour videos at 30 fps, 640x480
+    python benchmarks/dag.py --videos 200 --frames 9000
     python benchmarks/dag.py --profile path/to/your/profile
 
 Generates a project in a temporary folder: a video sheet of --videos entries (empty
-placeholder files: a dry run opens no video), each video already probed, its shard plan
-written (as `posecore.infer.write_shard_plan` writes it) and each batch's prepare record
-written, so that the plan_shards checkpoint is complete and the DAG holds every shard job.
-Then runs `snakemake --dry-run` through the profile, as `snakemake --workflow-profile
-profiles/slurm` would start on a cluster, and prints its wall time and CPU time (user + sys
-of the Snakemake process, steadier than wall on a shared machine), the jobs per rule and
-the SLURM submissions: one per group job, plus one per job outside any group (the `all`
-rule runs inside Snakemake and is not submitted). Videos share group jobs
-`inference.videos_per_job` at a time (the repository's config, or --videos-per-job); a run
-from scratch adds as many prepare group jobs (probing and planning) as there are inference
-group jobs.
+placeholder files: a dry run opens no video), each video already probed (--frames frames of
+640x480, a keyframe every 250) and the inference plan written (as the plan_inference
+checkpoint writes it, `posecore.infer.archive.plan_archive`, with the config's
+inference.frames_per_shard and frames_per_job), and each batch's prepare record written, so
+that the DAG holds every job. Then runs `snakemake --dry-run` through the profile, as
+`snakemake --workflow-profile profiles/slurm` would start on a cluster, and prints its wall
+time and CPU time (user + sys of the Snakemake process, steadier than wall on a shared
+machine), the jobs per rule and the SLURM submissions: one per group job, plus one per job
+outside any group (the `all` rule and the local rules run inside Snakemake and are not
+submitted).
 
-The SLURM plugin runs `scontrol show config` once as Snakemake starts (to read MinJobAge).
+The SLURM plugin runs `scontrol show config` as Snakemake starts (to read MinJobAge).
 On a cluster slurmctld answers in milliseconds; on a machine with SLURM's commands but no
 slurmctld running, scontrol waits about 9 s for it before giving up, which is no part of the
 workflow's cost. So the dry run finds a stand-in `scontrol` first on its PATH, which prints
@@ -40,7 +39,8 @@ from pathlib import Path
 
 import yaml
 
-from posecore.infer import plan_shards, write_shard_plan
+from posecore.infer.archive import plan_archive
+from posecore.io.video import VideoInfo
 
 REPO = Path(__file__).resolve().parents[1]
 # A dry run prints each job as "[time]\nrule NAME:" at the left margin, and each group job
@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 GROUP_JOB = re.compile(r"^\[[^\]]+\] Group job (\S+) ")
 TOP_LEVEL_JOB = re.compile(r"^(?:rule|checkpoint) (\w+):$")
 MEMBER_JOB = re.compile(r"^\s+(?:rule|checkpoint) (\w+):$")
-NOT_SUBMITTED = {"all"}
+NOT_SUBMITTED = {"all", "plan_inference", "aggregate"}  # the workflow's localrules, and all
 # Stands in for `scontrol show config` of a cluster whose slurmctld answers at once.
 STAND_IN_SCONTROL = """#!/bin/sh
 if [ "$1 $2" = "show config" ]; then
@@ -60,10 +60,9 @@ fi
 """
 
 
-def make_project(workdir: Path, n_videos: int, n_shards: int, shard_size: int, videos_per_job: int | None) -> None:
-    """Write the config, the sheet, placeholder videos and labels, probes, plans and prepare records."""
+def make_project(workdir: Path, n_videos: int, n_frames: int, videos_per_job: int | None) -> None:
+    """Write the config, the sheet, placeholder videos and labels, probes, the plan and prepare records."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["inference"]["shard_size"] = shard_size
     if videos_per_job is not None:
         config["inference"]["videos_per_job"] = videos_per_job
     per_job = config["inference"]["videos_per_job"]
@@ -79,13 +78,20 @@ def make_project(workdir: Path, n_videos: int, n_shards: int, shard_size: int, v
         (workdir / "data" / "videos" / f"{name}.mp4").touch()
         rows.append(f"{name}\tdata/videos/{name}.mp4\t{str(i == 0).lower()}")
     (workdir / "config" / "videos.tsv").write_text("\n".join(rows) + "\n")
-    # Probes and plans are written after the videos, so they are up to date.
+    # Probes and the plan are written after the videos, so they are up to date.
     time.sleep(0.01)
-    plan = plan_shards(n_shards * shard_size, shard_size)
-    (workdir / "results" / "videos").mkdir(parents=True)
+    probes = {}
     for name in names:
-        (workdir / "results" / "videos" / f"{name}.json").write_text("{}\n")
-        write_shard_plan(plan, workdir / "results" / "shards" / f"{name}.tsv")
+        info = VideoInfo(
+            f"data/videos/{name}.mp4", n_frames, 30.0, 640, 480, "h264", "yuv420p", n_frames / 30, False,
+            tuple(range(0, n_frames, 250)), None,
+        )  # fmt: skip
+        probes[name] = workdir / "results" / "videos" / f"{name}.json"
+        info.write_json(probes[name])
+    inference = config["inference"]
+    plan_archive(
+        probes, inference["frames_per_shard"], inference["frames_per_job"], workdir / "results/shards/plan.tsv"
+    )
     (workdir / "results" / "jobs").mkdir()
     for start in range(0, n_videos, per_job):  # as the workflow's prepare_batch writes them
         batch = names[start : start + per_job]
@@ -119,8 +125,7 @@ def count_submissions(dry_run_output: str) -> tuple[collections.Counter, collect
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=1000, help="videos in the sheet")
-    parser.add_argument("--shards", type=int, default=10, help="shards per video")
-    parser.add_argument("--shard-size", type=int, default=150, help="frames per shard")
+    parser.add_argument("--frames", type=int, default=108_000, help="frames per video (640x480)")
     parser.add_argument("--videos-per-job", type=int, help="inference.videos_per_job (default: the config's)")
     parser.add_argument("--profile", type=Path, default=REPO / "profiles" / "slurm", help="workflow profile")
     parser.add_argument(
@@ -130,7 +135,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="posecore-dag-") as folder:
         workdir = Path(folder) / "project"
-        make_project(workdir, args.videos, args.shards, args.shard_size, args.videos_per_job)
+        make_project(workdir, args.videos, args.frames, args.videos_per_job)
         environment = dict(os.environ)
         if not args.real_scontrol:
             environment["PATH"] = stand_in_path(Path(folder) / "bin")
@@ -149,7 +154,7 @@ def main() -> None:
     if result.returncode != 0:
         sys.exit(f"snakemake --dry-run failed:\n{result.stderr[-4000:]}")
     jobs, submissions = count_submissions(result.stdout + result.stderr)
-    print(f"{args.videos} videos x {args.shards} shards, profile {args.profile}")
+    print(f"{args.videos} videos of {args.frames} frames of 640x480, profile {args.profile}")
     print(
         f"dry run (DAG build): {seconds:.1f} s wall, {user + system:.1f} s CPU ({user:.1f} s user + {system:.1f} s sys)"
     )

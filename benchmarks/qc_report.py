@@ -62,7 +62,7 @@ def archive_report(out: Path) -> Path:
     config["dataset"]["labels"] = ["data/labeled-data/*/CollectedData_synth.csv"]
     config["model"]["hyperparameters"] = {**config["model"]["hyperparameters"], "n_stacks": 1}
     config["train"] = {**config["train"], "max_epochs": 30}
-    config["inference"] = {**config["inference"], "shard_size": 60}
+    config["inference"] = {**config["inference"], "frames_per_shard": 4}  # 60 frames of 160x128
     (project / "config").mkdir()
     (project / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     rows = ["video\tpath\tlabeling\trefine", "mouse-000\tdata/videos/mouse-000.mp4\ttrue\tfalse"]
@@ -93,6 +93,8 @@ def archive_report(out: Path) -> Path:
         training_csv=model / "metrics.csv",
         logs_dir=project / "logs",
         benchmarks_dir=project / "benchmarks",
+        records_dir=project / "results/predictions/demo/jobs",
+        plan_tsv=project / "results/shards/plan.tsv",
         video_paths={
             "mouse-000": project / "data/videos/mouse-000.mp4",
             "mouse-001": project / "data/videos/mouse-001.mp4",

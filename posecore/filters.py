@@ -10,7 +10,7 @@ Each (video, instance, keypoint) series is filtered on its own, in frame order:
    as they are).
 
 `filter_trajectories` adds the columns `x_filtered` and `y_filtered` to a long-format
-trajectory table (DESIGN.md, "Trajectories") and leaves `x`, `y` and `score` untouched.
+trajectory table (docs/design.md, "Trajectories") and leaves `x`, `y` and `score` untouched.
 """
 
 from __future__ import annotations

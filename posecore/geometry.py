@@ -1,6 +1,6 @@
 """Conversions between image pixels and confidence-map cells.
 
-Convention (DESIGN.md, "Coordinates"): x is the column, y the row, and the centre of the
+Convention (docs/design.md, "Coordinates"): x is the column, y the row, and the centre of the
 top-left pixel is (0, 0). A map at output stride s has one cell per s x s block of image
 pixels; cell j covers image pixels [j*s, (j+1)*s), whose centre is at j*s + (s - 1) / 2.
 Targets (training) and peaks (inference) both convert through this module, so the two can

@@ -75,7 +75,7 @@ def reuse_large_buffers() -> bool:
 
     The process then holds its peak heap until it exits, and that stays flat over any length of
     video only if nothing long-lived is allocated between the activations. glibc gives each
-    thread its own heap (arena), so `posecore.infer.infer_shard` builds and holds the trajectory
+    thread its own heap (arena), so inference jobs build and hold the trajectory
     tables in a writer thread: when the model's thread held them until their row group was
     written, the heap grew 8 MB a frame.
 

@@ -1,6 +1,6 @@
 """Outlier frames: where the model is unsure or implausible, the frames to label next (active learning).
 
-As DeepLabCut's `extract_outlier_frames` does, one video's trajectories (DESIGN.md,
+As DeepLabCut's `extract_outlier_frames` does, one video's trajectories (docs/design.md,
 "Trajectories") are scanned for frames where a keypoint scores low (`score_stat` "any": the
 lowest keypoint score; "mean": the mean over keypoints, below `min_score`) or jumps (a keypoint
 moves more than `jump_px` pixels from the previous frame). Each flagged frame gets a severity in
@@ -307,7 +307,7 @@ def extract_outliers(
         from posecore.multi.outliers import find_multi_outliers, individual_names, multi_machine_labels
 
         poses = Instances.from_table(table, keypoint_names, where)
-        flagged = find_multi_outliers(poses, config)
+        flagged = find_multi_outliers(poses, lambda *animal: find_outliers(Poses(*animal), config))
         individuals, labels_of = individual_names(poses), multi_machine_labels
     else:
         poses = read_poses(table, keypoint_names=keypoint_names, where=where)

@@ -86,17 +86,30 @@ def prepare_images(
         raise ValueError(f"images must be uint8 (B, H, W, C), got {batch.dtype} {tuple(batch.shape)}")
     if batch.shape[-1] != len(mean):
         raise ValueError(f"images have {batch.shape[-1]} channels, the model takes {len(mean)}")
-    batch = batch.to(device, non_blocking=True).permute(0, 3, 1, 2)  # (B, C, H, W), NHWC in memory
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=batch.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=batch.device).view(1, -1, 1, 1)
-    height, width = batch.shape[-2:]
+    batch = batch.to(device, non_blocking=True).contiguous()  # (B, H, W, C)
+    n, height, width, channels = batch.shape
+    # Normalised row by row of the (B, H, W, C) memory, each row's W * C values against the
+    # channels' mean and std repeated W times: the same float32 subtraction and division per
+    # value as broadcasting over C, several times faster than broadcasting over a last axis of 3.
+    mean_row = np.tile(np.asarray(mean, dtype=np.float32), width)  # (W * C,)
+    std_row = np.tile(np.asarray(std, dtype=np.float32), width)  # (W * C,)
+    if batch.device.type == "cpu":
+        # numpy converts and subtracts in one pass, where torch takes three (twice as fast).
+        rows_np = np.empty((n * height, width * channels), dtype=np.float32)
+        np.subtract(batch.numpy().reshape(rows_np.shape), mean_row, out=rows_np, dtype=np.float32)
+        rows = torch.from_numpy(np.divide(rows_np, std_row, out=rows_np))  # (B * H, W * C)
+    else:
+        mean_t, std_t = (torch.from_numpy(row).to(batch.device) for row in (mean_row, std_row))
+        rows = batch.view(n * height, width * channels).float().sub_(mean_t).div_(std_t)  # (B * H, W * C)
     pad_h = math.ceil(height / multiple) * multiple - height
     pad_w = math.ceil(width / multiple) * multiple - width
-    out = torch.zeros(
-        (batch.shape[0], batch.shape[1], height + pad_h, width + pad_w), dtype=torch.float32, device=batch.device
-    ).contiguous(memory_format=memory_format)  # (B, C, H', W'), padding already 0
-    torch.div(batch.float().sub_(mean_t), std_t, out=out[..., :height, :width])
-    return out
+    nhwc = rows.view(n, height, width, channels)
+    if pad_h or pad_w:
+        padded = nhwc.new_zeros((n, height + pad_h, width + pad_w, channels))  # (B, H', W', C), padding already 0
+        padded[:, :height, :width] = nhwc
+        nhwc = padded
+    # (B, C, H', W') over (B, H', W', C) memory: channels-last as it stands.
+    return nhwc.permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:

@@ -1,5 +1,6 @@
 """Fixtures shared across the test suite."""
 
+import hashlib
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -43,3 +44,62 @@ def _encode_h264(
 def encode_h264() -> Callable[..., Path]:
     """A function encoding uint8 (N, H, W, 3) frames as H.264: (frames, path, *, fps, pix_fmt, gop, crf) -> path."""
     return _encode_h264
+
+
+def _point_track(n_frames: int, names: tuple[str, ...]) -> np.ndarray:
+    """float32 (F, K, 3): keypoint k at x = 6 + 1.5 * frame, y = 8 + 12 * k, score 1 - 0.3 * k."""
+    frames = np.arange(n_frames)
+    peaks = np.zeros((n_frames, len(names), 3), dtype=np.float32)
+    peaks[..., 0] = 6 + 1.5 * frames[:, None]
+    peaks[..., 1] = 8 + 12 * np.arange(len(names))[None, :]
+    peaks[..., 2] = 1 - 0.3 * np.arange(len(names))[None, :]
+    return peaks
+
+
+@pytest.fixture
+def grey_video_with_track(tmp_path, encode_h264) -> Callable[..., tuple[Path, Path, np.ndarray]]:
+    """make(n_frames=30, size=(64, 48), fps=25, track_frames=None, track_fps=None) -> (video, trajectories, peaks).
+
+    The video is flat grey (128); the trajectories (written as posecore writes them, with
+    provenance) move keypoints "a", "b", "c" along rows 8, 20, 32, one by 1.5 px per frame
+    (`_point_track`), with scores 1, 0.7, 0.4; `track_frames` and `track_fps` make them
+    another video's.
+    """
+    from posecore.io.trajectories import Provenance, keypoint_table, write_atomic
+
+    def make(n_frames=30, size=(64, 48), fps=25, track_frames=None, track_fps=None):
+        width, height = size
+        (tmp_path / "grey.mp4").unlink(missing_ok=True)  # made again by a second call
+        video = encode_h264(np.full((n_frames, height, width, 3), 128, dtype=np.uint8), tmp_path / "grey.mp4", fps=fps)
+        n_track = track_frames or n_frames
+        peaks = _point_track(n_track, ("a", "b", "c"))
+        table = keypoint_table(np.arange(n_track), np.arange(n_track) / (track_fps or fps), peaks, ("a", "b", "c"))
+        trajectories = tmp_path / "grey.parquet"
+        write_atomic(table, trajectories, Provenance.for_video("ab" * 32, {}, video))
+        return video, trajectories, peaks
+
+    return make
+
+
+@pytest.fixture
+def published_resnet18(tmp_path, monkeypatch) -> tuple[Path, dict[str, torch.Tensor]]:
+    """Seeded ResNet-18 weights 'published' at a file:// address, named with their hash, as torchvision's are.
+
+    posecore.models.pretrained fetches them for `pretrained: imagenet` at depth 18, into a torch
+    hub cache under tmp_path (TORCH_HOME). No network is used. Returns the published file and the
+    weights (torchvision's names, with a classifier).
+    """
+    from posecore.models import pretrained
+    from posecore.models.resnet import ResNetBackbone
+
+    torch.manual_seed(1)
+    state = ResNetBackbone(18, 3, dilate_last=True).state_dict()
+    state |= {"fc.weight": torch.randn(1000, 512), "fc.bias": torch.randn(1000)}
+    (tmp_path / "server").mkdir()
+    staging = tmp_path / "server" / "staging.pth"
+    torch.save(state, staging)
+    source = staging.rename(staging.with_name(f"resnet18-{hashlib.sha256(staging.read_bytes()).hexdigest()[:8]}.pth"))
+    monkeypatch.setattr(pretrained, "BASE_URL", source.parent.as_uri() + "/")
+    monkeypatch.setitem(pretrained.IMAGENET_FILES, 18, source.name)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    return source, state

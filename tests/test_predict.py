@@ -141,7 +141,7 @@ def test_folding_batchnorm_keeps_what_the_model_computes():
     from posecore.predict import ClampConv, fold_batchnorm
 
     torch.manual_seed(0)
-    model = build_model("stacked_densenet", 3, 3, growth_rate=8, n_transitions=2, n_stacks=2)
+    model = build_model("densenet_lite", 3, 3, growth_rate=8, n_transitions=2, n_stacks=2)
     for module in model.modules():  # trained-looking statistics, with negative and zero scales
         if isinstance(module, nn.BatchNorm2d):
             module.running_mean.uniform_(-1, 1)
@@ -151,7 +151,7 @@ def test_folding_batchnorm_keeps_what_the_model_computes():
             module.bias.data.uniform_(-0.5, 0.5)
     model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    meta = ModelMeta("stacked_densenet", {}, ("a", "b", "c"), (64, 80), 3, (0.0,) * 3, (1.0,) * 3, 4)
+    meta = ModelMeta("densenet_lite", {}, ("a", "b", "c"), (64, 80), 3, (0.0,) * 3, (1.0,) * 3, 4)
     predictor = Predictor(LoadedModel(model, meta, "sha"))
     assert not any(isinstance(m, nn.BatchNorm2d) for m in predictor.model.modules())
     assert any(isinstance(m, ClampConv) for m in predictor.model.modules())

@@ -16,7 +16,7 @@ from posecore import __version__
 from posecore.errors import PosecoreError
 from posecore.hugepages import restart_with_huge_pages
 
-SUBCOMMANDS = ("synth", "train", "evaluate", "predict", "outliers")
+SUBCOMMANDS = ("synth", "train", "evaluate", "predict", "outliers", "label_video", "calibrate", "triangulate")
 
 
 def build_parser() -> argparse.ArgumentParser:

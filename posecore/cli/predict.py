@@ -1,7 +1,7 @@
 """`posecore predict VIDEO --model FILE`: trajectories of one video without Snakemake.
 
 Writes, into `--out` (default: beside the video), `<video>.parquet` (the long-format
-trajectories of DESIGN.md, with provenance), and with `--filter` the filtered coordinates
+trajectories of docs/design.md, with provenance), and with `--filter` the filtered coordinates
 beside the raw ones, and with `--export` DeepLabCut H5/CSV, NWB and SLEAP files of the same
 points. A top-down model (several animals per frame) detects and tracks the video's animals
 (`posecore.cli.predict_multi`).
@@ -29,8 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the video's folder)")
     parser.add_argument("--keypoints", default=None, help="comma-separated keypoints the model must have, in order")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: torch's)")
+    parser.add_argument("--batch-size", type=positive, default=8, help="frames per forward pass")
+    parser.add_argument("--threads", type=positive, default=None, help="CPU threads for the model (default: torch's)")
+    parser.add_argument(
+        "--decoders",
+        type=positive,
+        default=None,
+        help="parts of the video decoded at once, each by its own ffmpeg (default: one per CPU thread)",
+    )
     parser.add_argument(
         "--compile",
         choices=("auto", "always", "never"),
@@ -46,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--start", type=int, default=0, help="first frame")
     parser.add_argument("--stop", type=int, default=None, help="one past the last frame (default: the end)")
     parser.add_argument("--filter", choices=("none", "median", "savgol"), default="none", help="temporal filter")
-    parser.add_argument("--window", type=int, default=5, help="filter window in frames (odd)")
+    parser.add_argument("--window", type=int, default=5, help="filter window in frames (odd, at least 3)")
     parser.add_argument("--min-score", type=float, default=0.1, help="points below it are interpolated over")
     parser.add_argument("--max-gap", type=int, default=5, help="longest gap (frames) the filter interpolates")
     parser.add_argument("--export", choices=EXPORTS, nargs="*", default=[], help="also write these formats")
@@ -60,12 +66,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def positive(text: str) -> int:
+    """An integer of at least 1, for argparse (which then names the option in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse arguments that would fail after the work: before any frame is read.
+
+    Raises:
+        InputError: naming the file or option and what is wrong.
+    """
+    from posecore.filters import FilterConfig
+
+    if args.video.is_dir():
+        raise InputError(args.video, "is a folder, not a video file")
+    if not args.video.is_file():
+        raise InputError(args.video, "no such video file")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise InputError(args.out, "--out must be a folder (it is created when missing); this is a file")
+    if args.filter != "none":
+        try:
+            FilterConfig(method=args.filter, window=args.window, min_score=args.min_score, max_gap=args.max_gap)
+        except ValueError as error:
+            raise InputError("--filter", str(error)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Probe, infer, optionally filter and export; print where the files went."""
+    check_arguments(args)
     import pandas as pd
+    import torch
 
     from posecore.filters import FilterConfig, filter_trajectories
-    from posecore.infer import Shard, check_keypoints, infer_shard, set_threads
+    from posecore.infer.job import check_keypoints, set_threads
+    from posecore.infer.single import infer_video
     from posecore.io import exports
     from posecore.io.trajectories import read_provenance
     from posecore.io.video import probe
@@ -90,12 +131,16 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or args.video.parent
     parquet = out_dir / f"{args.video.stem}.parquet"
     config = {"command": "predict", "model": str(args.model), "filter": args.filter}
-    n_rows = infer_shard(
+    threads = args.threads or torch.get_num_threads()
+    n_rows = infer_video(
         args.video,
-        Shard(0, args.start, stop),
+        info,
         loaded,
         parquet,
-        info=info,
+        start=args.start,
+        stop=stop,
+        decoders=args.decoders or threads,
+        threads_per_decoder=1,
         batch_size=args.batch_size,
         device=device,
         config=config,

@@ -1,4 +1,4 @@
-"""The training dataset: one self-contained HDF5 file (DESIGN.md, "Training dataset").
+"""The training dataset: one self-contained HDF5 file (docs/design.md, "Training dataset").
 
 Layout of the file:
 

@@ -8,7 +8,7 @@
   pixels, confidence = score, timestamps = the frames' times) in a `PoseEstimation` with its
   `Skeleton` and source video, under the processing module "behavior" (`pynwb.NWBHDF5IO(path).read()`).
 
-Every export takes a long-format trajectory table (DESIGN.md, "Trajectories") of one video,
+Every export takes a long-format trajectory table (docs/design.md, "Trajectories") of one video,
 and `values` picks the raw x, y or the filtered ones (`posecore.filters`). Missing points are
 NaN in every format. Files are written atomically.
 """

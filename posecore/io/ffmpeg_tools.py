@@ -11,11 +11,13 @@ Four things live here:
   every frame that the decoder returned and that the `select` filter kept, and how many decode
   errors ffmpeg reported before it.
 - `pipe_frames`: runs an ffmpeg command that reads raw frames on its stdin (encoding videos,
-  clips and images), raising with ffmpeg's own message when it fails.
+  clips and images), raising with ffmpeg's own message when it fails; `h264_command` is the
+  command that encodes such frames as an H.264 MP4 that browsers play.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -107,11 +109,54 @@ def pipe_frames(command: list[str], frames: Iterable[np.ndarray], what: str) -> 
                 process.stdin.write(np.ascontiguousarray(frame).tobytes())
         except BrokenPipeError:
             pass  # ffmpeg stopped early; its exit code and message say why
+        except BaseException:
+            process.kill()  # the frames failed: ffmpeg must not finish a partial file
+            process.wait()
+            raise
         finally:
-            process.stdin.close()
+            with contextlib.suppress(BrokenPipeError):  # flushing into an ffmpeg that stopped
+                process.stdin.close()
         if process.wait() != 0:
             stderr.seek(0)
             raise RuntimeError(f"ffmpeg failed {what}: {stderr.read().decode(errors='replace').strip()}")
+
+
+def h264_command(
+    out: str | Path, size: tuple[int, int], fps: float, *, crf: int, preset: str, threads: int | None = None
+) -> list[str]:
+    """The ffmpeg command that encodes rgb24 frames from stdin as an H.264 yuv420p MP4 (for `pipe_frames`).
+
+    The index (moov atom) goes first (faststart), so a browser starts playing at once. yuv420p
+    needs an even width and height: an odd one gets one more column or row at the right or
+    bottom (a copy of the last), so pixel coordinates stay those of the frames.
+
+    Args:
+        out: the MP4 file to write (overwritten).
+        size: (width, height) of the frames.
+        fps: frame rate of the output.
+        crf: x264's constant rate factor (0 lossless, 23 its default, 51 worst).
+        preset: x264's speed preset ("ultrafast" ... "veryslow").
+        threads: encoder threads; None lets x264 choose (about 1.5 per core).
+
+    Returns:
+        The command line.
+    """
+    width, height = size
+    stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps)
+    if width % 2 or height % 2:
+        # The new column or row repeats its neighbour: black there would bleed into the last real
+        # pixels through yuv420p's colour, shared by 2x2 pixels.
+        stream = stream.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
+        stream = stream.filter("fillborders", right=width % 2, bottom=height % 2, mode="smear")
+        stream = stream.filter("format", "rgb24")  # padded in RGB: converting first would mix at the odd edge
+    options = {"format": "mp4", "vcodec": "libx264", "pix_fmt": "yuv420p", "crf": crf, "preset": preset}
+    options |= {"movflags": "+faststart"} | ({"threads": threads} if threads else {})
+    return (
+        stream.output(str(out), **options)
+        .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
+        .overwrite_output()
+        .compile(cmd=ffmpeg_executable())
+    )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-import matplotlib.image
 import numpy as np
 
 from posecore.errors import InputError
@@ -279,6 +278,8 @@ def load_image(path: str | Path) -> np.ndarray:
     Raises:
         OSError or ValueError: the file cannot be decoded.
     """
+    import matplotlib.image  # here: a second of import for the workflow, which reads labels only in its jobs
+
     return as_rgb(np.asarray(matplotlib.image.imread(path)))
 
 

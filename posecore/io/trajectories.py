@@ -1,4 +1,4 @@
-"""Keypoint trajectories in Parquet (DESIGN.md, "Trajectories").
+"""Keypoint trajectories in Parquet (docs/design.md, "Trajectories").
 
 Long format, one row per (video, frame, instance, keypoint). Files hold the columns of
 `SCHEMA`; the `video` column comes from the hive partition folder (`video=<name>/`) of the
@@ -28,7 +28,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +38,9 @@ import pyarrow.parquet as pq
 from posecore import __version__
 from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from posecore.io.video import VideoInfo
 
 METADATA_KEY = b"posecore"
 SCHEMA = pa.schema(
@@ -70,7 +73,12 @@ def is_multi_animal(schema: pa.Schema) -> bool:
 
 @dataclass(frozen=True)
 class Provenance:
-    """What made a trajectory file: stored as JSON in the Parquet file metadata."""
+    """What made a trajectory file: stored as JSON in the Parquet file metadata.
+
+    `video_n_frames`, `video_width` and `video_height` are the source video's, when its probe
+    was at hand: a tool that draws the trajectories over a video then refuses another video
+    exactly (`posecore.label_video`). Files written without them read back without them.
+    """
 
     model_hash: str
     config: dict[str, Any]
@@ -78,12 +86,29 @@ class Provenance:
     video_size_bytes: int
     video_mtime: float
     posecore_version: str = __version__
+    video_n_frames: int | None = None
+    video_width: int | None = None
+    video_height: int | None = None
+    decoder: str = ""
 
     @classmethod
-    def for_video(cls, model_hash: str, config: dict[str, Any], video_path: str | Path) -> Provenance:
-        """Provenance of trajectories of `video_path`, recording its size and modification time."""
+    def for_video(
+        cls,
+        model_hash: str,
+        config: dict[str, Any],
+        video_path: str | Path,
+        info: VideoInfo | None = None,
+        decoder: str = "",
+    ) -> Provenance:
+        """Provenance of trajectories of `video_path`: its size and time, with `info` its frame count and size.
+
+        `decoder` names what decoded the frames (the inference job's decoder).
+        """
         stat = Path(video_path).stat()
-        return cls(model_hash, config, str(video_path), stat.st_size, stat.st_mtime)
+        shape = {}
+        if info is not None:
+            shape = {"video_n_frames": info.n_frames, "video_width": info.width, "video_height": info.height}
+        return cls(model_hash, config, str(video_path), stat.st_size, stat.st_mtime, **shape, decoder=decoder)
 
     def to_metadata(self) -> dict[bytes, bytes]:
         """The Parquet key-value metadata for this provenance."""
@@ -269,11 +294,13 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     return json.loads(metadata[METADATA_KEY])
 
 
-def aggregate_shards(shard_paths: Sequence[str | Path], n_frames: int, out_path: str | Path) -> pa.Table:
+def aggregate_shards(
+    shard_paths: Sequence[str | Path], n_frames: int, out_path: str | Path, *, start: int = 0
+) -> pa.Table:
     """Join one video's shard files in frame order into one file, checking coverage.
 
-    The shards must cover frames [0, n_frames) exactly: no gap, no overlap, every frame with
-    the same set of keypoints. The output keeps the provenance of the first shard.
+    The shards must cover frames [start, n_frames) exactly: no gap, no overlap, every frame
+    with the same set of keypoints. The output keeps the provenance of the first shard.
 
     Raises:
         InputError: naming the shard and the frames when coverage is broken.
@@ -281,7 +308,7 @@ def aggregate_shards(shard_paths: Sequence[str | Path], n_frames: int, out_path:
     if not shard_paths:
         raise InputError(out_path, "no shard files to aggregate")
     tables = []
-    expected_start = 0
+    expected_start = start
     for shard in sorted(map(Path, shard_paths), key=_first_frame):
         table = pq.read_table(shard)
         frames = table.column("frame").to_numpy()

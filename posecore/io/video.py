@@ -1,4 +1,4 @@
-"""Exact video probing and frame reading through ffmpeg-python (DESIGN.md, "Video reading").
+"""Exact video probing and frame reading through ffmpeg-python (docs/design.md, "Video reading").
 
 The contract: reading frames [start, stop) gives, byte for byte, the frames that a full
 sequential decode gives at those indices. A frame's index is its position in the decoder's
@@ -32,7 +32,7 @@ import logging
 import math
 import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from functools import cached_property
@@ -51,9 +51,11 @@ __all__ = [
     "FrameBatch",
     "VideoError",
     "VideoInfo",
+    "decode_into",
     "ffmpeg_executable",
     "ffprobe_executable",
     "probe",
+    "probe_to_json",
     "read_frame_array",
     "read_frames",
 ]
@@ -155,11 +157,27 @@ class VideoInfo:
 
     @classmethod
     def read_json(cls, path: str | Path) -> VideoInfo:
-        """Read a probe written by `write_json`; a damaged file is named in the error."""
+        """Read a probe written by `write_json` or `probe_to_json`.
+
+        Raises:
+            VideoError: the probe records that its video could not be probed (its error, as it was).
+            InputError: a damaged file, named in the error.
+        """
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError) as error:
+            content = json.loads(Path(path).read_text())
+            if isinstance(content, dict) and "error" in content:
+                raise VideoError(content["path"], content["error"], where=content.get("where"))
+            return cls.from_dict(content)
+        except (OSError, KeyError, TypeError) as error:
             raise InputError(path, f"not a readable video probe ({error})") from error
+        except ValueError as error:
+            if isinstance(error, VideoError):
+                raise
+            raise InputError(path, f"not a readable video probe ({error})") from error
+
+    def times_of(self, indices: np.ndarray) -> np.ndarray:
+        """float64 (N,) times in seconds from the first frame of frame indices (N,) inside [0, n_frames)."""
+        return _times(self, np.asarray(indices, dtype=np.int64))
 
     def time_of(self, index: int) -> float:
         """The time of a frame, in seconds from the first frame.
@@ -234,6 +252,25 @@ def probe(path: str | Path) -> VideoInfo:
         found = re.search(rb"x264 - core (\d+)", ffmpeg_tools.first_packet(p, index))
         build = int(found.group(1)) if found else None
     return _index(p, stream, table, build)
+
+
+def probe_to_json(path: str | Path, out: str | Path) -> VideoError | None:
+    """Probe a video and write its probe to `out`; for a video that cannot be probed, write its error there.
+
+    A corrupt video then fails alone, where its frames are asked for (`VideoInfo.read_json`
+    raises the recorded error), and the other videos of an archive go on.
+
+    Returns:
+        The error, or None when the video was probed.
+    """
+    try:
+        info = probe(path)
+    except VideoError as error:
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps({"path": error.path, "error": error.message, "where": error.where}, indent=1))
+        return error
+    info.write_json(out)
+    return None
 
 
 def _index(p: Path, stream: dict[str, Any], table: PacketTable, x264_build: int | None) -> VideoInfo:
@@ -348,15 +385,21 @@ def read_frames(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     shape = (info.height, info.width, 3)
-    frames = _decode(Path(path), info, np.arange(start, stop, dtype=np.int64))
+    batch: list[np.ndarray] = []  # [the batch being filled, (B, H, W, 3)]
+
+    def into(k: int) -> memoryview:
+        """Where frame `start + k` goes: its row of the current batch, a new batch at each batch's first frame."""
+        if k % batch_size == 0:
+            batch[:] = [np.empty((min(batch_size, stop - start - k), *shape), dtype=np.uint8)]
+        return memoryview(batch[0][k % batch_size]).cast("B")
+
+    frames = decode_into(path, info, start, stop, into)
     try:
-        for first in range(start, stop, batch_size):
-            indices = np.arange(first, min(first + batch_size, stop), dtype=np.int64)  # (B,)
-            images = np.empty((len(indices), *shape), dtype=np.uint8)  # (B, H, W, 3)
-            for b in range(len(indices)):
-                _, raw = next(frames)
-                images[b] = np.frombuffer(raw, dtype=np.uint8).reshape(shape)
-            yield FrameBatch(indices=indices, times=_times(info, indices), images=images)
+        for k in frames:
+            if (k + 1) % batch_size == 0 or start + k + 1 == stop:
+                images = batch[0]
+                indices = np.arange(start + k + 1 - len(images), start + k + 1, dtype=np.int64)  # (B,)
+                yield FrameBatch(indices=indices, times=_times(info, indices), images=images)
     finally:
         frames.close()  # stops ffmpeg when the caller stops early
 
@@ -397,31 +440,104 @@ def read_frame_array(path: str | Path, indices: Any, *, info: VideoInfo | None =
     new_pass[1:] = seek_to[1:] > unique[:-1]
     starts = [*np.flatnonzero(new_pass).tolist(), len(unique)]
     for a, b in itertools.pairwise(starts):
-        for k, (_, raw) in enumerate(_decode(Path(path), info, unique[a:b])):
-            out[a + k] = np.frombuffer(raw, dtype=np.uint8).reshape(out.shape[1:])
+        for _ in _decode(Path(path), info, unique[a:b], lambda k, a=a: memoryview(out[a + k]).cast("B")):
+            pass
     return out[inverse.reshape(-1)]
+
+
+_PIPE_BYTES = 1 << 20  # Linux's default largest pipe (/proc/sys/fs/pipe-max-size)
+
+
+def _widen_pipe(pipe: Any) -> None:
+    """Let ffmpeg's stdout pipe hold 1 MB instead of 64 kB: a frame in one go, not in 15 wake-ups."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
+    except (ImportError, OSError):  # not Linux, or a lower limit: the default pipe works, a little slower
+        pass
+
+
+def _read_exactly(pipe: Any, buffer: memoryview) -> int:
+    """Fill `buffer` from `pipe`; the number of bytes read, fewer only at the end of the stream."""
+    filled = 0
+    while filled < len(buffer) and (n := pipe.readinto(buffer[filled:])):
+        filled += n
+    return filled
+
+
+_DECODER_RETRIES = 2  # new ffmpeg processes after one was killed, before the read fails
+
+
+class _DecoderDied(Exception):
+    """The ffmpeg process was killed before it gave every frame; `index` is the first frame not read."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 class _SeekFailed(Exception):
     """A seek whose frames failed verification; the caller retries from further back."""
 
 
-def _decode(path: Path, info: VideoInfo, wanted: np.ndarray) -> Iterator[tuple[int, bytes]]:
-    """Yield (index, raw RGB bytes of H*W*3) for sorted unique frame indices `wanted` (N,), verified."""
+Destination = Callable[[int], memoryview]
+"""Where the k-th frame asked for goes: a writable buffer of H * W * 3 bytes (RGB, row-major)."""
+
+
+def decode_into(
+    path: str | Path, info: VideoInfo, start: int, stop: int, into: Destination, *, threads: int | None = None
+) -> Iterator[int]:
+    """Decode frames [start, stop) exactly as a full sequential decode gives them, into buffers of the caller's.
+
+    The lowest level of frame reading, for readers that keep their own buffers (batches, pinned
+    memory): no frame is copied after ffmpeg's pipe.
+
+    Args:
+        path: the video file.
+        info: its probe.
+        start: first frame index.
+        stop: one past the last frame index.
+        into: where frame `start + k` goes, for k = 0, 1, ...; called again with the same k when
+            a failed seek makes the reader read that frame again (so the same buffer may be given).
+        threads: ffmpeg's decoding threads (None: ffmpeg's own choice, about one per core).
+
+    Yields:
+        k, once frame `start + k` is in `into(k)` and checked against the decoder's timestamps.
+
+    Raises:
+        ValueError: [start, stop) is not inside [0, n_frames).
+        VideoError: the video cannot be decoded up to `stop` (names the file and the frame).
+    """
+    start, stop = _check_range(info, start, stop)
+    yield from _decode(Path(path), info, np.arange(start, stop, dtype=np.int64), into, threads)
+
+
+def _decode(
+    path: Path, info: VideoInfo, wanted: np.ndarray, into: Destination, threads: int | None = None
+) -> Iterator[int]:
+    """Decode sorted unique frame indices `wanted` (N,), the k-th into `into(k)`; yield k once it is there, verified."""
     done = 0
     tier: _Tier = "keyframe"
+    deaths = 0
     while done < len(wanted):
         rest = wanted[done:]
         seek = _seek_point(info, int(rest[0]), tier)
         if seek is None:
             tier = "sequential"
         try:
-            for item in _Pass(path, info, rest, seek, tier).frames():
-                yield item
+            for _ in _Pass(path, info, rest, seek, tier, threads).frames(lambda j, done=done: into(done + j)):
+                yield done
                 done += 1
         except _SeekFailed as e:
             tier = "margin" if tier == "keyframe" else "sequential"
             logger.warning("%s: %s; reading again from further back (%s)", path, e, tier)
+        except _DecoderDied as e:
+            deaths += 1
+            if deaths > _DECODER_RETRIES:
+                raise VideoError(path, f"{e} ({deaths} times)", where=f"frame {e.index}") from None
+            tier = "keyframe"  # a new decoder from the keyframe before the first frame not yet read
+            logger.warning("%s: %s; a new ffmpeg decodes from frame %d on", path, e, e.index)
 
 
 def _seek_point(info: VideoInfo, first: int, tier: _Tier) -> int | None:
@@ -442,8 +558,11 @@ def _seek_point(info: VideoInfo, first: int, tier: _Tier) -> int | None:
 class _Pass:
     """One ffmpeg process that decodes from a seek point and outputs the wanted frames."""
 
-    def __init__(self, path: Path, info: VideoInfo, wanted: np.ndarray, seek: int | None, tier: _Tier) -> None:
+    def __init__(
+        self, path: Path, info: VideoInfo, wanted: np.ndarray, seek: int | None, tier: _Tier, threads: int | None = None
+    ) -> None:
         self.path, self.info, self.wanted, self.seek, self.tier = path, info, wanted, seek, tier
+        self.threads = threads
         self.lo, self.hi = _bounds(info, wanted)  # (N,), (N,) absolute seconds
         runs = np.flatnonzero(np.diff(wanted) != 1) + 1  # boundaries of consecutive runs
         first, last = np.concatenate([[0], runs]), np.concatenate([runs, [len(wanted)]]) - 1
@@ -464,6 +583,8 @@ class _Pass:
     def _start(self) -> Any:
         options: dict[str, Any] = {"nostdin": None, "hide_banner": None, "nostats": None}
         options.update(loglevel="level+info", copyts=None)
+        if self.threads is not None:
+            options["threads"] = self.threads
         if self.info.codec == "h264" and self.info.x264_build is not None:
             options["x264_build"] = self.info.x264_build
         if self.seek is not None:
@@ -475,25 +596,28 @@ class _Pass:
         out = video.output(
             "pipe:", format="rawvideo", pix_fmt="rgb24", vframes=len(self.wanted), **ffmpeg_tools.passthrough_timing()
         )
-        return out.run_async(cmd=ffmpeg_executable(), pipe_stdout=True, pipe_stderr=True)
+        proc = out.run_async(cmd=ffmpeg_executable(), pipe_stdout=True, pipe_stderr=True)
+        _widen_pipe(proc.stdout)
+        return proc
 
     def _fail(self, index: int, reason: str, log: ffmpeg_tools.DecodeLog) -> Exception:
         if self.tier == "sequential":
             return VideoError(self.path, f"{reason} (ffmpeg: {log.last_words()})", where=f"frame {index}")
         return _SeekFailed(f"seeking to keyframe {self.seek} for frame {index}: {reason}")
 
-    def frames(self) -> Iterator[tuple[int, bytes]]:
-        """Yield (index, raw bytes) for each wanted frame after checking it against the decode log."""
+    def frames(self, into: Destination) -> Iterator[int]:
+        """Read the j-th wanted frame into `into(j)` and yield its index once checked against the decode log."""
         proc = self._start()
         log = ffmpeg_tools.DecodeLog(proc.stderr, self._selected)
         try:
             for j, index in enumerate(self.wanted.tolist()):
-                raw = proc.stdout.read(self.frame_bytes)
-                shown = log.next_selected() if len(raw) == self.frame_bytes else None
+                shown = log.next_selected() if _read_exactly(proc.stdout, into(j)) == self.frame_bytes else None
                 if shown is None:
                     proc.wait()
                     log.join()
                     reason = f"decoding stopped after {j} of {len(self.wanted)} frames asked for"
+                    if proc.returncode < 0:  # killed (out of memory, a signal): not the video's fault
+                        raise _DecoderDied(f"{reason}: ffmpeg was killed by signal {-proc.returncode}", index)
                     raise self._fail(index, reason, log)
                 t = shown.pts_us * (1 / 1000000)
                 if not self.lo[j] <= t < self.hi[j]:
@@ -504,7 +628,7 @@ class _Pass:
                     raise self._fail(index, f"decode errors: {log.last_words()}", log)
                 if self.tier == "margin" and shown.errors_before > (log.errors_before_first or 0):
                     raise self._fail(index, f"decode errors: {log.last_words()}", log)
-                yield index, raw
+                yield index
             if self.tier == "sequential" and log.n_errors:
                 logger.warning("%s: the sequential decode itself reports errors: %s", self.path, log.last_words())
         finally:

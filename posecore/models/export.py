@@ -1,4 +1,4 @@
-"""The exported model: one file that inference loads without any training code (DESIGN.md).
+"""The exported model: one file that inference loads without any training code (docs/design.md).
 
 The file is `torch.save` of a dict of plain types (str, int, float, bool, lists, dicts) and
 a state_dict of tensors, so it loads with `torch.load(weights_only=True)`:
@@ -24,6 +24,11 @@ a state_dict of tensors, so it loads with `torch.load(weights_only=True)`:
                       that showed it (`posecore.ops.layout`); [], or absent in older files:
                       unknown
     state_dict        dict[str, Tensor], the weights
+
+Format 1 (posecore before the published networks were made layer-for-layer faithful) named
+posecore's own lighter networks after the originals. A format-1 file still loads, and predicts
+exactly as before: `FORMAT_1` says what each of its architectures is called now, and sets the
+hyperparameters whose defaults changed (tests/models/test_export.py loads files saved then).
 """
 
 from __future__ import annotations
@@ -43,7 +48,14 @@ from posecore.io.atomic import atomic_path
 from posecore.models.registry import build_model
 
 FORMAT = "posecore-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Format-1 architecture -> (its name now, the defaults it had where they changed, values it must take).
+FORMAT_1: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "stacked_densenet": ("densenet_lite", {}, {}),
+    "stacked_hourglass": ("hourglass_lite", {}, {}),
+    "leap": ("leap", {}, {"output_layer": "conv"}),
+    "resnet_deconv": ("resnet_deconv", {"n_deconv": 2, "deconv_channels": 256}, {"output_layer": "conv"}),
+}
 
 
 @dataclass(frozen=True)
@@ -180,7 +192,7 @@ def model_payload(model: nn.Module, meta: ModelMeta) -> dict[str, Any]:
     stride = getattr(model, "output_stride", None)
     if stride != meta.output_stride:
         raise ValueError(f"meta.output_stride {meta.output_stride} differs from the model's {stride}")
-    payload = {"format": FORMAT, **meta.to_dict()}
+    payload = {"format": FORMAT, **meta.to_dict(), "format_version": FORMAT_VERSION}
     payload["state_dict"] = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     return payload
 
@@ -199,7 +211,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:
-        raise InputError(path, f"not a posecore exported model ({type(error).__name__}: {error})") from error
+        raise InputError(path, f"not a posecore exported model ({_load_failure(error)})") from error
     other = str(payload.get("format", "")) if isinstance(payload, dict) else ""
     if other.startswith("posecore-") and other != FORMAT:
         raise InputError(path, f"a {other!r} file, not one model: load it with its own reader")
@@ -211,10 +223,11 @@ def model_from_payload(payload: Any, path: str | Path, device: str | torch.devic
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(path, "not a posecore exported model (no 'format': 'posecore-model')")
     version = payload.get("format_version")
-    if version != FORMAT_VERSION:
-        raise InputError(path, f"model format version {version}, this posecore reads {FORMAT_VERSION}")
+    if version not in (1, FORMAT_VERSION):
+        raise InputError(path, f"model format version {version}, this posecore reads 1 to {FORMAT_VERSION}")
+    fields = {k: v for k, v in payload.items() if k not in ("format", "state_dict")}
     try:
-        meta = ModelMeta.from_dict({k: v for k, v in payload.items() if k not in ("format", "state_dict")})
+        meta = ModelMeta.from_dict(_from_format_1(fields) if version == 1 else fields)
     except (KeyError, TypeError, ValueError) as error:
         raise InputError(path, f"bad model metadata: {error}", where=f"key {error}") from error
     try:
@@ -224,3 +237,22 @@ def model_from_payload(payload: Any, path: str | Path, device: str | torch.devic
         raise InputError(path, f"weights do not fit architecture {meta.architecture!r}: {error}") from error
     model.to(device).eval()
     return LoadedModel(model=model, meta=meta, sha256=sha256, path=str(path))
+
+
+def _load_failure(error: Exception) -> str:
+    """Why torch could not read a file, in one line, without torch's advice to load untrusted pickles."""
+    text = str(error)
+    if "weights_only" in text or "Weights only load failed" in text:
+        return f"{type(error).__name__}: not a file of tensors and plain values, the only kind posecore loads"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(error).__name__}: {first}"
+
+
+def _from_format_1(fields: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 file's metadata in today's names: the same network, under the name and settings that build it now."""
+    architecture = fields.get("architecture")
+    if architecture not in FORMAT_1:
+        return fields
+    name, old_defaults, fixed = FORMAT_1[architecture]
+    hyperparameters = {**old_defaults, **dict(fields.get("hyperparameters", {})), **fixed}
+    return {**fields, "architecture": name, "hyperparameters": hyperparameters}

@@ -5,7 +5,9 @@ To add a model:
    `n_keypoints: int, in_channels: int` and plain typed hyperparameters with defaults (int,
    float, bool, str), whose `forward` maps normalised images (B, C, H, W) to a list of
    confidence maps (B, K, H / s, W / s) (one per supervised output, the last being the final
-   one), and which has the attributes `output_stride` (s) and `input_multiple`;
+   one), and which has the attributes `output_stride` (s) and `input_multiple`; a model named
+   after a published one (DeepPoseKit's, LEAP's, DeepLabCut's) has its layers and widths at
+   its defaults, and `benchmarks/fidelity.py` compares it with the original;
 2. list it in `MODELS` below, as "module:Class";
 3. add a test in `tests/models/` that checks the output shapes at two input sizes, and add it
    to `SMALL` in `tests/models/test_export.py`, which round-trips every entry of `MODELS`.
@@ -16,6 +18,10 @@ Every model also takes the registry's own hyperparameter `n_graph_maps` (default
 number of posture-graph maps (DeepPoseKit) it outputs after its K keypoint maps. The registry
 builds the class with `n_keypoints = K + n_graph_maps` output channels, so no model needs to
 know about graphs; consumers read the first K channels as keypoints.
+
+Hyperparameters named in `WEIGHT_SOURCES` only say where a model's first weights come from
+(a file, or downloaded ImageNet weights): an exported model carries its weights, so its file
+records them blank, and comparing two models' hyperparameters leaves them out.
 
 Models are found only through this table, never by import side effects. Checking
 hyperparameters imports no model and no torch: the constructor's signature is read from the
@@ -39,13 +45,20 @@ if TYPE_CHECKING:
     from torch import nn
 
 MODELS: dict[str, str] = {
-    "stacked_densenet": "posecore.models.densenet:StackedDenseNet",
-    "stacked_hourglass": "posecore.models.hourglass:StackedHourglass",
-    "leap": "posecore.models.leap:LEAPNet",
-    "resnet_deconv": "posecore.models.resnet:ResNetDeconv",
+    # The published networks, layer for layer at their defaults:
+    "stacked_densenet": "posecore.models.densenet:StackedDenseNet",  # DeepPoseKit
+    "stacked_hourglass": "posecore.models.hourglass:StackedHourglass",  # DeepPoseKit
+    "leap": "posecore.models.leap:LEAPNet",  # LEAP
+    "resnet_deconv": "posecore.models.resnet:ResNetDeconv",  # DeepLabCut
+    # posecore's lighter networks after them:
+    "densenet_lite": "posecore.models.densenet_lite:StackedDenseNetLite",
+    "hourglass_lite": "posecore.models.hourglass_lite:StackedHourglassLite",
+    # Not a pose model: a forward that costs next to nothing, to measure the pipeline around one.
+    "colour_readout": "posecore.models.readout:ColourReadout",
 }
 
 GRAPH_MAPS = "n_graph_maps"
+WEIGHT_SOURCES = ("weights_path", "pretrained")
 _FIXED = ("n_keypoints", "in_channels")
 _PLAIN_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
 
@@ -73,6 +86,11 @@ def check_hyperparameters(name: str, hyperparameters: Mapping[str, Any]) -> None
             )
     if hyperparameters.get(GRAPH_MAPS, 0) < 0:
         raise ValueError(f"hyperparameter {GRAPH_MAPS!r} must be >= 0, got {hyperparameters[GRAPH_MAPS]}")
+
+
+def without_weight_sources(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyperparameters with those of `WEIGHT_SOURCES` set blank, as an exported model records them."""
+    return {key: "" if key in WEIGHT_SOURCES else value for key, value in hyperparameters.items()}
 
 
 def build_model(name: str, n_keypoints: int, in_channels: int, **hyperparameters: Any) -> nn.Module:

@@ -1,12 +1,27 @@
-"""ResNet + deconvolution (DeepLabCut, Mathis et al. 2018), in plain torch.
+"""ResNet + deconvolution: DeepLabCut's network (Mathis et al. 2018), in plain torch.
 
-The backbone is a ResNet (He et al. 2016) of depth 18, 34, 50, 101 or 152, built with the
-module names of torchvision's `resnet{depth}` (`conv1`, `bn1`, `layer1.0.conv1`, ...,
-`layer4.2.downsample.1`), so that ImageNet weights saved by torchvision load onto it by name
-(`weights_path`, read from a local file, never fetched). As in DeepLabCut, the last stage can
-keep stride 16 with dilated convolutions (`dilate_last`). `n_deconv` stride-2 transposed
-convolutions (BN, ReLU) then bring the features up, and a 1x1 convolution gives K maps:
-output stride = (16 if dilate_last else 32) / 2 ** n_deconv. One supervised output.
+With its defaults this is DeepLabCut's single-animal `resnet_50` (the TensorFlow pose_net of
+DeepLabCut 2, `nnets/resnet.py` and `nnets/layers.py`; DeepLabCut 3's PyTorch `resnet_50` has
+the same layers): a ResNet-50 whose last stage keeps stride 16 with dilated convolutions
+(`dilate_last`), then one 3x3 stride-2 transposed convolution with bias straight to the K
+maps, so maps at 1/8 of the image. One supervised output.
+
+The backbone is a ResNet (He et al. 2016) of depth 18, 34, 50, 101 or 152 with the module
+names of torchvision's `resnet{depth}` (`conv1`, `bn1`, `layer1.0.conv1`, ...), so that
+ImageNet weights load onto it by name: `pretrained="imagenet"` fetches torchvision's published
+ones once into torch's hub cache (`posecore.models.pretrained`), `weights_path` reads a local
+copy. It follows torchvision's layout (stride on the 3x3 convolution of each stage's first
+block) rather than TF-slim's resnet_v1 that DeepLabCut 2 used (stride on the last block of
+each stage): the same weights and widths, 7% more multiply-accumulates, and the
+layout of the ImageNet weights PyTorch can fetch (DeepLabCut 3 made the same move).
+DeepLabCut's head also outputs 2K location-refinement maps, which posecore leaves out (it
+refines peaks from the maps themselves, `posecore.ops.peaks`): 2% of the weights.
+
+`n_deconv` inserts stride-2 4x4 transposed convolutions (BN, ReLU) of `deconv_channels`
+before the output layer, as SimpleBaseline (Xiao et al. 2018) does. `output_layer="conv"`
+replaces the transposed output convolution with a 1x1 convolution: with `n_deconv=2` and 256
+channels, posecore's earlier head (exported-model format 1). Output stride =
+(16 if dilate_last else 32) / 2 ** n_deconv, halved again by the transposed output layer.
 """
 
 from __future__ import annotations
@@ -18,8 +33,12 @@ from torch import nn
 
 from posecore.errors import InputError
 from posecore.models.inputs import check_input
+from posecore.models.keras_init import glorot_uniform_
+from posecore.models.pretrained import IMAGENET_FILES, imagenet_weights, read_resnet_weights
 
 _LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+OUTPUT_LAYERS = ("transposed", "conv")
+PRETRAINED = ("", "imagenet")
 
 
 class BasicBlock(nn.Module):
@@ -103,25 +122,32 @@ class ResNetBackbone(nn.Module):
 
 
 class ResNetDeconv(nn.Module):
-    """DeepLabCut's network: a ResNet backbone and deconvolutions to K confidence maps.
+    """DeepLabCut's network: a ResNet backbone and a transposed convolution to K confidence maps.
 
     Args:
         n_keypoints: K, the number of confidence maps.
         in_channels: C, image channels.
         depth: ResNet depth, one of 18, 34, 50, 101, 152 (DeepLabCut: 50).
         dilate_last: keep the last stage at stride 16 with dilated convolutions (DeepLabCut).
-        n_deconv: stride-2 transposed convolutions after the backbone.
-        deconv_channels: channels of each transposed convolution's output.
-        weights_path: a local torchvision-layout ResNet state_dict (.pth), e.g. ImageNet weights,
-            loaded onto the backbone by name ("" for random initialisation). Its `fc.*` keys are
-            ignored; for C != 3 the first convolution's RGB filters are averaged over channels.
+        n_deconv: stride-2 transposed convolutions (BN, ReLU) before the output layer
+            (DeepLabCut: 0).
+        deconv_channels: channels of each of those.
+        output_layer: "transposed" (DeepLabCut's 3x3 stride-2 transposed convolution to the
+            maps) or "conv" (a 1x1 convolution, no upsampling).
+        pretrained: "imagenet" to start the backbone from torchvision's ImageNet weights of this
+            depth (downloaded once into torch's hub cache, or read from `weights_path`), ""
+            for random initialisation (or `weights_path` alone).
+        weights_path: a local torchvision-layout ResNet state_dict (.pth) loaded onto the
+            backbone by name ("" for none). Its `fc.*` keys are ignored; for C != 3 the first
+            convolution's RGB filters are averaged over channels.
 
     Attributes:
-        output_stride: (16 if dilate_last else 32) / 2 ** n_deconv image pixels per map cell.
+        output_stride: image pixels per map cell (DeepLabCut: 8).
         input_multiple: H and W of the input must be multiples of the backbone's stride.
 
     Raises:
-        InputError: the weights file is missing, unreadable, or does not fit this depth.
+        InputError: the weights cannot be had (no file, no network: the message says how), or
+            are not those of a torchvision ResNet of this depth (naming the file and what it holds).
     """
 
     def __init__(
@@ -130,8 +156,10 @@ class ResNetDeconv(nn.Module):
         in_channels: int = 3,
         depth: int = 50,
         dilate_last: bool = True,
-        n_deconv: int = 2,
+        n_deconv: int = 0,
         deconv_channels: int = 256,
+        output_layer: str = "transposed",
+        pretrained: str = "",
         weights_path: str = "",
     ) -> None:
         super().__init__()
@@ -139,13 +167,22 @@ class ResNetDeconv(nn.Module):
             raise ValueError(f"depth must be one of {', '.join(map(str, _LAYERS))}, got {depth}")
         if n_keypoints < 1 or in_channels < 1 or deconv_channels < 1:
             raise ValueError("n_keypoints, in_channels and deconv_channels must be >= 1")
+        if output_layer not in OUTPUT_LAYERS:
+            raise ValueError(f"output_layer must be one of {', '.join(OUTPUT_LAYERS)}, got {output_layer!r}")
+        if pretrained not in PRETRAINED:
+            raise ValueError(f"pretrained must be 'imagenet' or '' (none), got {pretrained!r}")
         self.backbone = ResNetBackbone(depth, in_channels, dilate_last)
-        if not 0 <= n_deconv <= (4 if dilate_last else 5):
-            raise ValueError(f"n_deconv must be between 0 and {4 if dilate_last else 5}, got {n_deconv}")
+        upsampling = n_deconv + (output_layer == "transposed")
+        if n_deconv < 0 or 2**upsampling > self.backbone.stride:
+            raise ValueError(
+                f"n_deconv must be between 0 and {(4 if dilate_last else 5) - (output_layer == 'transposed')} "
+                f"with dilate_last {dilate_last} and output_layer {output_layer!r}, got {n_deconv}"
+            )
         self.n_keypoints = n_keypoints
         self.in_channels = in_channels
+        self.depth = depth
         self.input_multiple = self.backbone.stride
-        self.output_stride = self.backbone.stride // 2**n_deconv
+        self.output_stride = self.backbone.stride // 2**upsampling
         layers: list[nn.Module] = []
         channels = self.backbone.out_channels
         for _ in range(n_deconv):
@@ -156,51 +193,49 @@ class ResNetDeconv(nn.Module):
             ]
             channels = deconv_channels
         self.deconv = nn.Sequential(*layers)
-        self.head = nn.Conv2d(channels, n_keypoints, 1)
+        if output_layer == "transposed":
+            # TF-slim's conv2d_transpose, SAME padding: (B, C, h, w) -> (B, K, 2h, 2w), glorot-uniform weights.
+            self.head = glorot_uniform_(nn.ConvTranspose2d(channels, n_keypoints, 3, 2, padding=1, output_padding=1))
+        else:
+            self.head = nn.Conv2d(channels, n_keypoints, 1)
         if weights_path:
-            self.load_backbone_weights(weights_path)
+            self.load_backbone_weights(read_resnet_weights(weights_path), weights_path)
+        elif pretrained == "imagenet":
+            self.load_backbone_weights(imagenet_weights(depth), IMAGENET_FILES[depth])
 
-    def load_backbone_weights(self, path: str | Path) -> None:
-        """Copy a torchvision-layout ResNet state_dict from a local file onto the backbone, by name.
+    def load_backbone_weights(self, state: dict[str, torch.Tensor], source: str | Path) -> None:
+        """Copy a torchvision-layout ResNet state_dict onto the backbone, by name.
+
+        Args:
+            state: the weights (torchvision's names; `fc.*` and extra keys are ignored).
+            source: where they came from, named in errors.
 
         Raises:
-            InputError: the file is missing or unreadable, or a backbone weight is absent from it
-                or has another shape (a ResNet of another depth), naming the key.
+            InputError: a backbone weight is absent from `state` or has another shape: it holds
+                another architecture or depth; the message says which.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(path, "ResNet weights file not found (model.hyperparameters.weights_path)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise InputError(path, f"not a torch state_dict ({type(error).__name__}: {error})") from error
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        if not isinstance(state, dict):
-            raise InputError(path, "not a state_dict (a mapping of weight names to tensors)")
-        state = {key.removeprefix("module."): value for key, value in state.items()}
         own = self.backbone.state_dict()
         for key, target in own.items():
             if key not in state:
                 if key.endswith("num_batches_tracked"):
                     continue
-                raise InputError(path, "weight missing: not a torchvision ResNet of this depth", where=f"key {key}")
+                raise InputError(
+                    source,
+                    f"weight missing: {describe_resnet(state)}, this model's backbone is a ResNet-{self.depth}",
+                    where=f"key {key}",
+                )
             value = state[key]
             if key == "conv1.weight" and value.ndim == 4 and value.shape[1] != target.shape[1]:
                 value = value.mean(dim=1, keepdim=True).expand(-1, target.shape[1], -1, -1) * (3 / target.shape[1])
             if tuple(value.shape) != tuple(target.shape):
                 raise InputError(
-                    path,
-                    f"shape {tuple(value.shape)} where the depth-{self._depth()} ResNet has {tuple(target.shape)}",
+                    source,
+                    f"shape {tuple(value.shape)} where the depth-{self.depth} ResNet has {tuple(target.shape)}: "
+                    f"{describe_resnet(state)}",
                     where=f"key {key}",
                 )
             own[key] = value.to(target.dtype)
         self.backbone.load_state_dict(own, strict=True)
-
-    def _depth(self) -> int:
-        counts = tuple(len(getattr(self.backbone, f"layer{i}")) for i in range(1, 5))
-        bottleneck = isinstance(self.backbone.layer1[0], Bottleneck)
-        return next(d for d, layers in _LAYERS.items() if layers == counts and (d >= 50) == bottleneck)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Confidence maps.
@@ -213,3 +248,16 @@ class ResNetDeconv(nn.Module):
         """
         check_input(x, self.in_channels, self.input_multiple)
         return [self.head(self.deconv(self.backbone(x)))]  # [(B, K, H / s, W / s)]
+
+
+def describe_resnet(state: dict[str, torch.Tensor]) -> str:
+    """What a state_dict holds, for errors: 'it holds a torchvision ResNet-18', or what it is not."""
+    if "conv1.weight" not in state or "layer1.0.conv1.weight" not in state:
+        first = ", ".join(list(state)[:3]) or "none"
+        return f"it is not a torchvision ResNet (no conv1.weight, layer1.0.conv1.weight; its first keys: {first})"
+    counts = tuple(len({key.split(".")[1] for key in state if key.startswith(f"layer{i}.")}) for i in range(1, 5))
+    bottleneck = "layer1.0.conv3.weight" in state
+    depth = next((d for d, layers in _LAYERS.items() if layers == counts and (d >= 50) == bottleneck), None)
+    if depth is None:
+        return f"it holds a ResNet of {counts} {'bottleneck' if bottleneck else 'basic'} blocks per stage"
+    return f"it holds a torchvision ResNet-{depth}"

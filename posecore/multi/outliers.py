@@ -10,6 +10,8 @@ in multi-animal DeepLabCut's layout, one individual per track, for napari-deepla
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -19,27 +21,28 @@ from posecore.io.trajectories import Instances
 SWAP = "swap_risk"
 
 
-def find_multi_outliers(found: Instances, config) -> pd.DataFrame:
+def find_multi_outliers(
+    found: Instances, find_one: Callable[[np.ndarray, tuple[str, ...], np.ndarray, np.ndarray], pd.DataFrame]
+) -> pd.DataFrame:
     """Every flagged frame with its reason and severity, worst first (module docstring).
 
     Args:
         found: one video's tracked animals.
-        config: a `posecore.outliers.OutlierConfig`.
+        find_one: one animal's flagged frames from its frames (F,), keypoint names, points
+            (F, K, 2) and scores (F, K): `posecore.outliers.find_outliers` with its config, which
+            `posecore.outliers.extract_outliers` hands over (so that this module needs not import it).
 
     Returns:
         The columns of `posecore.outliers.find_outliers`, plus `n_animals` and `n_swap_risk`
         (animals present, and flagged, in the frame); `worst_keypoint` and `jump_keypoint`
         name the track too ("track_1:snout").
     """
-    from posecore.outliers import Poses, find_outliers
-
     present = found.present  # (F, I)
     rows: dict[int, dict] = {}
     for i in range(present.shape[1]):
         name = next((str(t) for t in found.track[:, i] if t), f"instance_{i}")
         score = np.where(present[:, i, None], found.score[:, i], 1.0)  # absent: no score to doubt
-        poses = Poses(found.frames, found.keypoint_names, found.xy[:, i], score)
-        for row in find_outliers(poses, config).itertuples(index=False):
+        for row in find_one(found.frames, found.keypoint_names, found.xy[:, i], score).itertuples(index=False):
             entry = row._asdict()
             entry["severity"] *= 0.5
             entry["worst_keypoint"] = f"{name}:{entry['worst_keypoint']}"

@@ -32,28 +32,11 @@ from typing import Literal
 
 import torch
 
+from posecore.ops.peak_maps import LOG_FLOOR, check_maps
+
+__all__ = ["LOG_FLOOR", "Impl", "argmax_maps", "check_maps", "find_peaks", "find_peaks_reference", "refine_peaks"]
+
 Impl = Literal["auto", "reference", "triton"]
-
-LOG_FLOOR = 1e-10
-"""Values at or below this count as this in the log-quadratic fit."""
-
-
-def check_maps(maps: torch.Tensor) -> torch.Tensor:
-    """Validate confidence maps (B, K, H, W); return them as float32, float16 or bfloat16.
-
-    Raises:
-        ValueError: when `maps` is not a 4-d floating tensor with H, W >= 1.
-    """
-    if not isinstance(maps, torch.Tensor) or maps.ndim != 4:
-        shape = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
-        raise ValueError(f"confidence maps must be a (B, K, H, W) tensor, got {shape}")
-    if not maps.is_floating_point():
-        raise ValueError(f"confidence maps must be floating point, got {maps.dtype}")
-    if maps.shape[2] == 0 or maps.shape[3] == 0:
-        raise ValueError(f"confidence maps must have H, W >= 1, got shape {tuple(maps.shape)}")
-    if maps.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        maps = maps.float()
-    return maps
 
 
 def refine_peaks(maps: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from posecore.ops.peaks import LOG_FLOOR, check_maps
+from posecore.ops.peak_maps import LOG_FLOOR, check_maps
 
 MAX_BLOCK = 2048
 """Largest chunk of a map that one program holds in registers per step of pass 1."""

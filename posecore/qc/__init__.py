@@ -6,7 +6,8 @@ a page that opens offline, with a section per stage (`posecore.qc.labels`, `pose
 `posecore.qc.archive`); it still builds when videos failed, and lists them with their errors.
 """
 
-from posecore.qc.archive import ArchiveConfig, archive_qc, archive_section
+from posecore.qc.archive import ArchiveConfig, archive_qc
+from posecore.qc.archive_html import archive_section
 from posecore.qc.failures import find_failures
 from posecore.qc.report import build_report, render_page, write_media
 

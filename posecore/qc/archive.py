@@ -4,11 +4,12 @@
 and measures, per video: frames with trajectories against frames probed, the share of
 low-score points per keypoint, implausible jumps (a point moving further than
 `jump_fraction` of the image diagonal between consecutive frames), gaps (runs of frames in which
-a point scores low or is missing), inference throughput from the `infer_shard` benchmarks, and
-the failure message of a video that has no trajectories. `archive_section` turns that into the
-report's section: the failed videos with their errors, a summary table sorted worst first, and
-for the worst few videos and a few samples, the trajectories, the frames of the stretch with
-the most flagged points (read exactly) with the points drawn, and a short labeled MP4 clip.
+a point scores low or is missing), inference throughput from the `infer` jobs' benchmarks, and
+the failure message of a video that has no trajectories. `posecore.qc.archive_html.archive_section`
+turns that into the report's section: the failed videos with their errors, a summary table
+sorted worst first, and for the worst few videos and a few samples, the trajectories, the frames
+of the stretch with the most flagged points (read exactly) with the points drawn, and a short
+labeled MP4 clip.
 """
 
 from __future__ import annotations
@@ -24,17 +25,6 @@ import pyarrow.parquet as pq
 
 from posecore.errors import InputError
 from posecore.qc import plots
-from posecore.qc.archive_html import (
-    figure_of,
-    keypoint_table,
-    provenance_list,
-    shown_video,
-    shown_videos,
-    summary_caption,
-    summary_table,
-    totals,
-)
-from posecore.qc.html import ReportClip, ReportFigure, Section, esc, table
 from posecore.qc.inputs import file_provenance, find_trajectory_files, read_video_trajectories
 from posecore.qc.tracks import Tracks, flag_points, gap_lengths, tracks_from_table, worst_window
 
@@ -138,7 +128,8 @@ class VideoQC:
         flagged_fraction: share of points that are low or jumped: the sort key within a status.
         window: [start, stop) frames of its worst stretch (the most flagged points).
         window_flags: flagged points in that stretch.
-        infer_seconds: wall seconds of its `infer_shard` jobs, summed; None without benchmarks.
+        infer_seconds: wall seconds of inference spent on it (`posecore.qc.inputs.read_infer_seconds`);
+            None without benchmarks.
         failure: why it has no trajectories, from its logs.
         provenance: the metadata of its first trajectory file.
     """
@@ -173,7 +164,7 @@ class VideoQC:
 
     @property
     def throughput_fps(self) -> float | None:
-        """Frames inferred per second of `infer_shard` job time."""
+        """Frames inferred per second of inference job time."""
         return self.n_frames / self.infer_seconds if self.infer_seconds and self.n_frames else None
 
     def sort_key(self) -> tuple:
@@ -285,7 +276,7 @@ def archive_qc(
         videos: every video of the archive (the sheet); None: those with probes or trajectories.
             A video given nowhere but here is still listed (as failed or missing).
         failures: why a video has no trajectories (`posecore.qc.failures.find_failures`).
-        infer_seconds: wall seconds of each video's `infer_shard` jobs, from their benchmarks.
+        infer_seconds: wall seconds of inference of each video (`posecore.qc.inputs.read_infer_seconds`).
         config: thresholds and what to show.
 
     Returns:
@@ -330,67 +321,3 @@ def _add_scores(counts: np.ndarray, tracks: Tracks) -> None:
     for k in range(counts.shape[0]):
         scores = tracks.score[..., k]
         counts[k] += np.histogram(np.clip(scores[np.isfinite(scores)], 0.0, 1.0), bins=plots.SCORE_BINS)[0]
-
-
-def archive_section(qc: ArchiveQC, *, video_paths: Mapping[str, str | Path] | None = None) -> Section:
-    """The archive section of the report: failures, the summary worst first, the worst stretches.
-
-    Args:
-        qc: the archive QC (`archive_qc`).
-        video_paths: each video's file, by name; a video not in it is read from its probe's
-            `path`. A video whose file is missing or unreadable is shown without frames, saying why.
-
-    Returns:
-        The section, its figures and its clips.
-    """
-    config, threshold = qc.config, qc.config.score_threshold
-    parts = [
-        f"<p>{len(qc.videos)} videos: {qc.count('ok')} complete, {qc.count('incomplete')} incomplete, "
-        f"{qc.count('failed', 'missing')} without trajectories.</p>"
-    ]
-    failed = [v for v in qc.videos if v.status in ("failed", "missing")]
-    if failed:
-        rows = [[esc(v.name), esc(v.failure or "no trajectories (no logs searched)")] for v in failed]
-        parts += ["<h3>Failed videos</h3>", table(["video", "error"], rows, "failures")]
-    parts += ["<h3>Summary, worst first</h3>", summary_caption(config)]
-    parts += [f'<div class="scroll">{summary_table(qc)}</div>', totals(qc)]
-    figures: list[ReportFigure] = []
-    traced = [v for v in qc.videos if v.low_by_keypoint]
-    if traced:
-        parts.append(keypoint_table(qc, traced))
-        fractions = np.array([[v.low_by_keypoint[k] for k in qc.keypoints] for v in traced])  # (V, K)
-        figures.append(
-            figure_of(
-                "archive-keypoints",
-                plots.low_fraction_plot(qc.keypoints, fractions, threshold),
-                f"Share of each keypoint's points scoring below {threshold:g} or missing, one dot per video; "
-                "the bar is the median over videos. A keypoint high in many videos is often hidden or poorly learned.",
-                "low-score points per keypoint over videos",
-            )
-        )
-        figures.append(
-            figure_of(
-                "archive-scores",
-                plots.score_histograms(qc.keypoints, qc.score_counts, threshold),
-                f"Peak scores over all videos, one panel per keypoint, as fractions of its scored points; "
-                f"red bars are below {threshold:g}; missing points are left out.",
-                "score histograms per keypoint",
-            )
-        )
-        parts += [f.html() for f in figures]
-    clips: list[ReportClip] = []
-    n_embedded = 0
-    shown = shown_videos(qc)
-    if shown:
-        parts.append("<h3>Worst stretches, and samples</h3>")
-    for video, role in shown:
-        html, media, clip = shown_video(qc, video, role, (video_paths or {}).get(video.name))
-        figures += media
-        if clip is not None:
-            embed = len(clip.mp4) <= config.embed_max_bytes and n_embedded < config.max_embedded_clips
-            n_embedded += embed
-            html += clip.html(embed)
-            clips.append(clip)
-        parts.append(html)
-    parts.append(provenance_list(qc))
-    return Section(title="Archive", body="\n".join(parts), figures=tuple(figures), clips=tuple(clips))

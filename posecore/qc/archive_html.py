@@ -1,6 +1,7 @@
-"""The HTML pieces of the archive section: its tables, and the frames, trajectories and clip of a shown video.
+"""The archive section of the report, all its HTML: tables, the frames, trajectories and clip of a shown video.
 
-`posecore.qc.archive.archive_section` puts these together; they take the `ArchiveQC` it measured.
+`archive_section` puts the pieces together from the `ArchiveQC` that `posecore.qc.archive`
+measured; this module takes its data types from there, never the other way round.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -19,13 +20,11 @@ from posecore.errors import InputError
 from posecore.io.video import VideoInfo
 from posecore.io.video import probe as probe_video
 from posecore.qc import plots
+from posecore.qc.archive import ArchiveConfig, ArchiveQC, VideoQC
 from posecore.qc.clips import clip_size, panel_grid, read_labeled_stretch
-from posecore.qc.html import ReportClip, ReportFigure, esc, fmt, table
+from posecore.qc.html import ReportClip, ReportFigure, Section, esc, fmt, table
 from posecore.qc.inputs import read_video_trajectories
 from posecore.qc.tracks import flag_points, tracks_from_table
-
-if TYPE_CHECKING:
-    from posecore.qc.archive import ArchiveConfig, ArchiveQC, VideoQC
 
 Role = Literal["worst", "sample"]
 
@@ -58,8 +57,9 @@ def summary_caption(config: ArchiveConfig) -> str:
         f"highest first. A point is flagged when it scores below {config.score_threshold:g} or is missing, or "
         f"when it moved more than {config.jump_fraction:g} of the image diagonal (the px in brackets) since the "
         f"previous frame (a jump). A gap is a run of at least {config.min_gap_frames} consecutive frames in which "
-        "one point is low. Inference speed is frames per second of infer_shard job time (from its benchmarks; "
-        "shards that ran in parallel count in full).</p>"
+        "one point is low. Inference speed is frames per second of inference job time (from the jobs' "
+        "benchmarks, each job's time shared among its videos by the frames it made of each, start-up "
+        "included; shards kept from an earlier run cost none).</p>"
     )
 
 
@@ -116,7 +116,7 @@ def totals(qc: ArchiveQC) -> str:
         seconds = sum(v.infer_seconds or 0.0 for v in timed)
         text += (
             f" Inference: {sum(v.n_frames for v in timed) / seconds:.1f} frames/s over {seconds:.1f} s of "
-            f"infer_shard jobs ({len(timed)} videos with benchmarks)."
+            f"inference jobs ({len(timed)} videos with benchmarks)."
         )
     return text + "</p>"
 
@@ -153,14 +153,6 @@ def provenance_list(qc: ArchiveQC) -> str:
 
 def _video_info(probe: Mapping[str, Any] | None, path: Path) -> VideoInfo:
     """The video's `VideoInfo` from its probe JSON when complete, else by probing the file."""
-    try:
-        return VideoInfo.from_dict(dict(probe or {}))
-    except (ValueError, TypeError):
-        return probe_video(path)
-
-
-def _video_info(probe: Mapping[str, Any] | None, path: Path) -> VideoInfo:
-    """The video's `VideoInfo` from its probe JSON when that is complete, else by probing the file."""
     try:
         return VideoInfo.from_dict(dict(probe or {}))
     except (ValueError, TypeError):
@@ -261,3 +253,67 @@ def shown_video(
         alt=f"clip of {name} with predicted points",
     )
     return html, figures, clip
+
+
+def archive_section(qc: ArchiveQC, *, video_paths: Mapping[str, str | Path] | None = None) -> Section:
+    """The archive section of the report: failures, the summary worst first, the worst stretches.
+
+    Args:
+        qc: the archive QC (`archive_qc`).
+        video_paths: each video's file, by name; a video not in it is read from its probe's
+            `path`. A video whose file is missing or unreadable is shown without frames, saying why.
+
+    Returns:
+        The section, its figures and its clips.
+    """
+    config, threshold = qc.config, qc.config.score_threshold
+    parts = [
+        f"<p>{len(qc.videos)} videos: {qc.count('ok')} complete, {qc.count('incomplete')} incomplete, "
+        f"{qc.count('failed', 'missing')} without trajectories.</p>"
+    ]
+    failed = [v for v in qc.videos if v.status in ("failed", "missing")]
+    if failed:
+        rows = [[esc(v.name), esc(v.failure or "no trajectories (no logs searched)")] for v in failed]
+        parts += ["<h3>Failed videos</h3>", table(["video", "error"], rows, "failures")]
+    parts += ["<h3>Summary, worst first</h3>", summary_caption(config)]
+    parts += [f'<div class="scroll">{summary_table(qc)}</div>', totals(qc)]
+    figures: list[ReportFigure] = []
+    traced = [v for v in qc.videos if v.low_by_keypoint]
+    if traced:
+        parts.append(keypoint_table(qc, traced))
+        fractions = np.array([[v.low_by_keypoint[k] for k in qc.keypoints] for v in traced])  # (V, K)
+        figures.append(
+            figure_of(
+                "archive-keypoints",
+                plots.low_fraction_plot(qc.keypoints, fractions, threshold),
+                f"Share of each keypoint's points scoring below {threshold:g} or missing, one dot per video; "
+                "the bar is the median over videos. A keypoint high in many videos is often hidden or poorly learned.",
+                "low-score points per keypoint over videos",
+            )
+        )
+        figures.append(
+            figure_of(
+                "archive-scores",
+                plots.score_histograms(qc.keypoints, qc.score_counts, threshold),
+                f"Peak scores over all videos, one panel per keypoint, as fractions of its scored points; "
+                f"red bars are below {threshold:g}; missing points are left out.",
+                "score histograms per keypoint",
+            )
+        )
+        parts += [f.html() for f in figures]
+    clips: list[ReportClip] = []
+    n_embedded = 0
+    shown = shown_videos(qc)
+    if shown:
+        parts.append("<h3>Worst stretches, and samples</h3>")
+    for video, role in shown:
+        html, media, clip = shown_video(qc, video, role, (video_paths or {}).get(video.name))
+        figures += media
+        if clip is not None:
+            embed = len(clip.mp4) <= config.embed_max_bytes and n_embedded < config.max_embedded_clips
+            n_embedded += embed
+            html += clip.html(embed)
+            clips.append(clip)
+        parts.append(html)
+    parts.append(provenance_list(qc))
+    return Section(title="Archive", body="\n".join(parts), figures=tuple(figures), clips=tuple(clips))

@@ -16,11 +16,10 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import ffmpeg
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from posecore.io.ffmpeg_tools import ffmpeg_executable, pipe_frames
+from posecore.io.ffmpeg_tools import h264_command, pipe_frames
 from posecore.io.video import VideoInfo, read_frames
 from posecore.qc import plots
 
@@ -152,14 +151,7 @@ def encode_clip(frames: Iterable[np.ndarray], size: tuple[int, int], fps: float,
     """
     with tempfile.TemporaryDirectory(prefix="posecore-clip-") as folder:
         out = Path(folder) / "clip.mp4"
-        command = (
-            ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{size[0]}x{size[1]}", framerate=fps)
-            .output(str(out), format="mp4", vcodec="libx264", pix_fmt="yuv420p", crf=crf, preset="veryfast",
-                    movflags="+faststart", an=None)
-            .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
-            .overwrite_output()
-            .compile(cmd=ffmpeg_executable())
-        )  # fmt: skip
+        command = h264_command(out, size, fps, crf=crf, preset="veryfast")
         pipe_frames(command, frames, "encoding a clip")
         return out.read_bytes()
 

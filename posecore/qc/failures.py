@@ -7,15 +7,18 @@ raises `InputError`, whose text names the file and what is wrong). The logs of o
 the order its jobs run:
 
     logs/probe_video/{video}.log
-    logs/plan_shards/{video}.log
-    logs/infer_shard/{model}/{video}/{shard}.log
+    logs/infer/{model}/{job}.log        (the inference jobs that hold its shards)
     logs/aggregate/{model}/{video}.log
+
+An inference job that finished wrote its record, which lists its failed shards; their error is
+then the error of the video's aggregation. So a job's log counts only for a job that did not
+finish (no record): killed, out of memory, or failed as a whole.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 _TAIL_BYTES = 65536  # an error is at the end of a log; a long log is read from here on
@@ -69,20 +72,21 @@ def _read_tail(path: Path) -> str:
         return file.read().decode("utf-8", "replace")
 
 
-def video_logs(logs_dir: Path, model: str, video: str) -> list[tuple[str, Path]]:
+def video_logs(logs_dir: Path, model: str, video: str, unfinished_jobs: Sequence[str] = ()) -> list[tuple[str, Path]]:
     """The logs of one video's jobs that exist, in the order the jobs run, with the job's name.
 
+    Args:
+        logs_dir: the workflow's `logs/` folder.
+        model: the model.
+        video: the video.
+        unfinished_jobs: the inference jobs holding the video's shards that left no record.
+
     Returns:
-        (job, log path) pairs; a shard's job is named `infer_shard <shard>`.
+        (job, log path) pairs; an inference job is named `infer <job>`.
     """
     logs_dir = Path(logs_dir)
-    found = [
-        ("probe_video", logs_dir / "probe_video" / f"{video}.log"),
-        ("plan_shards", logs_dir / "plan_shards" / f"{video}.log"),
-    ]
-    shard_dir = logs_dir / "infer_shard" / model / video
-    if shard_dir.is_dir():
-        found += [(f"infer_shard {path.stem}", path) for path in sorted(shard_dir.glob("*.log"))]
+    found = [("probe_video", logs_dir / "probe_video" / f"{video}.log")]
+    found += [(f"infer {job}", logs_dir / "infer" / model / f"{job}.log") for job in unfinished_jobs]
     found.append(("aggregate", logs_dir / "aggregate" / model / f"{video}.log"))
     return [(job, path) for job, path in found if path.is_file()]
 
@@ -94,7 +98,12 @@ def has_trajectories(trajectories_dir: Path, video: str) -> bool:
 
 
 def find_failures(
-    logs_dir: Path, model: str, videos: Sequence[str], *, trajectories_dir: Path | None = None
+    logs_dir: Path,
+    model: str,
+    videos: Sequence[str],
+    *,
+    trajectories_dir: Path | None = None,
+    unfinished_jobs: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, str]:
     """The failed videos and why: the first of their jobs (in run order) whose log shows an error.
 
@@ -104,29 +113,62 @@ def find_failures(
 
     Args:
         logs_dir: the workflow's `logs/` folder.
-        model: the model whose `infer_shard` and `aggregate` logs to read.
+        model: the model whose `infer` and `aggregate` logs to read.
         videos: the videos to look at (the sheet's names).
         trajectories_dir: the model's trajectories (`video=<name>/*.parquet`), if known.
+        unfinished_jobs: by video, the inference jobs holding its shards that left no record.
 
     Returns:
         Message by video name, for the failed videos only, in the order of `videos`, e.g.
         `"probe_video failed (logs/probe_video/v.log): VideoError: data/v.mp4: truncated ..."`;
-        when more than one shard failed, the message says how many.
+        an aggregation's error says which shards failed.
     """
     failures = {}
     for video in videos:
         if trajectories_dir is not None and has_trajectories(trajectories_dir, video):
             continue
         errors = []
-        for job, path in video_logs(logs_dir, model, video):
+        for job, path in video_logs(logs_dir, model, video, (unfinished_jobs or {}).get(video, ())):
             error = last_error(_read_tail(path))
             if error is not None:
                 errors.append((job, path, error))
         if errors:
             job, path, error = errors[0]
-            more = sum(other.startswith("infer_shard") for other, _, _ in errors[1:]) if job.startswith("infer") else 0
-            also = f" (and {more} more shard{'s' if more > 1 else ''})" if more else ""
-            failures[video] = f"{job} failed{also} ({path}): {error}"
+            failures[video] = f"{job} failed ({path}): {error}"
         elif trajectories_dir is not None:
             failures[video] = f"no trajectories, and no error in its logs under {logs_dir} (killed, or not run yet)"
     return failures
+
+
+_RUN_ERROR = re.compile(r"^Error in (rule|group) ([\w.-]+):\n((?:[ \t]+.*\n?)*)", re.MULTILINE)
+_RUN_ERROR_LOG = re.compile(r"^\s+log: (\S+)", re.MULTILINE)
+
+
+def failed_jobs(run_log: str) -> list[tuple[str, Path | None]]:
+    """The jobs a Snakemake run reports as failed, from its log: (rule or group, the job's log).
+
+    Args:
+        run_log: the text of Snakemake's log of the run (`.snakemake/log/...snakemake.log`).
+
+    Returns:
+        Each failed job once, in the order they failed: "train", or "group prepare" for a job
+        group, with the first log file it names (None when it names none).
+    """
+    found: list[tuple[str, Path | None]] = []
+    for match in _RUN_ERROR.finditer(run_log):
+        kind, name, block = match.groups()
+        log = _RUN_ERROR_LOG.search(block)
+        job = (name if kind == "rule" else f"group {name}", Path(log.group(1)) if log else None)
+        if job not in found:
+            found.append(job)
+    return found
+
+
+def failure_notice(jobs: Sequence[tuple[str, Path | None]]) -> list[str]:
+    """One line per failed job: its name, its log and the error at the end of that log."""
+    lines = []
+    for job, log in jobs:
+        error = last_error(_read_tail(log)) if log is not None and log.is_file() else None
+        where = f" ({log})" if log is not None else ""
+        lines.append(f"{job} failed{where}" + (f": {error}" if error else ""))
+    return lines

@@ -1,7 +1,7 @@
 """The QC report's inputs: the artefacts of the other stages, read and checked against their contracts.
 
 Each reader raises `InputError` naming the file and the key when an artefact breaks its
-contract (DESIGN.md), so a report is never built from inputs that don't fit together.
+contract (docs/design.md), so a report is never built from inputs that don't fit together.
 """
 
 from __future__ import annotations
@@ -116,6 +116,27 @@ def read_probe(path: Path) -> dict[str, Any]:
     return probe
 
 
+def read_probes(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
+    """The probes of the videos that were probed, by video name (each file's stem).
+
+    A video that could not be probed has its error recorded in place of its probe
+    (`posecore.io.video.probe_to_json`): it is left out, as a video without a probe.
+
+    Raises:
+        InputError: two probes of one video, or a probe that breaks `read_probe`'s checks.
+    """
+    probes: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    for path in map(Path, paths):
+        if path.stem in seen:
+            raise InputError(path, f"a second probe for video {path.stem!r}")
+        seen.add(path.stem)
+        probe = read_probe(path)
+        if "error" not in probe:
+            probes[path.stem] = probe
+    return probes
+
+
 def read_training_log(path: Path) -> pd.DataFrame:
     """The flattened CSVLogger metrics: `step` and any of `train/loss`, `val/loss`, `val/rmse_px`."""
     try:
@@ -218,3 +239,46 @@ def read_benchmark_seconds(files: Sequence[Path]) -> float | None:
             raise InputError(path, f"column s must hold seconds, got {rows['s'].tolist()}")
         total += float(seconds.mean())
     return total
+
+
+def read_infer_seconds(records_dir: Path, benchmarks_dir: Path) -> dict[str, float]:
+    """Wall seconds of inference per video: each job's time shared among its videos by the frames it made of each.
+
+    Args:
+        records_dir: the model's job records (`results/predictions/<model>/jobs/<job>.tsv`).
+        benchmarks_dir: the model's job benchmarks (`benchmarks/infer/<model>/<job>.tsv`); jobs
+            without one are left out.
+
+    Returns:
+        Seconds by video name, for the videos that some job made shards of (kept shards cost none).
+    """
+    from posecore.infer.archive import read_record
+
+    seconds: dict[str, float] = {}
+    for record in sorted(Path(records_dir).glob("*.tsv")):
+        benchmark = Path(benchmarks_dir) / record.name
+        if not benchmark.is_file():
+            continue
+        done = [r.shard for r in read_record(record) if r.status == "done"]
+        total = sum(s.n_frames for s in done)
+        if not total:
+            continue
+        job_seconds = read_benchmark_seconds([benchmark]) or 0.0
+        for shard in done:
+            seconds[shard.video] = seconds.get(shard.video, 0.0) + job_seconds * shard.n_frames / total
+    return seconds
+
+
+def unfinished_jobs(plan_tsv: Path, records_dir: Path) -> dict[str, list[str]]:
+    """By video, the inference jobs of the plan that hold its shards and left no record in `records_dir`."""
+    from posecore.infer.plan import read_plan
+
+    if not Path(plan_tsv).is_file():
+        return {}
+    unfinished: dict[str, list[str]] = {}
+    for planned in read_plan(plan_tsv):
+        job = f"{planned.job:05d}"
+        jobs = unfinished.setdefault(planned.shard.video, [])
+        if job not in jobs and not (Path(records_dir) / f"{job}.tsv").is_file():
+            jobs.append(job)
+    return unfinished

@@ -19,20 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from posecore import __version__
-from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
 from posecore.io.dataset import read_dataset
 from posecore.qc.animals import animals_qc, animals_section, multi_animal_model_section
-from posecore.qc.archive import ArchiveConfig, ArchiveQC, archive_qc, archive_section
-from posecore.qc.failures import find_failures
+from posecore.qc.archive import ArchiveConfig, ArchiveQC, archive_qc
+from posecore.qc.archive_html import archive_section
+from posecore.qc.failures import failure_notice, find_failures
 from posecore.qc.html import CSS, ReportClip, ReportFigure, Section, esc
-from posecore.qc.inputs import read_benchmark_seconds, read_metrics, read_probe
+from posecore.qc.inputs import read_infer_seconds, read_metrics, read_probes, unfinished_jobs
 from posecore.qc.labels import label_qc, label_section
+from posecore.qc.threed import ThreeDInputs, threed_section
 from posecore.qc.training import training_section
 
 PAGE_CSS = """
 table.failures td, table.archive td:nth-child(9) { text-align: left; } table.archive td { white-space: nowrap; }
-.scroll { overflow-x: auto; } nav ul { display: inline; padding: 0; } nav li { display: inline; margin-right: 1em; }
+.scroll { overflow-x: auto; } .notice { border: 2px solid; padding: 0.5em 1em; margin: 1em 0; }
+nav ul { display: inline; padding: 0; } nav li { display: inline; margin-right: 1em; }
 video { display: block; width: 100%; max-width: 480px; }
 """
 """Styles of the page's own parts, after the shared `posecore.qc.html.CSS`."""
@@ -51,9 +53,13 @@ def build_report(
     training_csv: Path | None = None,
     logs_dir: Path | None = None,
     benchmarks_dir: Path | None = None,
+    records_dir: Path | None = None,
+    plan_tsv: Path | None = None,
     video_paths: Mapping[str, str | Path] | None = None,
     figures_dir: Path | None = None,
     config: ArchiveConfig | None = None,
+    notice: Sequence[str] = (),
+    threed: ThreeDInputs | None = None,
 ) -> ArchiveQC:
     """Write the QC report of one model as a self-contained HTML page, atomically.
 
@@ -71,11 +77,18 @@ def build_report(
         predictions_parquet: the evaluation's per-point predictions.
         training_csv: Lightning's CSVLogger metrics for the learning curves (None: left out).
         logs_dir: the workflow's `logs/`, searched for why videos without trajectories failed.
-        benchmarks_dir: the workflow's `benchmarks/`, for inference speed (`infer_shard/{model}/{video}/*.tsv`).
+        benchmarks_dir: the workflow's `benchmarks/`, for inference speed (`infer/{model}/{job}.tsv`).
+        records_dir: the model's inference job records (`results/predictions/{model}/jobs/`), which
+            say how many frames of which video each job made.
+        plan_tsv: the inference plan (`results/shards/plan.tsv`), which says which jobs hold
+            which video's shards, so that a job that left no record is blamed for its videos.
         video_paths: each video's file, by name, for the frames and clips; default: the probe's `path`.
         figures_dir: when given, every figure (PNG) and clip (MP4) is also written there as a file
             named after it (the folder is replaced as a whole).
         config: the archive QC's thresholds and how much it shows; None: the defaults.
+        notice: lines of a warning at the top of the page (`workflow_report` after a failed run).
+        threed: the rigs' calibrations and the sessions' 3D trajectories; given (and not empty),
+            the page has the 3D section.
 
     Returns:
         The archive QC the page shows.
@@ -85,11 +98,7 @@ def build_report(
         ValueError: evaluation files without the dataset they are of.
     """
     config = config or ArchiveConfig()
-    probes: dict[str, dict[str, Any]] = {}
-    for path in map(Path, probe_jsons):
-        if path.stem in probes:
-            raise InputError(path, f"a second probe for video {path.stem!r}")
-        probes[path.stem] = read_probe(path)
+    probes = read_probes(probe_jsons)
     if (metrics_json is None) != (predictions_parquet is None):
         raise ValueError("metrics_json and predictions_parquet come together (the evaluation's two files)")
     if metrics_json is not None and dataset_h5 is None:
@@ -116,13 +125,15 @@ def build_report(
                 )
             )
     names = sorted(set(videos or ()) | set(probes))
-    failures = {} if logs_dir is None else find_failures(logs_dir, model_name, names, trajectories_dir=trajectories_dir)
+    unfinished = {} if records_dir is None or plan_tsv is None else unfinished_jobs(Path(plan_tsv), Path(records_dir))
+    failures = (
+        {}
+        if logs_dir is None
+        else find_failures(logs_dir, model_name, names, trajectories_dir=trajectories_dir, unfinished_jobs=unfinished)
+    )
     seconds = {}
-    if benchmarks_dir is not None:
-        for name in names:
-            files = sorted((Path(benchmarks_dir) / "infer_shard" / model_name / name).glob("*.tsv"))
-            if files:
-                seconds[name] = read_benchmark_seconds(files)
+    if benchmarks_dir is not None and records_dir is not None:
+        seconds = read_infer_seconds(Path(records_dir), Path(benchmarks_dir) / "infer" / model_name)
     qc = archive_qc(
         Path(trajectories_dir),
         keypoints=keypoints,
@@ -136,13 +147,95 @@ def build_report(
     several = animals_qc(qc.files, keypoints)
     if several:
         sections.append(animals_section(several))
+    if threed is not None and (threed.calibrations or threed.sessions):
+        sections.append(threed_section(threed))
     counts = {"complete": qc.count("ok"), "incomplete": qc.count("incomplete"), "failed": qc.count("failed", "missing")}
-    page = render_page(model_name, sections, video_counts=counts, score_threshold=config.score_threshold)
+    page = render_page(model_name, sections, video_counts=counts, score_threshold=config.score_threshold, notice=notice)
     if figures_dir is not None:
         write_media(sections, Path(figures_dir))
     with atomic_path(out_html) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return qc
+
+
+TRAINING_FILES = ("dataset_h5", "metrics_json", "predictions_parquet", "training_csv")
+"""The workflow's files of the Labels and Training sections (the Training section needs all four)."""
+
+
+def workflow_report(
+    out_html: str | Path,
+    figures_dir: str | Path,
+    model_name: str,
+    files: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    *,
+    failed: Sequence[tuple[str, Path | None]] | None = None,
+) -> ArchiveQC:
+    """The QC report of a workflow's model, from the files and settings its qc_report rule names.
+
+    One call for the rule and for the report after a failed run (`failed` given), so that the two
+    cannot differ in what they read.
+
+    Args:
+        out_html: the page.
+        figures_dir: the folder of its figures and clips.
+        model_name: the model.
+        files: by name, the rule's inputs: `dataset_h5`, `metrics_json`, `predictions_parquet`,
+            `training_csv` (`TRAINING_FILES`), `probe_jsons` (a list), `plan_tsv`; any may be
+            missing after a failed run.
+            For a multi-camera archive also `calibrations` (each rig's calibration.toml and
+            corners.parquet, rig after rig) and `points3d` (each session's 3D trajectories).
+        settings: the rule's settings: `videos`, `video_paths`, `trajectories_dir`, `logs_dir`,
+            `benchmarks_dir`, `records_dir`, `qc` (the config's qc section), and for 3D `rigs`,
+            `sessions` and `skeleton`.
+        failed: after a failed run, its failed jobs and their logs (`posecore.qc.failures.failed_jobs`):
+            the files that exist are used (the Training section only with all four of its files),
+            and the page says which jobs failed and that what it shows may be older than the config.
+    """
+    given = {name: value for name, value in files.items() if name in (*TRAINING_FILES, "plan_tsv")}
+    probes = [Path(p) for p in files.get("probe_jsons", ())]
+    notice: list[str] = []
+    if failed is not None:
+        given = {name: value for name, value in given.items() if Path(value).exists()}
+        if not all(name in given for name in TRAINING_FILES):
+            given = {name: value for name, value in given.items() if name not in TRAINING_FILES[1:]}
+        probes = [p for p in probes if p.exists()]
+        notice = [
+            "This page was built after a run in which jobs failed; it shows the files that were there, "
+            "which may be older than the config (stale) where a job before them failed:",
+            *(failure_notice(failed) or ["(Snakemake's log names no failed job)"]),
+        ]
+    rigs, sessions = list(settings.get("rigs", ())), list(settings.get("sessions", ()))
+    calibrations = files.get("calibrations", ())
+    threed = ThreeDInputs(
+        calibrations={
+            rig: (Path(calibrations[2 * i]), Path(calibrations[2 * i + 1]))
+            for i, rig in enumerate(rigs)
+            if failed is None or all(Path(p).exists() for p in calibrations[2 * i : 2 * i + 2])
+        },
+        sessions={
+            session: Path(path)
+            for session, path in zip(sessions, files.get("points3d", ()), strict=True)
+            if failed is None or Path(path).exists()
+        },
+        skeleton=[tuple(edge) for edge in settings.get("skeleton", ())],
+    )
+    return build_report(
+        Path(out_html),
+        model_name=model_name,
+        threed=threed,
+        trajectories_dir=Path(settings["trajectories_dir"]),
+        probe_jsons=probes,
+        videos=list(settings["videos"]),
+        video_paths=dict(settings["video_paths"]),
+        logs_dir=Path(settings["logs_dir"]),
+        benchmarks_dir=Path(settings["benchmarks_dir"]),
+        records_dir=Path(settings["records_dir"]),
+        figures_dir=Path(figures_dir),
+        config=ArchiveConfig.from_dict(settings["qc"], "config: qc"),
+        notice=notice,
+        **{name: Path(value) for name, value in given.items()},
+    )
 
 
 def render_page(
@@ -152,6 +245,7 @@ def render_page(
     video_counts: Mapping[str, int] | None = None,
     score_threshold: float | None = None,
     built: datetime | None = None,
+    notice: Sequence[str] = (),
 ) -> str:
     """The report's HTML: a header (model, date, posecore version, video counts), then the sections.
 
@@ -161,6 +255,7 @@ def render_page(
         video_counts: videos per status (e.g. complete, incomplete, failed), shown in the header.
         score_threshold: the score threshold, shown in the header.
         built: the time to show; default now.
+        notice: lines of a warning shown above everything (a run that failed, what is stale).
     """
     date = (built or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     meta = [f"model <b>{esc(model_name)}</b>", f"built {date}", f"posecore {esc(__version__)}"]
@@ -180,7 +275,8 @@ def render_page(
         f"<title>QC report: {esc(model_name)}</title><style>{CSS}{PAGE_CSS}</style></head>\n<body>\n"
         f"<h1>QC report: {esc(model_name)}</h1>\n"
         f'<p class="meta">{" · ".join(meta)}</p>\n'
-        f'<nav class="meta">Sections: <ul>{contents}</ul></nav>\n'
+        + (f'<div class="bad notice">{"<br>".join(esc(line) for line in notice)}</div>\n' if notice else "")
+        + f'<nav class="meta">Sections: <ul>{contents}</ul></nav>\n'
         + "\n".join(s.html() for s in sections)
         + "\n</body></html>\n"
     )

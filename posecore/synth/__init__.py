@@ -9,6 +9,10 @@ motion), `render` (numpy drawing), `scene` (one video's content), `media` (ffmpe
 Social scenes (`social`, `social_archive`): two to four animals crossing and brushing past each
 other, drawn in depth order, with identities in the ground truth and labels in multi-animal
 DeepLabCut's layout: `make_social_archive(out_dir, SocialArchiveConfig())`.
+
+For multi-camera 3D: `rig` (cameras with known lenses and poses, a board seen by them, rendered
+board images), `animal3d` (the animal walking in 3D and its view in every camera) and
+`rig_archive` (a synthetic session on disk: calibration images, one video per camera, ground truth).
 """
 
 from posecore.synth.animal import KEYPOINTS, SKELETON, SWAP_PAIRS

@@ -18,7 +18,7 @@ import ffmpeg
 import numpy as np
 
 from posecore.io.atomic import atomic_path
-from posecore.io.ffmpeg_tools import pipe_frames
+from posecore.io.ffmpeg_tools import h264_command, pipe_frames
 
 
 def encode_video(frames: Iterable[np.ndarray], path: Path, width: int, height: int, fps: float, crf: int) -> None:
@@ -28,21 +28,8 @@ def encode_video(frames: Iterable[np.ndarray], path: Path, width: int, height: i
     would have it; a truncated copy therefore still opens (see `truncate_video`).
     """
     with atomic_path(path) as tmp:
-        stream = (
-            ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps)
-            .output(
-                str(tmp),
-                format="mp4",
-                vcodec="libx264",
-                pix_fmt="yuv420p",
-                crf=crf,
-                preset="medium",
-                movflags="+faststart",
-            )
-            .global_args("-hide_banner", "-loglevel", "error")
-            .overwrite_output()
-        )
-        pipe_frames(stream.compile(), frames, f"writing {path}")
+        command = h264_command(tmp, (width, height), fps, crf=crf, preset="medium")
+        pipe_frames(command, frames, f"writing {path}")
 
 
 def decode_frames(path: str | Path, indices: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -3,7 +3,7 @@
 A YAML config file (`posecore train --config`) has two sections, both optional:
 
     model:
-      architecture: stacked_densenet
+      architecture: densenet_lite
       hyperparameters: {growth_rate: 32, n_stacks: 2}
     train:
       max_epochs: 100
@@ -163,7 +163,7 @@ class ModelConfig:
             in_channels); the model's defaults fill the rest.
     """
 
-    architecture: str = "stacked_densenet"
+    architecture: str = "densenet_lite"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -29,7 +29,7 @@ from posecore.errors import InputError
 from posecore.hugepages import reuse_large_buffers
 from posecore.io.dataset import TrainingDataset
 from posecore.models.export import ModelMeta, load_model, save_model
-from posecore.models.registry import GRAPH_MAPS, hyperparameter_defaults
+from posecore.models.registry import GRAPH_MAPS, hyperparameter_defaults, without_weight_sources
 from posecore.ops.layout import offset_ranges
 from posecore.ops.single_animal import label_extent
 from posecore.train.augment import Augmentation
@@ -266,12 +266,10 @@ def train_model(
         )
 
     best = PoseModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu", weights_only=False)
-    exported = dict(hyperparameters)
-    if "weights_path" in exported:
-        exported["weights_path"] = ""  # the weights are in the file; inference must not need the original
     meta = ModelMeta(
         architecture=model_config.architecture,
-        hyperparameters=exported,
+        # The weights are in the file: loading it must need neither the original file nor a network.
+        hyperparameters=without_weight_sources(hyperparameters),
         keypoint_names=tuple(dataset.keypoint_names),
         input_size=dataset.image_size,
         in_channels=int(dataset.images.shape[-1]),
@@ -307,8 +305,8 @@ def train_model(
 def _init_weights(path: str | Path, hyperparameters: dict) -> dict[str, torch.Tensor]:
     """The weights of an exported model to start from; its hyperparameters must be these."""
     loaded = load_model(path)
-    theirs = {k: v for k, v in loaded.meta.hyperparameters.items() if k != "weights_path"}
-    ours = {k: v for k, v in hyperparameters.items() if k != "weights_path"}
+    theirs = without_weight_sources(loaded.meta.hyperparameters)
+    ours = without_weight_sources(hyperparameters)
     if theirs != ours:
         differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise InputError(path, f"hyperparameters differ from model.hyperparameters: {differ}", f"key {differ[0]}")

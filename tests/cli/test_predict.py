@@ -63,3 +63,45 @@ def test_predict_refuses_a_model_with_other_keypoints(video, model, tmp_path):
     with pytest.raises(InputError, match=r"model\.pt.*missing \['ear'\]"):
         _run([str(video), "--model", str(model), "--keypoints", "nose,ear", "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
+
+
+def _main_error(argv, capsys):
+    """posecore's own entry point on `argv`: (exit code, stderr)."""
+    from posecore.cli import main
+
+    try:
+        code = main(["predict", *argv])
+    except SystemExit as exit_:  # argparse refuses a value before anything runs
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--filter", "savgol", "--window", "4"], "--filter: window must be odd and at least 3, got 4"),
+        (["--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+        (["--decoders", "two"], "argument --decoders: 'two' is not a whole number"),
+    ],
+)
+def test_bad_arguments_stop_before_any_frame_is_read(video, model, tmp_path, capsys, monkeypatch, extra, message):
+    def never(*args, **kwargs):
+        raise AssertionError("inference ran")
+
+    monkeypatch.setattr("posecore.infer.single.infer_video", never)
+    code, err = _main_error([str(video), "--model", str(model), "--out", str(tmp_path / "o"), *extra], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_paths_name_the_file_and_what_is_wrong(video, model, tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file")
+    code, err = _main_error([str(video), "--model", str(model), "--out", str(tmp_path / "taken")], capsys)
+    assert code == 2 and f"{tmp_path / 'taken'}: --out must be a folder" in err
+    code, err = _main_error([str(tmp_path), "--model", str(model)], capsys)
+    assert code == 2 and f"{tmp_path}: is a folder, not a video file" in err
+    (tmp_path / "model.txt").write_text("not a model")
+    code, err = _main_error([str(video), "--model", str(tmp_path / "model.txt"), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "model.txt: not a posecore exported model" in err
+    assert "weights_only" not in err, "never advise loading untrusted pickles"
+    assert (tmp_path / "taken").read_text() == "a file"

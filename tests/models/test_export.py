@@ -8,13 +8,24 @@ import torch
 
 from posecore.errors import InputError
 from posecore.models import MODELS, ModelMeta, build_model, load_model, save_model
+from posecore.models.export import FORMAT_VERSION
 from posecore.models.registry import hyperparameter_defaults
 
 SMALL = {
-    "stacked_densenet": {"growth_rate": 8, "n_transitions": 2},
-    "stacked_hourglass": {"n_features": 8, "n_transitions": 1, "n_graph_maps": 2},
+    "stacked_densenet": {"growth_rate": 8, "n_transitions": 2, "n_stacks": 2},
+    "stacked_hourglass": {"filters": 8, "n_transitions": 1, "n_stacks": 2, "n_graph_maps": 2},
     "leap": {"filters": 4, "batch_norm": True},
     "resnet_deconv": {"depth": 18, "deconv_channels": 8, "n_deconv": 1},
+    "densenet_lite": {"growth_rate": 8, "n_transitions": 2},
+    "hourglass_lite": {"n_features": 8, "n_transitions": 1, "n_graph_maps": 2},
+    "colour_readout": {},
+}
+# What the format-1 files of tests/models/data/format-v1 hold now: (architecture, hyperparameters that changed).
+FORMAT_1_NOW = {
+    "stacked_densenet": ("densenet_lite", {}),
+    "stacked_hourglass": ("hourglass_lite", {}),
+    "leap": ("leap", {"output_layer": "conv"}),
+    "resnet_deconv": ("resnet_deconv", {"output_layer": "conv"}),
 }
 
 
@@ -60,7 +71,7 @@ def test_file_is_plain_data_loadable_with_weights_only(tmp_path):
     model = build_model("stacked_densenet", 3, 3, **SMALL["stacked_densenet"])
     save_model(tmp_path / "model.pt", model, _meta("stacked_densenet", SMALL["stacked_densenet"]))
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert payload["format"] == "posecore-model" and payload["format_version"] == 1
+    assert payload["format"] == "posecore-model" and payload["format_version"] == FORMAT_VERSION == 2
     assert payload["keypoint_names"] == ["snout", "left_ear", "right_ear"]
     assert payload["input_size"] == [48, 64] and payload["output_stride"] == 4
     assert payload["mean"] == [100.0, 110.0, 120.0] and payload["swap_pairs"] == [[1, 2]]
@@ -121,3 +132,42 @@ def test_weights_that_do_not_fit_the_architecture_are_refused(tmp_path):
     save_model(tmp_path / "model.pt", model, meta)
     with pytest.raises(InputError, match=r"model\.pt: weights do not fit architecture 'stacked_densenet'"):
         load_model(tmp_path / "model.pt")
+
+
+@pytest.mark.parametrize("name", sorted(FORMAT_1_NOW))
+def test_a_format_1_file_loads_and_predicts_exactly_as_before(tmp_path, format_1, name):
+    """Files saved by posecore before the faithful networks (tests/models/data/format-v1/make.py) still work.
+
+    Their outputs on a fixed input were recorded by that posecore; the loaded model must give the
+    very same numbers, under the network's name now.
+    """
+    expected = format_1.expected
+    path = format_1.folder / f"{name}.pt"
+    if name == "resnet_deconv":  # too large to keep: rebuilt from its recorded names, shapes and seed
+        path = format_1.resnet_deconv(tmp_path / "resnet_deconv.pt")
+    assert torch.load(path, weights_only=True)["format_version"] == 1
+    loaded = load_model(path)
+    architecture, changed = FORMAT_1_NOW[name]
+    assert loaded.meta.architecture == architecture and loaded.meta.format_version == 1
+    assert changed.items() <= loaded.meta.hyperparameters.items()
+    with torch.no_grad():
+        outputs = loaded.model(expected["input"][name])
+    assert len(outputs) == len(expected["outputs"][name])
+    for actual, recorded in zip(outputs, expected["outputs"][name], strict=True):
+        assert torch.equal(actual, recorded)
+    # Saved again, it is a file of today's format that builds the same network.
+    save_model(tmp_path / "again.pt", loaded.model, loaded.meta)
+    again = load_model(tmp_path / "again.pt")
+    assert again.meta.format_version == FORMAT_VERSION and again.meta.architecture == architecture
+    with torch.no_grad():
+        assert torch.equal(again.model(expected["input"][name])[-1], outputs[-1])
+
+
+def test_a_format_1_resnet_that_left_out_its_defaults_gets_those_of_its_time(tmp_path, format_1):
+    path = format_1.resnet_deconv(tmp_path / "bare.pt", {"depth": 18})  # n_deconv 2, 256 channels: format 1's
+    payload = torch.load(path, weights_only=True)
+    big = build_model("resnet_deconv", 2, 3, depth=18, n_deconv=2, output_layer="conv")
+    torch.save({**payload, "state_dict": big.state_dict()}, path)
+    hyperparameters = load_model(path).meta.hyperparameters
+    assert hyperparameters["n_deconv"] == 2 and hyperparameters["deconv_channels"] == 256
+    assert hyperparameters["output_layer"] == "conv"

@@ -13,11 +13,12 @@ from posecore.models.registry import (
     hyperparameter_defaults,
     hyperparameter_types,
     model_class,
+    without_weight_sources,
 )
 
 
 def test_builds_a_registered_model_with_its_hyperparameters():
-    model = build_model("stacked_densenet", n_keypoints=3, in_channels=1, growth_rate=8, compression=1)
+    model = build_model("stacked_densenet", n_keypoints=3, in_channels=1, growth_rate=8, compression_factor=1)
     assert isinstance(model, nn.Module)
     assert model.n_keypoints == 3 and model.in_channels == 1
 
@@ -25,7 +26,8 @@ def test_builds_a_registered_model_with_its_hyperparameters():
 def test_unknown_architecture_lists_the_known_ones():
     with pytest.raises(
         ValueError,
-        match=r"unknown model architecture 'resnet'; known: leap, resnet_deconv, stacked_densenet, stacked_hourglass",
+        match=r"unknown model architecture 'resnet'; known: colour_readout, densenet_lite, hourglass_lite, leap, "
+        r"resnet_deconv, stacked_densenet, stacked_hourglass",
     ):
         build_model("resnet", n_keypoints=3, in_channels=3)
 
@@ -35,7 +37,7 @@ def test_unknown_hyperparameter_is_named():
         build_model("stacked_densenet", n_keypoints=3, in_channels=3, growth=8)
 
 
-@pytest.mark.parametrize(("key", "value"), [("growth_rate", "8"), ("n_stacks", True), ("compression", "half")])
+@pytest.mark.parametrize(("key", "value"), [("growth_rate", "8"), ("n_stacks", True), ("compression_factor", "half")])
 def test_wrongly_typed_hyperparameter_is_named(key, value):
     with pytest.raises(ValueError, match=rf"hyperparameter '{key}' of model 'stacked_densenet' must be"):
         build_model("stacked_densenet", n_keypoints=3, in_channels=3, **{key: value})
@@ -49,7 +51,7 @@ def test_every_model_has_defaults_for_its_hyperparameters():
 
 
 def test_graph_maps_add_output_channels_after_the_keypoints():
-    for name, hyperparameters in [("leap", {"filters": 4}), ("stacked_hourglass", {"n_features": 8})]:
+    for name, hyperparameters in [("leap", {"filters": 4}), ("stacked_hourglass", {"filters": 8})]:
         model = build_model(name, n_keypoints=3, in_channels=1, n_graph_maps=2, **hyperparameters).eval()
         assert hyperparameter_defaults(name)["n_graph_maps"] == 0
         outputs = model(torch.zeros(1, 1, 32, 32))
@@ -124,5 +126,15 @@ def test_string_annotations_and_keyword_only_arguments_are_read(toy_models):
     assert hyperparameter_defaults("toy_keyword_only") == {
         "scale": -1.5,
         "mode": inspect.Parameter.empty,
+        "n_graph_maps": 0,
+    }
+
+
+def test_weight_sources_are_blanked_for_export():
+    hyperparameters = {"depth": 18, "pretrained": "imagenet", "weights_path": "/data/resnet18.pth", "n_graph_maps": 0}
+    assert without_weight_sources(hyperparameters) == {
+        "depth": 18,
+        "pretrained": "",
+        "weights_path": "",
         "n_graph_maps": 0,
     }

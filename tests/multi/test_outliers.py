@@ -6,7 +6,7 @@ import yaml
 
 from posecore.io import trajectories
 from posecore.multi.outliers import find_multi_outliers
-from posecore.outliers import OutlierConfig, extract_outliers
+from posecore.outliers import OutlierConfig, Poses, extract_outliers, find_outliers
 from posecore.synth.animal import KEYPOINTS
 from posecore.synth.social import SocialConfig
 from posecore.synth.social_archive import SocialArchiveConfig, make_social_archive, scene_of
@@ -32,7 +32,8 @@ def _tracked(swap_frames=(30, 70), low=(50, 1, 2)) -> pa.Table:
 
 def test_swap_risk_frames_come_first_then_unsure_animals() -> None:
     found = trajectories.Instances.from_table(_tracked())
-    flagged = find_multi_outliers(found, OutlierConfig(min_score=0.5, jump_px=1000.0))
+    config = OutlierConfig(min_score=0.5, jump_px=1000.0)
+    flagged = find_multi_outliers(found, lambda *animal: find_outliers(Poses(*animal), config))
     assert flagged["frame"].tolist()[:3] == [30, 70, 50]
     assert flagged["reason"].tolist()[:3] == ["swap_risk", "swap_risk", "low_score"]
     assert flagged["severity"].iloc[0] == 1.0 and flagged["severity"].iloc[2] == pytest.approx(0.5 * (1 - 0.05 / 0.5))

@@ -4,11 +4,11 @@ Three synthetic videos of 60 frames (`posecore.synth`), laid out as the workflow
 
 - mouse-000: trajectories of every frame, from the exact ground truth (score 0.9), except that
   the snout scores 0.1 in frames 20-29 (a 10-frame gap) and the tail tip is 60 px off in frame
-  40 only (a jump there and one back in frame 41); infer_shard benchmarks of 1.5 s and 2.5 s.
+  40 only (a jump there and one back in frame 41); inference jobs of 1.5 s and 2.5 s made it.
 - mouse-001: trajectories of frames 0-49 only (incomplete: 60 probed), the tail base missing
   (NaN) in frames 5-7.
-- mouse-002: failed: its video is truncated, probe_video raised (a real traceback in its log),
-  so it has no probe and no trajectories.
+- mouse-002: failed: its video is truncated, so its probe records the error (a real traceback
+  in its log), and it has no trajectories.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from posecore.io.video import probe
+from posecore.infer.archive import write_record
+from posecore.infer.plan import Shard
+from posecore.infer.shards import ShardResult
+from posecore.io.video import probe_to_json
 from posecore.qc.archive import ArchiveConfig
 from posecore.synth import KEYPOINTS, SynthConfig, make_archive, truncate_video
 
@@ -45,6 +48,7 @@ class ArchiveInputs:
     trajectories_dir: Path
     logs_dir: Path
     benchmarks_dir: Path
+    records_dir: Path
     keypoints: tuple[str, ...]
 
 
@@ -88,24 +92,28 @@ def make_archive_inputs(root: Path) -> ArchiveInputs:
     for name in names:
         log = logs / "probe_video" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            info = probe(paths[name])
-        except Exception:  # the log of a failed job: the traceback, as the workflow script leaves it
-            log.write_text("starting\n" + traceback.format_exc())
-            continue
-        log.write_text("")
         probes.append(root / "results" / "videos" / f"{name}.json")
-        info.write_json(probes[-1])
+        error = probe_to_json(paths[name], probes[-1])  # as the workflow's probe_video does
+        # Its log: the error's traceback, as the workflow script leaves it, or nothing.
+        log.write_text("" if error is None else "starting\n" + "".join(traceback.format_exception(error)))
     trajectories = root / "results" / "trajectories" / MODEL
     _write_trajectories(trajectories / "video=mouse-000/part-0.parquet", synth.ground_truth[0], N_FRAMES, _plant_000)
     _write_trajectories(trajectories / "video=mouse-001/part-0.parquet", synth.ground_truth[1], 50, _plant_001)
     benchmarks = root / "benchmarks"
-    shards = benchmarks / "infer_shard" / MODEL / "mouse-000"
-    shards.mkdir(parents=True)
+    jobs = benchmarks / "infer" / MODEL
+    jobs.mkdir(parents=True)
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    (shards / "00000.tsv").write_text(header + "1.5\t0:00:01\t100\t200\t90\t95\t0\t1\t50\t1.4\n")
+    (jobs / "00000.tsv").write_text(header + "1.5\t0:00:01\t100\t200\t90\t95\t0\t1\t50\t1.4\n")
     repeats = "2.0\t0:00:02\t100\t200\t90\t95\t0\t1\t50\t1.9\n3.0\t0:00:03\t1\t2\t3\t4\t0\t1\t50\t2\n"
-    (shards / "00001.tsv").write_text(header + repeats)  # two repeats: 2.5 s on average
+    (jobs / "00001.tsv").write_text(header + repeats)  # two repeats: 2.5 s on average
+    # Job 0 made mouse-000's first 30 frames (1.5 s); job 1 its last 30 (2.5 s) and kept a shard
+    # of mouse-001 made earlier, which costs nothing: mouse-000 took 4 s, mouse-001 none.
+    records = root / "results" / "predictions" / MODEL / "jobs"
+    write_record([ShardResult(Shard("mouse-000", 0, 0, 30), "done", 1.2)], records / "00000.tsv")
+    write_record(
+        [ShardResult(Shard("mouse-000", 1, 30, 60), "done", 2.0), ShardResult(Shard("mouse-001", 0, 0, 50), "kept")],
+        records / "00001.tsv",
+    )
     return ArchiveInputs(
         root=root,
         videos=names,
@@ -114,6 +122,7 @@ def make_archive_inputs(root: Path) -> ArchiveInputs:
         trajectories_dir=trajectories,
         logs_dir=logs,
         benchmarks_dir=benchmarks,
+        records_dir=records,
         keypoints=KEYPOINTS,
     )
 
@@ -144,6 +153,7 @@ def archive_report(archive_inputs: ArchiveInputs, tmp_path_factory: pytest.TempP
         videos=archive_inputs.videos,
         logs_dir=archive_inputs.logs_dir,
         benchmarks_dir=archive_inputs.benchmarks_dir,
+        records_dir=archive_inputs.records_dir,
         figures_dir=out / "figures",
         config=CONFIG,
     )

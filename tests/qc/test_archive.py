@@ -15,18 +15,18 @@ import pytest
 from PIL import Image
 
 from posecore.errors import InputError
-from posecore.qc.archive import ArchiveConfig, archive_qc, archive_section
-from posecore.qc.archive_html import slug
+from posecore.qc.archive import ArchiveConfig, archive_qc
+from posecore.qc.archive_html import archive_section, slug
 from posecore.qc.clips import draw_points
 from posecore.qc.failures import find_failures
-from posecore.qc.inputs import read_probe
+from posecore.qc.inputs import read_probes
 from posecore.qc.tracks import gap_lengths, worst_window
 
 
 def _qc(inputs, config, **changes):
     arguments = {
         "keypoints": inputs.keypoints,
-        "probes": {path.stem: read_probe(path) for path in inputs.probe_jsons},
+        "probes": read_probes(inputs.probe_jsons),
         "videos": inputs.videos,
         "failures": find_failures(inputs.logs_dir, "demo", inputs.videos, trajectories_dir=inputs.trajectories_dir),
         "infer_seconds": {"mouse-000": 4.0},

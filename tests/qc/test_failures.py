@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from posecore.qc.failures import find_failures, last_error
+from posecore.qc.failures import failed_jobs, failure_notice, find_failures, last_error
 
 CHAINED = """\
 some progress output
@@ -52,23 +52,23 @@ def test_real_traceback_of_the_fabricated_archive_names_the_file(archive_inputs)
     assert "truncated" in error
 
 
-def test_first_failed_job_in_run_order_wins_and_shards_are_counted(tmp_path):
+def test_first_failed_job_in_run_order_wins_and_only_unfinished_jobs_count(tmp_path):
     logs = tmp_path / "logs"
     _log(logs, "probe_video/a.log", "")
-    _log(logs, "plan_shards/a.log", "")
-    _log(logs, "infer_shard/m/a/00000.log", "ok\n")
     memory = "Traceback (most recent call last):\n  x\nRuntimeError: CUDA out of memory\n"
-    shard = _log(logs, "infer_shard/m/a/00001.log", memory)
-    _log(logs, "infer_shard/m/a/00002.log", memory)
-    _log(logs, "infer_shard/m/a/00003.log", memory)
-    _log(logs, "infer_shard/other-model/b/00000.log", "Traceback (most recent call last):\n  x\nValueError: no\n")
-    _log(logs, "plan_shards/c.log", CHAINED)
+    job = _log(logs, "infer/m/00001.log", memory)  # a job that died: no record
+    _log(logs, "infer/m/00002.log", "shard 3 failed: VideoError: error in frame 4\n")  # finished, with a record
+    _log(logs, "infer/other-model/00000.log", "Traceback (most recent call last):\n  x\nValueError: no\n")
+    _log(logs, "probe_video/c.log", CHAINED)
     _log(logs, "aggregate/m/c.log", "Traceback (most recent call last):\n  x\nOSError: later\n")
-    failures = find_failures(logs, "m", ["a", "b", "c", "d"])
+    _log(logs, "aggregate/m/e.log", "Traceback (most recent call last):\n  x\nInputError: v.mp4: shard 3 failed\n")
+    unfinished = {"a": ["00001"], "b": ["00000"], "e": []}
+    failures = find_failures(logs, "m", ["a", "b", "c", "d", "e"], unfinished_jobs=unfinished)
     assert failures == {
-        "a": f"infer_shard 00001 failed (and 2 more shards) ({shard}): RuntimeError: CUDA out of memory",
-        "c": f"plan_shards failed ({logs / 'plan_shards/c.log'}): InputError: "
+        "a": f"infer 00001 failed ({job}): RuntimeError: CUDA out of memory",
+        "c": f"probe_video failed ({logs / 'probe_video/c.log'}): InputError: "
         "results/predictions/m/v/shard-00001.parquet: missing column frame",
+        "e": f"aggregate failed ({logs / 'aggregate/m/e.log'}): InputError: v.mp4: shard 3 failed",
     }
 
 
@@ -88,3 +88,32 @@ def test_only_the_tail_of_a_huge_log_is_read(tmp_path):
     old = "Traceback (most recent call last):\n  x\nValueError: old\n"
     _log(logs, "probe_video/v.log", old + noise + "error: new\n")
     assert find_failures(logs, "m", ["v"]) == {"v": f"probe_video failed ({logs / 'probe_video/v.log'}): error: new"}
+
+
+RUN_LOG = """Select jobs to execute...
+[Sat Dec  5 16:01:31 2026]
+Error in rule train:
+    message: None
+    jobid: 3
+    input: results/datasets/demo.h5
+    output: results/models/demo/model.pt
+    log: logs/train/demo.log (check log file(s) for error details)
+Error in group prepare:
+    jobs:
+        rule probe_video:
+            jobid: 7
+Error in rule train:
+    message: None
+    log: logs/train/demo.log (check log file(s) for error details)
+Shutting down, this might take some time.
+"""
+
+
+def test_the_failed_jobs_of_a_run_come_from_snakemakes_log_once_each(tmp_path):
+    assert failed_jobs(RUN_LOG) == [("train", Path("logs/train/demo.log")), ("group prepare", None)]
+    assert failed_jobs("Complete log: x\n") == []
+    log = _log(tmp_path, "train/demo.log", "Traceback (most recent call last):\n  x\nValueError: growth_rate 0\n")
+    assert failure_notice([("train", log), ("group prepare", None)]) == [
+        f"train failed ({log}): ValueError: growth_rate 0",
+        "group prepare failed",
+    ]

@@ -51,9 +51,12 @@ def slurm_cluster():
 
 
 def trajectories_targets() -> list[str]:
-    """The records of the tiny project's one batch (both videos: inference.videos_per_job 2),
-    which need every trajectory file and tie the batch's jobs into one group per stage."""
-    return ["results/jobs/prepare-00000.txt", "results/jobs/demo/inference-00000.txt"]
+    """The record of the tiny project's one batch of probes (both videos: inference.videos_per_job
+    2, one SLURM job) and the trajectories of both videos (one inference job for both)."""
+    return [
+        "results/jobs/prepare-00000.txt",
+        *(f"results/trajectories/demo/video={video}/part-0.parquet" for video in VIDEOS),
+    ]
 
 
 def read_trajectories(workdir: Path) -> pd.DataFrame:
@@ -130,7 +133,7 @@ def copy_project(source: Path, destination: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def local_project(tmp_path_factory) -> Path:
-    """A synthetic archive of 2 videos of 60 frames (3 shards each), trained for 1 epoch and run locally."""
+    """A synthetic archive of 2 videos of 60 frames (4 shards each), trained for 1 epoch and run locally."""
     from posecore.synth import SynthConfig, make_archive
 
     workdir = tmp_path_factory.mktemp("slurm-local")
@@ -138,7 +141,15 @@ def local_project(tmp_path_factory) -> Path:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     # Accuracy does not matter here, only that SLURM and a local run agree.
     config["train"] = {**config["train"], "max_epochs": 1}
-    config["inference"] = {**config["inference"], "shard_size": 20, "batch_size": 8, "videos_per_job": 2}
+    # 160x128 frames are worth 1/15 of a 640x480 one: shards of 15 frames (4 a video), one job
+    # of 120 frames for both videos.
+    config["inference"] = {
+        **config["inference"],
+        "frames_per_shard": 1,
+        "frames_per_job": 8,
+        "batch_size": 4,
+        "videos_per_job": 2,
+    }
     write_config(workdir, config, [(video, f"data/demo/videos/{video}.mp4", False) for video in VIDEOS])
     snakemake(workdir, *trajectories_targets())
     return workdir

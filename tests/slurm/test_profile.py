@@ -1,9 +1,10 @@
 """The workflow through profiles/slurm on a real single-node SLURM cluster, with faults.
 
 One run does inference of a tiny project through SLURM from a model trained by a local run,
-while the test cancels a running inference job with `scancel` mid-shard and a test copy of
-the profile gives probing and shard planning too little memory on their first attempt. Snakemake must retry
-both and end with trajectories equal to the local run's.
+while the test cancels the running inference job with `scancel` once some of its shards are
+finished, and a test copy of the profile gives probing too little memory on its first attempt.
+Snakemake must retry both and end with trajectories equal to the local run's, the retried
+inference job keeping the shards finished before the cancel.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
+from posecore.infer.archive import read_record
 
 from .conftest import (
     PROFILE,
@@ -33,7 +36,7 @@ from .conftest import (
 
 pytestmark = pytest.mark.slow
 
-N_SHARDS = 6  # 2 videos of 60 frames in shards of 20
+N_SHARDS = 8  # 2 videos of 60 frames in shards of 15, all in one inference job
 
 
 @dataclass(frozen=True)
@@ -44,19 +47,23 @@ class SlurmRun:
     result: subprocess.CompletedProcess
     jobs: list[SlurmJob]
     cancelled: int | None
-    shards_done_at_cancel: int
+    shards_at_cancel: dict[Path, int]
 
 
-def cancel_inference_mid_shard(workdir: Path, done: threading.Event, record: dict) -> None:
-    """Cancel the first running inference job of `workdir` once one of its shards has started."""
+def cancel_inference_mid_job(workdir: Path, done: threading.Event, record: dict) -> None:
+    """Cancel the running inference job of `workdir` once it has finished a shard (noting their files)."""
     while not done.is_set():
-        running = [j for j in slurm_jobs(workdir) if j.comment.startswith("rule_inference") and j.state == "RUNNING"]
-        if running and any((workdir / "logs" / "infer_shard").rglob("*.log")):
-            record["shards_done"] = len(list((workdir / "results" / "predictions").rglob("shard-*.parquet")))
+        running = [j for j in slurm_jobs(workdir) if j.comment.startswith("rule_infer_") and j.state == "RUNNING"]
+        shards = list((workdir / "results" / "predictions").rglob("shard-*.parquet"))
+        if running and shards:
             subprocess.run(["scancel", str(running[0].job_id)], check=True, timeout=30)
             record["cancelled"] = running[0].job_id
+            # Shards finished by the time the cancel took effect (a file is complete once it exists).
+            time.sleep(1)
+            finished = (workdir / "results" / "predictions").rglob("shard-*.parquet")
+            record["shards"] = {path: path.stat().st_mtime_ns for path in finished}
             return
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +72,17 @@ def slurm_run(slurm_cluster, local_project, tmp_path_factory) -> SlurmRun:
     # The first attempt of the batch's prepare job gets 2 x 150 MB (its two videos are probed
     # side by side), less than Snakemake itself needs; the second 2 x 1200 MB.
     too_little = {"mem_mb": "150 * attempt ** 3"}
-    profile = copy_profile(tmp_path_factory.mktemp("profile") / "slurm", probe_video=too_little, plan_shards=too_little)
+    profile = copy_profile(tmp_path_factory.mktemp("profile") / "slurm", probe_video=too_little)
     command = snakemake_command(workdir, profile, *trajectories_targets())
     done, record = threading.Event(), {}
-    watcher = threading.Thread(target=cancel_inference_mid_shard, args=(workdir, done, record), daemon=True)
+    watcher = threading.Thread(target=cancel_inference_mid_job, args=(workdir, done, record), daemon=True)
     watcher.start()
     try:
         result = subprocess.run(command, capture_output=True, text=True, env=snakemake_env(), timeout=600)
     finally:
         done.set()
         watcher.join(timeout=30)
-    return SlurmRun(workdir, result, slurm_jobs(workdir), record.get("cancelled"), record.get("shards_done", -1))
+    return SlurmRun(workdir, result, slurm_jobs(workdir), record.get("cancelled"), record.get("shards", {}))
 
 
 def test_trajectories_equal_the_local_run(slurm_run, local_project):
@@ -88,16 +95,19 @@ def test_trajectories_equal_the_local_run(slurm_run, local_project):
     pd.testing.assert_frame_equal(on_slurm.drop(columns=["x", "y", "score"]), local.drop(columns=["x", "y", "score"]))
 
 
-def test_a_job_cancelled_mid_shard_is_retried(slurm_run):
+def test_a_cancelled_job_is_retried_and_keeps_the_shards_it_had_finished(slurm_run):
     assert slurm_run.cancelled is not None, "the inference job ran and was cancelled"
-    assert 0 <= slurm_run.shards_done_at_cancel < N_SHARDS, "it was cancelled with shards left to do"
-    inference = [job for job in slurm_run.jobs if job.comment.startswith("rule_inference")]
-    # One job for the batch of both videos, and again after it was cancelled.
+    assert 0 < len(slurm_run.shards_at_cancel) < N_SHARDS, "it was cancelled with shards done and left to do"
+    inference = [job for job in slurm_run.jobs if job.comment.startswith("rule_infer_")]
+    # One job for both videos, and again after it was cancelled.
     assert [job.state for job in inference] == ["CANCELLED", "COMPLETED"]
     assert inference[0].job_id == slurm_run.cancelled
-    # Snakemake 9.27 prints no executor message for a failed group job, only its SLURM log.
-    assert f"group_inference_aggregate_infer_shard_inference_batch/{slurm_run.cancelled}.log" in slurm_run.result.stderr
     assert "Trying to restart job" in slurm_run.result.stderr
+    # The retry kept every shard finished before the cancel, and made only the others.
+    assert {path: path.stat().st_mtime_ns for path in slurm_run.shards_at_cancel} == slurm_run.shards_at_cancel
+    record = read_record(slurm_run.workdir / "results" / "predictions" / "demo" / "jobs" / "00000.tsv")
+    assert sum(r.status == "kept" for r in record) == len(slurm_run.shards_at_cancel)
+    assert sum(r.status == "done" for r in record) == N_SHARDS - len(slurm_run.shards_at_cancel)
 
 
 def test_a_job_killed_for_memory_is_retried_with_more(slurm_run):
@@ -112,11 +122,11 @@ def test_a_job_killed_for_memory_is_retried_with_more(slurm_run):
 def test_many_shards_go_out_as_few_slurm_jobs(slurm_run):
     shards = list((slurm_run.workdir / "results" / "predictions" / "demo").rglob("shard-*.parquet"))
     assert len(shards) == N_SHARDS
-    # For the batch of both videos, one job probes and plans, and one runs the 6 shards and
-    # joins each video's: 2 jobs for 12, and the retries of the one killed for memory and of
-    # the cancelled one.
-    groups = sorted(job.comment.split("_")[1] for job in slurm_run.jobs)
-    assert groups == ["inference"] * 2 + ["prepare"] * 2
+    # One job probes the batch of both videos, one runs the 8 shards (planning and aggregation
+    # run beside Snakemake): 2 jobs, and the retries of the one killed for memory and of the
+    # cancelled one.
+    kinds = sorted(job.comment.split("_")[1] for job in slurm_run.jobs)
+    assert kinds == ["infer"] * 2 + ["prepare"] * 2
     assert all(job.cpus <= 2 for job in slurm_run.jobs)
 
 

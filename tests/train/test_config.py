@@ -38,7 +38,10 @@ def test_bad_values_are_errors_naming_the_key(key, value, message):
 
 def test_model_config_checks_the_architecture_and_hyperparameters():
     assert ModelConfig.from_dict({"hyperparameters": {"growth_rate": 16}}).hyperparameters == {"growth_rate": 16}
-    with pytest.raises(InputError, match=r"\(key model.architecture\): .*known: leap, resnet_deconv, stacked_densenet"):
+    with pytest.raises(
+        InputError,
+        match=r"\(key model.architecture\): .*known: colour_readout, densenet_lite, hourglass_lite, leap, resnet_",
+    ):
         ModelConfig.from_dict({"architecture": "unet"}, "cfg.yaml")
     with pytest.raises(InputError, match="no hyperparameter 'depth'"):
         ModelConfig.from_dict({"hyperparameters": {"depth": 3}}, "cfg.yaml")
@@ -48,7 +51,7 @@ def test_load_config_reads_both_sections(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("model:\n  hyperparameters: {growth_rate: 8}\ntrain:\n  max_epochs: 3\n  sigma_px: 2.5\n")
     model, train = load_config(path)
-    assert model.architecture == "stacked_densenet" and model.hyperparameters == {"growth_rate": 8}
+    assert model.architecture == "densenet_lite" and model.hyperparameters == {"growth_rate": 8}
     assert train.max_epochs == 3 and train.sigma_px == 2.5
     path.write_text("optimizer: {}\n")
     with pytest.raises(InputError, match=r"config.yaml \(key optimizer\): unknown section"):

@@ -8,7 +8,7 @@ from posecore.models import ModelMeta, build_model, load_model, save_model
 from posecore.predict import Predictor
 from posecore.train import ModelConfig, TrainConfig, train_model
 
-SMALL = ModelConfig(hyperparameters={"growth_rate": 8, "n_transitions": 2})
+SMALL = ModelConfig("densenet_lite", {"growth_rate": 8, "n_transitions": 2})
 
 
 def _constant_guess_rmse(dataset) -> float:
@@ -80,9 +80,9 @@ def test_posture_graph_without_a_skeleton_is_refused(disc_dataset, tmp_path):
 
 
 def test_a_starting_model_with_other_keypoints_is_refused(disc_dataset, tmp_path):
-    model = build_model("stacked_densenet", 3, 3, **SMALL.hyperparameters)
+    model = build_model("densenet_lite", 3, 3, **SMALL.hyperparameters)
     meta = ModelMeta(
-        "stacked_densenet",
+        "densenet_lite",
         {**SMALL.hyperparameters, "n_graph_maps": 0},
         ("a", "b", "c"),
         (64, 64),
@@ -106,7 +106,7 @@ def test_posture_graph_training_exports_keypoint_then_bone_maps(disc_dataset, tm
         skeleton=((0, 1),),
     )
     data.split[16:] = "val"
-    model = ModelConfig("stacked_hourglass", {"n_features": 8, "n_transitions": 1})
+    model = ModelConfig("stacked_hourglass", {"filters": 8, "n_transitions": 1, "n_stacks": 2})
     config = TrainConfig(max_epochs=1, accelerator="cpu", posture_graph=True, flip_vertical=True, scale=0.1)
     result = train_model(data, model, config, tmp_path)
     loaded = load_model(result.model_path)
@@ -123,3 +123,32 @@ def test_training_on_crops_stops_at_its_time_limit_and_exports_the_best_model(di
     # Trained on 32-pixel crops, the model still predicts whole frames.
     images = disc_dataset.images[disc_dataset.indices("val")]
     assert Predictor(load_model(result.model_path)).predict(images).shape == (len(images), 2, 3)
+
+
+def test_deepposekit_s_stacked_densenet_trains_every_output(disc_dataset, tmp_path):
+    """The faithful network supervises its front end and its stacks (3 outputs) and exports like the others."""
+    model = ModelConfig("stacked_densenet", {"n_stacks": 2, "growth_rate": 4, "n_transitions": 2})
+    result = train_model(disc_dataset, model, TrainConfig(max_epochs=2, accelerator="cpu"), tmp_path)
+    loaded = load_model(result.model_path)
+    assert loaded.meta.architecture == "stacked_densenet" and np.isfinite(result.best_val_rmse_px)
+    with torch.no_grad():
+        assert len(loaded.model(torch.zeros(1, 3, 64, 64))) == 3
+
+
+def test_a_model_trained_from_imagenet_weights_exports_them_and_loads_with_no_network(
+    disc_dataset, tmp_path, published_resnet18
+):
+    source, state = published_resnet18
+    model = ModelConfig("resnet_deconv", {"depth": 18, "pretrained": "imagenet"})
+    result = train_model(disc_dataset, model, TrainConfig(max_epochs=1, accelerator="cpu"), tmp_path / "run")
+    assert (tmp_path / "torch-home" / "hub" / "checkpoints" / source.name).is_file()  # fetched through the cache
+    payload = torch.load(result.model_path, weights_only=True)
+    assert payload["hyperparameters"]["pretrained"] == "" and payload["hyperparameters"]["weights_path"] == ""
+    # Neither the network nor the cache is needed to load the model: its weights are in the file.
+    source.unlink()
+    (tmp_path / "torch-home" / "hub" / "checkpoints" / source.name).unlink()
+    loaded = load_model(result.model_path)
+    assert torch.equal(loaded.model.state_dict()["backbone.layer4.1.bn2.running_mean"],
+                       payload["state_dict"]["backbone.layer4.1.bn2.running_mean"])  # fmt: skip
+    trained, imagenet = loaded.model.backbone.conv1.weight, state["conv1.weight"]
+    assert not torch.equal(trained, imagenet) and torch.allclose(trained, imagenet, atol=0.05)  # trained from them

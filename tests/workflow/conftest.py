@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,24 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return result
 
 
+# The SLURM executor plugin runs `scontrol show config` whenever Snakemake starts, even for a local
+# run; on a machine with SLURM's commands but no slurmctld running (this one, once tests/slurm has
+# installed them and stopped its cluster) scontrol waits 9 s before giving up. A stand-in answers
+# what the plugin asks (MinJobAge, SLURM's default) at once; only these local runs see it.
+STAND_IN_SCONTROL = """#!/bin/sh
+if [ "$1 $2" = "show config" ]; then echo "MinJobAge               = 300 sec"; else exit 1; fi
+"""
+_STAND_IN = Path(tempfile.mkdtemp(prefix="posecore-scontrol-"))
+
+
 def snakemake_environment() -> dict[str, str]:
     """The environment for Snakemake: this interpreter's scripts (snakemake, posecore) first on PATH."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    scontrol = _STAND_IN / "scontrol"
+    if not scontrol.exists():
+        scontrol.write_text(STAND_IN_SCONTROL)
+        scontrol.chmod(0o755)
+    path = os.pathsep.join([str(_STAND_IN), str(Path(sys.executable).parent), os.environ["PATH"]])
+    return {**os.environ, "PATH": path}
 
 
 def write_config(
@@ -58,7 +74,9 @@ def demo_config() -> dict:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["model"]["hyperparameters"] = {**config["model"]["hyperparameters"], "n_stacks": 1}
     config["train"] = {**config["train"], "max_epochs": 30}
-    config["inference"] = {**config["inference"], "shard_size": 35, "batch_size": 8}
+    # 160x128 frames are worth 1/15 of a 640x480 one: shards of 30 frames, jobs of 60, so that
+    # each video has 3 shards and the second video spreads over two jobs.
+    config["inference"] = {**config["inference"], "frames_per_shard": 2, "frames_per_job": 4, "batch_size": 8}
     return config
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -14,9 +16,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from posecore.infer.archive import read_record
+from posecore.infer.plan import read_plan
 from posecore.io.dataset import read_dataset
 from posecore.io.labels import read_labels
 from posecore.io.trajectories import read_provenance
+from posecore.io.video import probe
 from posecore.synth import truncate_video
 
 from .conftest import snakemake, snakemake_command, snakemake_environment, write_config
@@ -62,7 +67,19 @@ def test_every_stage_wrote_its_output(finished_project):
     html = (results / "qc/demo/report.html").read_text()
     assert "mouse-001" in html and "tailtip" in html
     shards = sorted((results / "predictions/demo/mouse-000").glob("shard-*.parquet"))
-    assert len(shards) == 3, "80 frames in shards of 35"
+    assert len(shards) == 3, "80 frames in shards of 30"
+    plan = read_plan(results / "shards/plan.tsv")
+    assert [(p.job, p.shard.video, p.shard.start, p.shard.stop) for p in plan] == [
+        (0, "mouse-000", 0, 30),
+        (0, "mouse-000", 30, 60),
+        (1, "mouse-000", 60, 80),
+        (1, "mouse-001", 0, 30),
+        (1, "mouse-001", 30, 60),
+        (2, "mouse-001", 60, 80),
+    ]
+    records = {path.stem: read_record(path) for path in (results / "predictions/demo/jobs").glob("*.tsv")}
+    assert sorted(records) == ["00000", "00001", "00002"]
+    assert {r.status for rows in records.values() for r in rows} == {"done"}
     provenance = read_provenance(results / "trajectories/demo/video=mouse-000/part-0.parquet")
     assert provenance["config"]["model"]["name"] == "demo"
     assert len(provenance["model_hash"]) == 64
@@ -102,16 +119,46 @@ def test_outlier_frames_open_as_labels_and_merge_into_the_dataset(finished_proje
     assert len(before.images) < len(after.images) <= len(before.images) + len(machine)
 
 
+def test_the_archive_opens_in_movement_and_labeled_videos_are_made_on_request(finished_project, demo_config):
+    archive = finished_project / "results/trajectories/demo"
+    if sys.version_info >= (3, 11):  # movement's own requirement
+        from posecore.io.movement_dataset import load_poses
+
+        rows = pd.read_parquet(archive / "video=mouse-001" / "part-0.parquet")
+        dataset = load_poses(archive, video="mouse-001")
+        assert dict(dataset.sizes) == {"time": 80, "space": 2, "keypoints": 6, "individuals": 1}
+        assert list(dataset["keypoints"].values) == demo_config["dataset"]["keypoints"]
+        np.testing.assert_array_equal(dataset["time"].values, rows["time_s"].unique())
+        np.testing.assert_array_equal(dataset["frame"].values, np.arange(80))
+        # Rows are frame-major in the model's keypoint order: (80 * 6, 2) against (80, 6, 2).
+        position = dataset["position"].sel(individuals="animal0").transpose("time", "keypoints", "space")
+        np.testing.assert_array_equal(position.values.reshape(-1, 2), rows[["x", "y"]].to_numpy(np.float64))
+        confidence = dataset["confidence"].sel(individuals="animal0").values.reshape(-1)
+        np.testing.assert_array_equal(confidence, rows["score"].to_numpy(np.float64))
+    labeled = finished_project / "results/labeled_videos/demo"
+    assert not labeled.exists(), "labeled videos are an optional target"
+    snakemake(finished_project, "labeled_videos")
+    for video in ("mouse-000", "mouse-001"):
+        info = probe(labeled / f"{video}.mp4")
+        assert (info.n_frames, info.width, info.height, info.codec) == (80, 160, 128, "h264")
+        assert (finished_project / f"logs/label_video/demo/{video}.log").exists()
+
+
 def test_a_run_killed_mid_inference_resumes_to_the_same_trajectories(finished_project):
     workdir = finished_project
     done = workdir / "results/trajectories/demo/video=mouse-001/part-0.parquet"
     expected = pd.read_parquet(done)
-    # Everything downstream of mouse-001's inference goes, as if the run had never got there.
-    shutil.rmtree(workdir / "results/predictions/demo/mouse-001")
+    # Everything of mouse-001's inference goes (its shards, the records of the two jobs that hold
+    # them) and everything downstream of it, as if the run had never got there.
+    shards = workdir / "results/predictions/demo/mouse-001"
+    shutil.rmtree(shards)
+    for job in ("00001", "00002"):
+        (workdir / f"results/predictions/demo/jobs/{job}.tsv").unlink()
     shutil.rmtree(workdir / "results/labeling/refine/demo/mouse-001")
     shutil.rmtree(workdir / "results/qc/demo")
     done.unlink()
-    shards = workdir / "results/predictions/demo/mouse-001"
+    kept = workdir / "results/predictions/demo/mouse-000/shard-00002.parquet"  # in job 1 too, finished
+    kept_stamp = kept.stat().st_mtime_ns
     command = [*snakemake_command(workdir), "--cores", "1"]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     with subprocess.Popen(command, env=snakemake_environment(), start_new_session=True, **quiet) as run:
@@ -121,13 +168,52 @@ def test_a_run_killed_mid_inference_resumes_to_the_same_trajectories(finished_pr
         assert run.poll() is None, "the run was still going when the first shard appeared"
         # One shard is written and the next is being computed: kill Snakemake and its jobs at once.
         os.killpg(run.pid, signal.SIGKILL)
+        finished = {path: path.stat().st_mtime_ns for path in shards.glob("shard-*.parquet")}
     assert run.returncode == -signal.SIGKILL, "the run was killed, not finished"
-    assert not done.exists()
+    assert not done.exists() and len(finished) < 3
     snakemake(workdir, "--unlock")
     snakemake(workdir)
     resumed = pd.read_parquet(done)
     pd.testing.assert_frame_equal(resumed, expected)
+    # The shards finished before the kill were kept, not made again.
+    assert {path: path.stat().st_mtime_ns for path in finished} == finished
+    assert kept.stat().st_mtime_ns == kept_stamp
+    statuses = {
+        (r.shard.video, r.shard.index): r.status
+        for r in read_record(workdir / "results/predictions/demo/jobs/00001.tsv")
+    }
+    assert statuses[("mouse-000", 2)] == "kept"
     assert not list(workdir.glob("results/**/.*tmp*")), "no temporary file is left behind"
+
+
+def planned_rules(dry_run: str) -> set[str]:
+    """The rules of the jobs a dry run lists in its "Job stats" table (none when there is nothing to do)."""
+    lines = dry_run.splitlines()
+    if "Job stats:" not in lines:
+        return set()
+    table = lines[lines.index("Job stats:") + 3 :]  # after the header and its rule
+    rules = [line.split()[0] for line in table[: table.index("")] if line.strip()]
+    return set(rules) - {"total"}
+
+
+def test_only_what_changes_an_output_reruns(finished_project, demo_config, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(finished_project, project)
+    videos = [(f"mouse-{i:03d}", f"data/demo/videos/mouse-{i:03d}.mp4", i == 0) for i in range(2)]
+
+    def rerun_after(edit):
+        config = copy.deepcopy(demo_config)  # keys in their order: Snakemake compares parameters as text
+        edit(config)
+        write_config(project, config, videos, refine=("mouse-001",))
+        return planned_rules(snakemake(project, "--dry-run").stdout)
+
+    assert rerun_after(lambda c: None) == set(), "nothing to do after a finished run"
+    assert rerun_after(lambda c: c["qc"].update(score_threshold=0.4)) == {"qc_report", "all"}
+    # How inference runs changes no row: nothing reruns.
+    assert rerun_after(lambda c: c["inference"].update(batch_size=4, decoders=1, compile="never")) == set()
+    assert rerun_after(lambda c: c["inference"].update(priors=False)) >= {"infer", "aggregate", "qc_report"}
+    trained = rerun_after(lambda c: c["train"].update(learning_rate=0.002))
+    assert {"train", "evaluate", "qc_report"} <= trained
 
 
 def test_a_corrupt_video_fails_alone(finished_project, demo_config):
@@ -150,13 +236,16 @@ def test_a_corrupt_video_fails_alone(finished_project, demo_config):
     # The QC report is still built, over the videos that finished, and names the failure.
     html = (workdir / "results/qc/demo/report.html").read_text()
     assert "broken.mp4" in html and "mouse-000" in html
+    # On top, the job that failed, its log and its error, and that what the page shows may be stale.
+    assert "built after a run in which jobs failed" in html
+    assert "aggregate failed (logs/aggregate/demo/broken.log): VideoError: " in html
     write_config(workdir, demo_config, videos[:2])
 
 
 @pytest.mark.parametrize(
     ("edit", "named"),
     [
-        (lambda c: c["inference"].update(shard_size="big"), "shard_size"),
+        (lambda c: c["inference"].update(frames_per_shard="big"), "frames_per_shard"),
         (lambda c: c["model"].update(architecture="resnet9000"), "architecture"),
         (lambda c: c.update(unknown_key=1), "unknown_key"),
     ],
@@ -198,3 +287,23 @@ def test_the_learning_curve_rule_measures_test_error_against_training_frames(fin
     assert list(curve["n_train"]) == [4, n_train]
     assert curve["rmse_px"].notna().all() and (project / "results/models/demo/learning_curve/n4/model.pt").is_file()
     assert (project / "results/models/demo/learning_curve/learning_curve.png").stat().st_size > 0
+
+
+def test_a_failed_reassembly_keeps_the_last_good_dataset_and_model(finished_project, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(finished_project, project)
+    history = project / "results/datasets/history/demo"
+    (kept,) = list(history.iterdir())
+    model_history = list((project / "results/models/demo/history").iterdir())
+    assert (kept / "demo.h5").read_bytes() == (project / "results/datasets/demo.h5").read_bytes()
+    # A labeler saves a label file with a broken row: the dataset is assembled anew, and fails.
+    labels = next((project / "data/demo/labeled-data").glob("*/CollectedData_synth.csv"))
+    labels.write_text(labels.read_text() + "labeled-data/x/img0999.png" + ",oops" * 12 + "\n")
+    result = snakemake(project, check=False)
+    assert result.returncode != 0 and not (project / "results/datasets/demo.h5").exists()
+    # The last good dataset and model are still there, and the report says what failed.
+    assert list(history.iterdir()) == [kept] and read_dataset(kept / "demo.h5").images.shape[0] > 0
+    assert list((project / "results/models/demo/history").iterdir()) == model_history
+    assert (model_history[0] / "model.pt").stat().st_size > 0
+    html = (project / "results/qc/demo/report.html").read_text()
+    assert "assemble_dataset failed (logs/assemble_dataset/demo.log)" in html

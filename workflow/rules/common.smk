@@ -1,17 +1,26 @@
 # Helpers shared by the rules: the validated config and video sheet, wildcard constraints,
 # and the input functions that depend on them.
 
-import csv
+import functools
 import glob
 import os
 import re
 import sys
 
-import pandas as pd
+from pathlib import Path
+
 from snakemake.utils import validate
 
 from posecore.hugepages import with_huge_pages
+from posecore.errors import InputError
+from posecore.infer.plan import read_plan
+from posecore.io.assemble import SplitConfig
+from posecore.io.ffmpeg_tools import ffmpeg_executable, ffprobe_executable
 from posecore.multi.config import is_multi_animal, topdown_config, tracker_config
+from posecore.sheet import check_video_files, read_video_sheet
+from posecore.threed.boards import Board
+from posecore.threed.options import CalibrationConfig, TriangulationConfig
+from posecore.threed.sheet import calibration_sources, sessions_of_sheet
 from posecore.train.config import ModelConfig, TrainConfig
 
 # Every job's process inherits Snakemake's environment: its models then run on huge pages
@@ -22,28 +31,17 @@ os.environ.update(with_huge_pages(os.environ))
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.abspath(".cache/torchinductor"))
 
 validate(config, schema="../schemas/config.schema.yaml")
+# Every stage reads video through ffmpeg and ffprobe: without them, stop before any job, saying
+# how to install them (a GPU node that pip alone set up has neither).
+ffmpeg_executable(), ffprobe_executable()
 
-VIDEOS = pd.read_csv(config["videos"], sep="\t", dtype=str, comment="#").fillna("")
-BOOLEANS = {
-    "true": True,
-    "yes": True,
-    "1": True,
-    "false": False,
-    "no": False,
-    "0": False,
-    "": False,
-}
-for column in ("labeling", "refine"):
-    if column in VIDEOS.columns:
-        # Anything else stays a string, which the schema then refuses, naming the column.
-        VIDEOS[column] = [BOOLEANS.get(value.lower(), value) for value in VIDEOS[column]]
-validate(VIDEOS, schema="../schemas/videos.schema.yaml")
-if VIDEOS["video"].duplicated().any():
-    raise ValueError(
-        f"{config['videos']}: video names must be unique, repeated: "
-        f"{sorted(set(VIDEOS['video'][VIDEOS['video'].duplicated()]))}"
-    )
-VIDEOS = VIDEOS.set_index("video", drop=False)
+# The video sheet, each row checked against its schema, and every video file there: a wrong row
+# or a missing file stops the run before any job, naming the sheet's row (as a spreadsheet
+# counts them). A sheet with a header alone is an archive without videos yet.
+VIDEOS = read_video_sheet(
+    config["videos"], Path(workflow.basedir) / "schemas" / "videos.schema.yaml"
+)
+check_video_files(VIDEOS, config["videos"])
 DATASET = config["dataset"]["name"]
 MODEL = config["model"]["name"]
 # Parsed once here, so that a bad value or hyperparameter stops the run before any job.
@@ -58,6 +56,20 @@ if MULTI_ANIMAL:
     tracker_config(config["animals"], config["tracking"], CONFIG_SOURCE)
 # A top-down model's best checkpoint and learning curves are its instance model's, in instance/.
 TRAINED = "instance/" if MULTI_ANIMAL else ""
+try:
+    SplitConfig(**config["dataset"]["split"])
+except ValueError as error:
+    raise InputError(CONFIG_SOURCE, str(error), where="key dataset.split") from None
+# Multi-camera 3D: the config's rigs and the sheet's sessions (videos grouped by their `session`
+# column), checked here so that a bad board, option or session stops the run before any job.
+RIGS = config["threed"]["rigs"]
+for rig_name, rig in RIGS.items():
+    Board.from_dict(rig["board"], f"{CONFIG_SOURCE}: threed.rigs.{rig_name}.board")
+    CalibrationConfig.from_dict(
+        rig.get("calibration", {}), f"{CONFIG_SOURCE}: threed.rigs.{rig_name}.calibration"
+    )
+TriangulationConfig.from_dict(config["threed"]["triangulation"], f"{CONFIG_SOURCE}: threed")
+SESSIONS = sessions_of_sheet(VIDEOS.to_dict("records"), RIGS, config["videos"])
 
 
 # Video names as the sheet's schema allows them: a pattern, not an alternation of every name,
@@ -67,14 +79,16 @@ wildcard_constraints:
     video=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     dataset=re.escape(DATASET),
     model=re.escape(MODEL),
-    shard=r"\d{5}",
+    job=r"\d{5}",
     batch=r"\d{5}",
+    session=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    rig=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
 VIDEO_PATHS = VIDEOS["path"].to_dict()
 # Videos in sheet order, config inference.videos_per_job at a time: on a cluster, each batch's
-# probes and plans go out as one SLURM job and its shards and aggregations as another (the
-# prepare_batch and inference_batch rules tie them together for the profile's job groups).
+# probes go out as one SLURM job (the prepare_batch rule ties them together for the profile's
+# job group). Inference jobs are sized by work instead, by the plan (plan_inference).
 VIDEOS_PER_JOB = config["inference"]["videos_per_job"]
 BATCHES = {
     f"{start // VIDEOS_PER_JOB:05d}": list(VIDEOS.index[start : start + VIDEOS_PER_JOB])
@@ -92,26 +106,92 @@ def video_path(wildcards):
 def label_files():
     """Every label file the config names, glob patterns expanded, in a stable order.
 
-    A pattern that matches nothing is kept as it is, so that Snakemake reports it as a
-    missing input of assemble_dataset instead of the workflow failing to load.
+    A pattern that matches no file stops the run before any job, naming it: otherwise a dataset
+    already built would be taken as up to date and the new labels never used.
     """
     files = []
-    for pattern in config["dataset"]["labels"]:
-        files.extend(sorted(glob.glob(pattern)) or [pattern])
+    for i, pattern in enumerate(config["dataset"]["labels"]):
+        matched = sorted(glob.glob(pattern))
+        if not matched:
+            raise InputError(
+                CONFIG_SOURCE,
+                f"{pattern!r} matches no label file (relative to {os.getcwd()})",
+                where=f"key dataset.labels[{i}]",
+            )
+        files.extend(matched)
     return files
 
 
-def shard_files(wildcards):
-    """The shard outputs of one video, known once its shard plan exists (a checkpoint)."""
-    plan = checkpoints.plan_shards.get(video=wildcards.video).output.plan
-    with open(plan, newline="") as rows:
-        shards = [int(row["shard"]) for row in csv.DictReader(rows, delimiter="\t")]
+@functools.lru_cache(maxsize=4)
+def _plan(path, mtime_ns):
+    """The inference plan's jobs and each video's jobs, read once per version of the file."""
+    jobs, videos = {}, {}
+    for planned in read_plan(path):
+        jobs.setdefault(planned.job, []).append(planned.shard)
+        videos.setdefault(planned.shard.video, set()).add(planned.job)
+    return jobs, videos
+
+
+def inference_plan():
+    """(shards by job, jobs by video) of the plan, known once the plan exists (a checkpoint)."""
+    path = checkpoints.plan_inference.get().output.plan
+    return _plan(path, os.stat(path).st_mtime_ns)
+
+
+def _job(wildcards):
+    jobs, _ = inference_plan()
+    number = int(wildcards.job)
+    if number not in jobs:
+        raise ValueError(f"results/shards/plan.tsv: no inference job {wildcards.job} in the plan")
+    return jobs[number]
+
+
+def job_shards(wildcards):
+    """The shards of one inference job, as `video:index:start:stop` (a change reruns the job)."""
+    return [f"{s.video}:{s.index}:{s.start}:{s.stop}" for s in _job(wildcards)]
+
+
+def job_videos(wildcards):
+    """The video files of one inference job."""
+    return sorted({VIDEO_PATHS[s.video] for s in _job(wildcards)})
+
+
+def job_video_paths(wildcards):
+    """The file of each video of one inference job, by name."""
+    return {s.video: VIDEO_PATHS[s.video] for s in _job(wildcards)}
+
+
+def job_probes(wildcards):
+    """The probes of the videos of one inference job."""
+    return expand(rules.probe_video.output.probe, video=sorted({s.video for s in _job(wildcards)}))
+
+
+def video_records(wildcards):
+    """The records of the inference jobs that hold a video's shards (none for a video that
+    could not be probed: its aggregation then raises the probe's error)."""
+    _, videos = inference_plan()
     return expand(
-        "results/predictions/{model}/{video}/shard-{shard:05d}.parquet",
+        "results/predictions/{model}/jobs/{job:05d}.tsv",
         model=wildcards.model,
-        video=wildcards.video,
-        shard=shards,
+        job=sorted(videos.get(wildcards.video, ())),
     )
+
+
+def calibration_inputs(rig):
+    """Every calibration image or video of a rig of the config (threed.rigs), in a stable order."""
+    if rig not in RIGS:
+        raise ValueError(f"{CONFIG_SOURCE}: no rig named {rig!r} under threed.rigs")
+    files = []
+    for sources in calibration_sources(RIGS[rig]).values():
+        files.extend([sources] if isinstance(sources, str) else sources)
+    return files
+
+
+def session_videos(session):
+    """The videos of a session of the sheet, in the sheet's order (one per camera)."""
+    if session not in SESSIONS:
+        raise ValueError(f"{config['videos']}: no session named {session!r} in the sheet")
+    return [view.video for view in SESSIONS[session].views]
 
 
 def marked_videos(column):
@@ -123,60 +203,92 @@ def marked_videos(column):
 
 def all_targets():
     """The default targets: the QC report (which needs everything else), the batch records
-    (which group a cluster's jobs), the frames to label and the outlier frames of the videos
+    (which group a cluster's probes), the frames to label and the outlier frames of the videos
     the sheet marks for them."""
     return [
         f"results/qc/{MODEL}/report.html",
         *expand("results/jobs/prepare-{batch}.txt", batch=BATCHES),
-        *expand("results/jobs/{model}/inference-{batch}.txt", model=MODEL, batch=BATCHES),
         *expand("results/labeling/{video}/frames.tsv", video=marked_videos("labeling")),
         *expand(
             "results/labeling/refine/{model}/{video}", model=MODEL, video=marked_videos("refine")
         ),
+        *expand("results/calibration/{rig}/calibration.toml", rig=RIGS),
+        *expand(
+            "results/trajectories3d/{model}/session={session}/part-0.parquet",
+            model=MODEL,
+            session=SESSIONS,
+        ),
     ]
 
 
-def report_after_failure():
+def qc_report_files(model):
+    """The files the QC report of `model` reads, by name (the qc_report rule's inputs, and the
+    report after a failed run: one list, so that the two cannot differ)."""
+    return {
+        "dataset_h5": expand(rules.assemble_dataset.output.dataset, dataset=DATASET)[0],
+        "metrics_json": expand(rules.evaluate.output.metrics, model=model)[0],
+        "predictions_parquet": expand(rules.evaluate.output.predictions, model=model)[0],
+        "training_csv": expand(rules.train.output.curves, model=model)[0],
+        "trajectories": expand(
+            rules.aggregate.output.trajectories, model=model, video=VIDEOS.index
+        ),
+        "probe_jsons": expand(rules.probe_video.output.probe, video=VIDEOS.index),
+        "plan_tsv": ancient(rules.plan_inference.output.plan),
+        # Multi-camera 3D (none for a single-camera archive): each rig's calibration.toml and
+        # corners.parquet, rig after rig; each session's 3D trajectories.
+        "calibrations": [
+            path
+            for rig in RIGS
+            for path in expand(
+                [rules.calibrate.output.calibration, rules.calibrate.output.corners], rig=rig
+            )
+        ],
+        "points3d": expand(rules.triangulate.output.trajectories, model=model, session=SESSIONS),
+    }
+
+
+def qc_report_settings(model):
+    """What else the QC report of `model` needs: where to look, and the config's qc section."""
+    return {
+        "videos": VIDEOS.index.tolist(),
+        "video_paths": VIDEO_PATHS,
+        "trajectories_dir": f"results/trajectories/{model}",
+        "logs_dir": "logs",
+        "benchmarks_dir": "benchmarks",
+        "records_dir": f"results/predictions/{model}/jobs",
+        "qc": config["qc"],
+        "rigs": list(RIGS),
+        "sessions": list(SESSIONS),
+        "skeleton": config["dataset"].get("skeleton", []),
+    }
+
+
+def report_after_failure(log):
     """Build the QC report from what the run left, when jobs failed (the Snakefile's onerror).
 
     With --keep-going every other video finishes, but qc_report, which needs every video, does not
-    run; this builds the same page from the outputs there are, listing the failed videos with the
-    error from their logs. Snakemake did not make these files, so they are dated 1970: the next
-    run rebuilds them through qc_report. A failure here is reported, never raised over the run's own.
+    run; this builds the same page from the files there are, listing the failed videos with the
+    error from their logs, and, on top, the jobs that failed (from Snakemake's log of the run) and
+    that what it shows may be stale. Snakemake did not make these files, so they are dated 1970:
+    the next run rebuilds them through qc_report. A failure here is reported, never raised over
+    the run's own.
     """
-    from pathlib import Path
+    from posecore.qc.failures import failed_jobs
+    from posecore.qc.report import workflow_report
 
-    from posecore.qc.archive import ArchiveConfig
-    from posecore.qc.report import build_report
-
-    model = Path("results/models") / MODEL
-    training = {
-        "dataset_h5": Path(f"results/datasets/{DATASET}.h5"),
-        "metrics_json": model / "eval" / "metrics.json",
-        "predictions_parquet": model / "eval" / "predictions.parquet",
-        "training_csv": model / "metrics.csv",
-    }
-    if not all(path.exists() for path in training.values()):
-        training = {"dataset_h5": training["dataset_h5"]} if training["dataset_h5"].exists() else {}
     html = Path(f"results/qc/{MODEL}/report.html")
     figures = html.parent / "figures"
     try:
-        build_report(
-            html,
-            model_name=MODEL,
-            trajectories_dir=Path(f"results/trajectories/{MODEL}"),
-            probe_jsons=[
-                p
-                for p in map(Path, expand(rules.probe_video.output.probe, video=VIDEOS.index))
-                if p.exists()
-            ],
-            videos=list(VIDEOS.index),
-            logs_dir=Path("logs"),
-            benchmarks_dir=Path("benchmarks"),
-            video_paths=VIDEO_PATHS,
-            figures_dir=figures,
-            config=ArchiveConfig.from_dict(config["qc"], "config: qc"),
-            **training,
+        # Snakemake gives the log files of the run (a list in Snakemake 9, one path before).
+        logs = [log] if isinstance(log, (str, os.PathLike)) else list(log or ())
+        failed = [
+            job
+            for path in logs
+            if Path(path).is_file()
+            for job in failed_jobs(Path(path).read_text())
+        ]
+        workflow_report(
+            html, figures, MODEL, qc_report_files(MODEL), qc_report_settings(MODEL), failed=failed
         )
     except Exception as error:
         print(

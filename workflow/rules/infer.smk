@@ -1,23 +1,37 @@
-# Sharded video inference and aggregation into one Parquet dataset per model.
+# Video inference and aggregation into one Parquet dataset per model. The plan cuts every
+# video into shards and gathers them into jobs by work (posecore.infer.plan); each infer job is
+# one process that loads the model once and goes through its shards, writing one Parquet file
+# per shard. Shard files are not declared outputs: Snakemake removes a failed job's outputs,
+# and finished shards must outlive a failed or cancelled job, so that its rerun does only the
+# rest (a job keeps every shard file that is finished with the same model, video and frames).
 
 
-checkpoint plan_shards:
+# On a cluster these run where Snakemake runs: one plan for the archive, and aggregations of
+# seconds each, which would wait longer in the queue than they run.
+localrules:
+    plan_inference,
+    aggregate,
+
+
+checkpoint plan_inference:
     input:
-        probe=rules.probe_video.output.probe,
+        probes=expand(rules.probe_video.output.probe, video=VIDEOS.index),
     output:
-        plan="results/shards/{video}.tsv",
+        plan="results/shards/plan.tsv",
     log:
-        "logs/plan_shards/{video}.log",
+        "logs/plan_inference.log",
     conda:
         "../envs/posecore.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
-        runtime=5,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=10,
     params:
-        shard_size=config["inference"]["shard_size"],
+        videos=VIDEOS.index.tolist(),
+        frames_per_shard=config["inference"]["frames_per_shard"],
+        frames_per_job=config["inference"]["frames_per_job"],
     script:
-        "../scripts/plan_shards.py"
+        "../scripts/plan_inference.py"
 
 
 rule check_model:
@@ -39,40 +53,43 @@ rule check_model:
         "../scripts/check_model.py"
 
 
-rule infer_shard:
+rule infer:
     input:
+        # The plan only names this job's shards (params.shards, which reruns the job when they
+        # change); rewriting it with the same shards must not rerun every job.
+        plan=ancient(rules.plan_inference.output.plan),
         model=rules.train.output.model,
         checked=rules.check_model.output.checked,
-        video=video_path,
-        probe=rules.probe_video.output.probe,
-        plan=rules.plan_shards.output.plan,
+        videos=job_videos,
+        probes=job_probes,
     output:
-        shard="results/predictions/{model}/{video}/shard-{shard}.parquet",
+        record="results/predictions/{model}/jobs/{job}.tsv",
     log:
-        "logs/infer_shard/{model}/{video}/{shard}.log",
+        "logs/infer/{model}/{job}.log",
     benchmark:
-        "benchmarks/infer_shard/{model}/{video}/{shard}.tsv"
+        "benchmarks/infer/{model}/{job}.tsv"
     conda:
         "../envs/posecore.yaml"
     threads: config["inference"]["threads"]
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
+        runtime=lambda wildcards, attempt: 240 * attempt,
         gpu=config["gpus"],
     params:
-        batch_size=config["inference"]["batch_size"],
-        device=config["inference"]["device"],
-        compile=config["inference"]["compile"],
+        shards=job_shards,
+        video_paths=job_video_paths,
+        predictions=lambda wildcards: f"results/predictions/{wildcards.model}",
+        # Only what changes a shard's rows is a parameter (a change reruns the job); how it
+        # runs (batch size, device, compilation, decoders) the script reads from the config.
         priors=config["inference"]["priors"],
-        config=config,
         keypoints=config["dataset"]["keypoints"],
     script:
-        "../scripts/infer_shard.py"
+        "../scripts/infer.py"
 
 
 rule aggregate:
     input:
-        shards=shard_files,
+        records=video_records,
         probe=rules.probe_video.output.probe,
     output:
         trajectories="results/trajectories/{model}/video={video}/part-0.parquet",
@@ -84,43 +101,24 @@ rule aggregate:
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=30,
+    params:
+        predictions=lambda wildcards: f"results/predictions/{wildcards.model}",
     script:
         "../scripts/aggregate.py"
 
 
-# One record per batch of videos (common.smk's BATCHES), listing its videos. They compute
-# nothing: they join the jobs of several videos, so that profiles/slurm's job groups (which
-# gather connected jobs) send each batch out as one SLURM job per stage.
+# One record per batch of videos (common.smk's BATCHES), listing its videos. It computes
+# nothing: it joins the probes of several videos, so that profiles/slurm's job group sends
+# each batch's probing out as one SLURM job.
 rule prepare_batch:
     input:
-        plans=lambda wildcards: expand("results/shards/{video}.tsv", video=BATCHES[wildcards.batch]),
+        probes=lambda wildcards: expand(
+            rules.probe_video.output.probe, video=BATCHES[wildcards.batch]
+        ),
     output:
         record="results/jobs/prepare-{batch}.txt",
     log:
         "logs/prepare_batch/{batch}.log",
-    conda:
-        "../envs/posecore.yaml"
-    threads: 1
-    resources:
-        mem_mb=100,
-        runtime=1,
-    params:
-        videos=lambda wildcards: BATCHES[wildcards.batch],
-    shell:
-        "printf '%s\\n' {params.videos} > {output.record} 2> {log}"
-
-
-rule inference_batch:
-    input:
-        trajectories=lambda wildcards: expand(
-            "results/trajectories/{model}/video={video}/part-0.parquet",
-            model=wildcards.model,
-            video=BATCHES[wildcards.batch],
-        ),
-    output:
-        record="results/jobs/{model}/inference-{batch}.txt",
-    log:
-        "logs/inference_batch/{model}/{batch}.log",
     conda:
         "../envs/posecore.yaml"
     threads: 1

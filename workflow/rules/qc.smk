@@ -3,14 +3,7 @@
 
 rule qc_report:
     input:
-        dataset=expand(rules.assemble_dataset.output.dataset, dataset=DATASET),
-        metrics=rules.evaluate.output.metrics,
-        predictions=rules.evaluate.output.predictions,
-        curves=rules.train.output.curves,
-        trajectories=expand(
-            "results/trajectories/{{model}}/video={video}/part-0.parquet", video=VIDEOS.index
-        ),
-        probes=expand(rules.probe_video.output.probe, video=VIDEOS.index),
+        unpack(lambda wildcards: qc_report_files(wildcards.model)),
     output:
         html=report(
             "results/qc/{model}/report.html",
@@ -34,11 +27,6 @@ rule qc_report:
         mem_mb=4000,
         runtime=30,
     params:
-        videos=VIDEOS.index.tolist(),
-        video_paths=VIDEO_PATHS,
-        trajectories_dir=lambda wildcards: f"results/trajectories/{wildcards.model}",
-        logs_dir="logs",
-        benchmarks_dir="benchmarks",
-        qc=config["qc"],
+        settings=lambda wildcards: qc_report_settings(wildcards.model),
     script:
         "../scripts/qc_report.py"

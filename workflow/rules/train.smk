@@ -21,7 +21,6 @@ rule train:
         gpu=config["gpus"],
     params:
         model=MODEL_CONFIG,
-        source=CONFIG_SOURCE,
         train=config["train"],
         animals=config["animals"],
     script:
@@ -69,7 +68,6 @@ rule learning_curve:
         gpu=config["gpus"],
     params:
         model=MODEL_CONFIG,
-        source=CONFIG_SOURCE,
         train=config["train"],
         sizes=config["learning_curve"]["sizes"],
     script:

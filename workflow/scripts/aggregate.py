@@ -2,8 +2,12 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from posecore.io.trajectories import aggregate_shards
-from posecore.io.video import VideoInfo
+from posecore.infer.archive import aggregate_video
 
-info = VideoInfo.read_json(snakemake.input.probe)
-aggregate_shards(snakemake.input.shards, info.n_frames, snakemake.output.trajectories)
+aggregate_video(
+    snakemake.wildcards.video,
+    snakemake.input.records,
+    snakemake.input.probe,
+    snakemake.params.predictions,
+    snakemake.output.trajectories,
+)

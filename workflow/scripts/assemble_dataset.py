@@ -7,8 +7,11 @@ import logging
 # Merges, padding and labels outside the image are reported through logging.
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
+from pathlib import Path
+
 from posecore.io.assemble import SplitConfig, assemble_dataset
 from posecore.io.dataset import write_dataset
+from posecore.io.history import keep_outputs
 
 dataset = assemble_dataset(
     snakemake.input.labels,
@@ -21,3 +24,6 @@ dataset = assemble_dataset(
 )
 content_hash = write_dataset(dataset, snakemake.output.dataset)
 print(f"{len(dataset.images)} frames, content hash {content_hash}", file=sys.stderr)
+# Kept aside, so that a failed reassembly leaves this dataset readable (posecore.io.history).
+out = Path(snakemake.output.dataset)
+keep_outputs([out], out.parent / "history" / snakemake.wildcards.dataset, content_hash[:12])

@@ -4,7 +4,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from pathlib import Path
 
-from posecore.infer import check_keypoints
+from posecore.infer.job import check_keypoints
 from posecore.models.export import load_model
 
 # Refuse a model whose keypoints are not the config's once, before any shard runs.

@@ -5,6 +5,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 from pathlib import Path
 
 from posecore.io.dataset import read_dataset
+from posecore.io.history import keep_outputs
 from posecore.multi.predict import is_topdown
 
 dataset = read_dataset(snakemake.input.dataset[0])
@@ -19,3 +20,5 @@ else:
     from posecore.models.export import load_model
 
     write_evaluation(evaluate(load_model(snakemake.input.model), dataset, split="test"), out_dir)
+# Kept aside, so that a failed re-evaluation leaves these readable (posecore.io.history).
+keep_outputs(snakemake.output, out_dir / "history", "eval")

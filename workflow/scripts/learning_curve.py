@@ -10,10 +10,10 @@ from posecore.train.config import ModelConfig, TrainConfig
 
 dataset = read_dataset(snakemake.input.dataset[0])
 sizes = curve_sizes(snakemake.params.sizes, len(dataset.indices("train")))
-train_config = TrainConfig.from_dict(snakemake.params.train, snakemake.params.source)
+train_config = TrainConfig.from_dict(snakemake.params.train, "config")
 curve = learning_curve(
     dataset,
-    ModelConfig.from_dict(snakemake.params.model, snakemake.params.source),
+    ModelConfig.from_dict(snakemake.params.model, "config"),
     train_config,
     sizes,
     Path(snakemake.output.curve).parent,

@@ -2,24 +2,12 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from pathlib import Path
+from posecore.qc.report import workflow_report
 
-from posecore.qc.archive import ArchiveConfig
-from posecore.qc.report import build_report
-
-build_report(
-    Path(snakemake.output.html),
-    model_name=snakemake.wildcards.model,
-    trajectories_dir=Path(snakemake.params.trajectories_dir),
-    probe_jsons=[Path(p) for p in snakemake.input.probes],
-    videos=list(snakemake.params.videos),
-    video_paths=dict(snakemake.params.video_paths),
-    dataset_h5=Path(snakemake.input.dataset[0]),
-    metrics_json=Path(snakemake.input.metrics),
-    predictions_parquet=Path(snakemake.input.predictions),
-    training_csv=Path(snakemake.input.curves),
-    logs_dir=Path(snakemake.params.logs_dir),
-    benchmarks_dir=Path(snakemake.params.benchmarks_dir),
-    figures_dir=Path(snakemake.output.figures),
-    config=ArchiveConfig.from_dict(snakemake.params.qc, "config: qc"),
+workflow_report(
+    snakemake.output.html,
+    snakemake.output.figures,
+    snakemake.wildcards.model,
+    dict(snakemake.input.items()),
+    snakemake.params.settings,
 )
