@@ -57,9 +57,9 @@ from posecore.synth.social_archive import SocialArchiveConfig, make_social_archi
 from posecore.train.config import ModelConfig, TrainConfig
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-MODEL = ModelConfig("stacked_densenet", {"n_stacks": 2, "growth_rate": 16})
-CENTROID_MODEL = ModelConfig("stacked_densenet", {"n_stacks": 1, "growth_rate": 16})
-QUICK_MODEL = ModelConfig("stacked_densenet", {"n_stacks": 1, "growth_rate": 8, "n_transitions": 2})
+MODEL = ModelConfig("densenet_lite", {"n_stacks": 2, "growth_rate": 16})
+CENTROID_MODEL = ModelConfig("densenet_lite", {"n_stacks": 1, "growth_rate": 16})
+QUICK_MODEL = ModelConfig("densenet_lite", {"n_stacks": 1, "growth_rate": 8, "n_transitions": 2})
 RECIPE = TrainConfig(
     max_epochs=200,
     batch_size=8,

@@ -19,7 +19,8 @@ detection's confidence) and `swap_risk` (the tracker saw a likely identity swap 
 animal in this frame). Every frame has a row per instance slot and keypoint: `instance` is the
 track's number once tracked (the detection's index in its frame before), and a slot without an
 animal in a frame has NaN x, y and scores. Single-animal files keep `SCHEMA` exactly; readers
-take both (`is_multi_animal`).
+take both (`is_multi_animal`). A tracked file's metadata also holds, under `TRACKS_KEY`, its
+track names by instance number and the tracker's settings (`track_metadata`, `read_tracks`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from posecore.io.video import VideoInfo
 
 METADATA_KEY = b"posecore"
+TRACKS_KEY = b"posecore_tracks"
 SCHEMA = pa.schema(
     [
         pa.field("frame", pa.int64()),
@@ -69,6 +71,19 @@ MULTI_ANIMAL_SCHEMA = pa.schema(
 def is_multi_animal(schema: pa.Schema) -> bool:
     """Whether a trajectory file's schema is the multi-animal one (it has a `track` column)."""
     return "track" in schema.names
+
+
+def track_metadata(tracks: Sequence[str], tracker: dict[str, Any]) -> dict[bytes, bytes]:
+    """The Parquet metadata of a tracked file: track names by instance number, and the tracker's settings."""
+    return {TRACKS_KEY: json.dumps({"tracks": list(tracks), "tracker": tracker}, sort_keys=True).encode()}
+
+
+def read_tracks(path: str | Path) -> list[str] | None:
+    """A tracked file's track names by instance number (`track_metadata`); None for a file without them."""
+    metadata = pq.read_schema(path).metadata or {}
+    if TRACKS_KEY not in metadata:
+        return None
+    return [str(name) for name in json.loads(metadata[TRACKS_KEY])["tracks"]]
 
 
 @dataclass(frozen=True)
@@ -297,16 +312,31 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
 def aggregate_shards(
     shard_paths: Sequence[str | Path], n_frames: int, out_path: str | Path, *, start: int = 0
 ) -> pa.Table:
-    """Join one video's shard files in frame order into one file, checking coverage.
+    """Join one video's shard files in frame order into one file, checking coverage (`join_shards`).
 
-    The shards must cover frames [start, n_frames) exactly: no gap, no overlap, every frame
-    with the same set of keypoints. The output keeps the provenance of the first shard.
+    The output keeps the provenance of the first shard.
 
     Raises:
         InputError: naming the shard and the frames when coverage is broken.
     """
     if not shard_paths:
         raise InputError(out_path, "no shard files to aggregate")
+    joined = join_shards(shard_paths, n_frames, start=start)
+    write_atomic(joined, out_path)
+    return joined
+
+
+def join_shards(shard_paths: Sequence[str | Path], n_frames: int, *, start: int = 0) -> pa.Table:
+    """One video's shard files as one table in frame order, with the first shard's metadata.
+
+    The shards must cover frames [start, n_frames) exactly: no gap, no overlap, every frame
+    with the same number of rows.
+
+    Raises:
+        InputError: naming the shard and the frames when coverage is broken.
+    """
+    if not shard_paths:
+        raise InputError("<shards>", "no shard files to join")
     tables = []
     expected_start = start
     for shard in sorted(map(Path, shard_paths), key=_first_frame):
@@ -326,9 +356,7 @@ def aggregate_shards(
     if expected_start != n_frames:
         raise InputError(shard_paths[-1], f"shards end at frame {expected_start}, the video has {n_frames} frames")
     # Shards are frame-major and now in frame order, so their concatenation is too.
-    joined = pa.concat_tables(tables).unify_dictionaries().combine_chunks()
-    write_atomic(joined, out_path)
-    return joined
+    return pa.concat_tables(tables).unify_dictionaries().combine_chunks()
 
 
 def _first_frame(path: Path) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from posecore.multi.topdown import TopDownConfig
 from posecore.multi.tracking import TrackerConfig
 
-DATASET_KEYS = ("max_animals", "count", "unique_keypoints")
+DATASET_KEYS = ("max_animals", "count", "unique_keypoints", "exports")
 """Keys of `animals` that are not the top-down model's."""
 
 

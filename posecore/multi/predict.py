@@ -15,8 +15,9 @@ single-animal model's (`posecore.models.export`), that loads with `weights_only=
 interface: uint8 (B, H, W, C) frames in, per frame up to `max_animals` detections out
 (`Detections`: keypoints (B, N, K, 3) with a validity mask), untracked: detection n of a frame
 is its n-th best. `Detections.table` writes them as trajectory rows (`MULTI_ANIMAL_SCHEMA`,
-`instance` the detection's index), what an inference shard holds; the tracker
-(`posecore.multi.tracking.track_video`) joins a video's shards into identities.
+`instance` the detection's index), what an inference shard holds (`detection_rows`, the
+shard writer's layout); the tracker (`posecore.multi.tracking.track_video`) joins a video's
+shards into identities. `load_any_model` reads either kind of model file, by its format.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ import torch
 from posecore import __version__
 from posecore.errors import InputError
 from posecore.geometry import map_to_image
+from posecore.infer.shards import RowLayout
 from posecore.io import trajectories
 from posecore.io.atomic import atomic_path
-from posecore.models.export import LoadedModel, model_from_payload, model_payload
+from posecore.models.export import LoadedModel, ModelMeta, load_model, model_from_payload, model_payload
 from posecore.multi.topdown import TopDownConfig, crop_at, crop_corners, from_scaled, scale_images, scale_ratio
 from posecore.ops.multipeak import find_peaks_multi
 from posecore.predict import CompileMode, Precision, Predictor
@@ -69,6 +71,11 @@ class TopDownModel:
         """The K keypoints of each animal."""
         return self.instance.meta.keypoint_names
 
+    @property
+    def meta(self) -> ModelMeta:
+        """The instance model's metadata: each animal's keypoints, skeleton and priors."""
+        return self.instance.meta
+
 
 def save_topdown(
     path: str | Path, centroid: LoadedModel, instance: LoadedModel, config: TopDownConfig, crop_size: int
@@ -94,12 +101,20 @@ def save_topdown(
 
 
 def is_topdown(path: str | Path) -> bool:
-    """Whether a model file is a top-down model (else a single-animal one, `posecore.models.load_model`)."""
+    """Whether a model file is a top-down model (else a single-animal one, `posecore.models.load_model`).
+
+    The file's tensors are memory-mapped, not read: asking costs next to nothing.
+    """
     try:
-        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception:
         return False
     return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def load_any_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel | TopDownModel:
+    """A model file of either kind: a top-down model (`load_topdown`) or a single-animal one (`load_model`)."""
+    return load_topdown(path, device) if is_topdown(path) else load_model(path, device)
 
 
 def load_topdown(path: str | Path, device: str | torch.device = "cpu") -> TopDownModel:
@@ -159,6 +174,16 @@ class Detections:
         return trajectories.instances_table(frames, times, self.peaks, keypoint_names, self.instance_score)
 
 
+def detection_rows(keypoint_names: tuple[str, ...], max_animals: int) -> RowLayout:
+    """The rows of a shard of untracked detections: `max_animals` slots of K keypoints a frame (`Detections.table`)."""
+    names = tuple(keypoint_names)
+    return RowLayout(
+        trajectories.MULTI_ANIMAL_SCHEMA,
+        max_animals * len(names),
+        lambda frames, times, found: found.table(frames, times, names),
+    )
+
+
 def detect_video(
     predictor: TopDownPredictor, video: str | Path, start: int = 0, stop: int | None = None, batch_size: int = 8
 ) -> pa.Table:
@@ -204,7 +229,6 @@ class TopDownPredictor:
         self.model = model
         self.config = model.config
         self.crop_size = model.crop_size
-        self.batch_size = batch_size
         self.centroid = Predictor(
             model.centroid, device, batch_size, precision=precision, compile=compile, priors=False
         )
@@ -216,6 +240,20 @@ class TopDownPredictor:
     def keypoint_names(self) -> tuple[str, ...]:
         """The K keypoints of each animal."""
         return self.model.keypoint_names
+
+    @property
+    def device(self) -> torch.device:
+        """Where both models run."""
+        return self.instance.device
+
+    @property
+    def batch_size(self) -> int:
+        """Frames per centroid pass and crops per instance pass (setting it sets both)."""
+        return self.centroid.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self.centroid.batch_size = self.instance.batch_size = int(value)
 
     def predict(self, images: np.ndarray | torch.Tensor) -> Detections:
         """Find the animals of each frame and their keypoints.

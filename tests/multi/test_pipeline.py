@@ -1,68 +1,88 @@
-"""The multi-animal path a video takes through the workflow, with the functions called directly.
+"""A top-down model's path through the archive's inference: jobs of shards, aggregation with tracking, exports.
 
-Shards of untracked detections (what `infer_shard` would write with a top-down model), joined
-by `aggregate_shards`, tracked once per video (where `aggregate` would call `track_video`),
-written as the video's trajectories, then read by the QC report, the outlier picker and the
-exports.
+The model file holds read-out models (tests/conftest.py, `two_blobs_video`) that find each white blob of a
+frame as an animal; the video has two blobs passing each other, so the tracks must each follow
+one blob from the first frame to the last.
 """
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from posecore.infer.plan import plan_shards
+from posecore.errors import InputError
+from posecore.infer.archive import aggregate_video, write_record
+from posecore.infer.job import Video, run_job
+from posecore.infer.plan import Shard
+from posecore.infer.shards import shard_path
 from posecore.io import trajectories
-from posecore.io.exports import write_dlc_h5
-from posecore.io.sleap_tracks import read_slp_instances, write_slp
+from posecore.io.exports import export_trajectories
+from posecore.io.sleap_tracks import read_slp_instances
 from posecore.io.video import probe
-from posecore.multi.predict import TopDownModel, TopDownPredictor, detect_video
-from posecore.multi.topdown import TopDownConfig
-from posecore.multi.tracking import TrackerConfig, track_video
 from posecore.outliers import OutlierConfig, extract_outliers
 from posecore.qc.animals import animals_qc
-from posecore.synth.animal import KEYPOINTS
-from posecore.synth.social import SocialConfig
-from posecore.synth.social_archive import SocialArchiveConfig, make_social_archive
 
-from .conftest import channel_model
-
-NAMES = KEYPOINTS[:3]  # the stand-in has a map per colour channel
+NAMES = ("nose", "tail")
+CONFIG = {"animals": {"max_animals": 2, "count": "known"}, "tracking": {}}  # as the workflow records it
 
 
-@pytest.fixture(scope="module")
-def video(tmp_path_factory):
-    config = SocialArchiveConfig(
-        scene=SocialConfig(n_animals=2, n_frames=40, n_encounters=2, width=128, height=128, body_scale=0.6, seed=1),
-        n_labeled_per_video=0,
-    )
-    return make_social_archive(tmp_path_factory.mktemp("social") / "a", config).videos[0]
-
-
-def test_shards_join_track_and_feed_qc_outliers_and_exports(video, tmp_path) -> None:
-    # Stand-in models whose maps are the frame's colours find arbitrary "animals": the plumbing is the test.
-    model = TopDownModel(channel_model(("centroid",)), channel_model(NAMES), TopDownConfig(max_animals=2), 32)
-    predictor = TopDownPredictor(model, batch_size=8)
+def _run_and_aggregate(two_blobs_video, tmp_path, config):
+    video, _, model = two_blobs_video
     info = probe(video)
-    shards = []
-    for shard in plan_shards("social-000", info, 1):  # about 19 frames a shard
-        path = tmp_path / "predictions" / f"shard-{shard.index:05d}.parquet"
-        trajectories.write_atomic(detect_video(predictor, video, shard.start, shard.stop), path)
-        shards.append(path)
-    joined = trajectories.aggregate_shards(shards, info.n_frames, tmp_path / "joined.parquet")
-    assert len(joined) == info.n_frames * 2 * len(NAMES)  # every frame: 2 detection slots, empty ones NaN
-    tracked = track_video(joined, TrackerConfig(n_animals=2))
-    out = tmp_path / "trajectories" / "video=social-000" / "part-0.parquet"
-    out.parent.mkdir(parents=True)
-    trajectories.write_atomic(tracked, out)
-    rows = pd.read_parquet(tmp_path / "trajectories")  # the folder reads as one table
-    assert set(rows["track"].astype(str)) <= {"", "track_0", "track_1"} and rows["instance"].max() <= 1
-    (qc,) = animals_qc({"social-000": [out]}, NAMES)
-    assert len(qc.frames) == info.n_frames and qc.counts.max() <= 2
+    shards = [Shard("blobs", 0, 0, 16), Shard("blobs", 1, 16, 30), Shard("blobs", 2, 30, info.n_frames)]
+    results = run_job(shards, {"blobs": Video(video, info)}, model, tmp_path / "predictions", config=config,
+                      progress=False)  # fmt: skip
+    write_record(results, tmp_path / "job.tsv")
+    probe_json = tmp_path / "blobs.json"
+    info.write_json(probe_json)
+    out = tmp_path / "trajectories" / "video=blobs" / "part-0.parquet"
+    aggregate_video("blobs", [tmp_path / "job.tsv"], probe_json, tmp_path / "predictions", out)
+    return shards, out
+
+
+def test_shards_hold_detections_and_each_track_follows_one_animal(two_blobs_video, tmp_path, one_torch_thread):
+    _, centres, _ = two_blobs_video
+    shards, out = _run_and_aggregate(two_blobs_video, tmp_path, CONFIG)
+    detections = pq.read_table(shard_path(tmp_path / "predictions", shards[0]))
+    assert trajectories.is_multi_animal(detections.schema)
+    assert len(detections) == shards[0].n_frames * 2 * len(NAMES), "max_animals slots of K rows every frame"
+    assert set(detections.column("track").to_pylist()) == {""}, "shards are untracked"
+    tracked = pd.read_parquet(tmp_path / "trajectories")
+    assert set(tracked["track"].astype(str)) == {"track_0", "track_1"}
+    assert len(tracked) == len(centres) * 2 * len(NAMES) and tracked["swap_risk"].dtype == bool
+    assert trajectories.read_tracks(out) == ["track_0", "track_1"]
+    assert trajectories.read_provenance(out)["config"] == CONFIG
+    found = trajectories.Instances.from_table(pq.read_table(out))
+    # Each track stays on one blob all video long: the blob nearest it in the first frame.
+    nose = found.xy[:, :, 0]  # (F, 2, 2)
+    first = [int(np.argmin(np.linalg.norm(centres[0] - nose[0, t], axis=-1))) for t in range(2)]
+    assert sorted(first) == [0, 1]
+    error = np.linalg.norm(nose - centres[:, first], axis=-1)  # (F, 2)
+    assert np.nanmax(error) < 6.0, f"a track left its blob: {np.nanmax(error):.1f} px"
+    (qc,) = animals_qc({"blobs": [out]}, list(NAMES))
+    assert qc.counts.tolist() == [2] * len(centres)
+
+
+def test_the_tracks_export_to_sleap_and_multi_animal_deeplabcut(two_blobs_video, tmp_path, one_torch_thread):
+    video, centres, _ = two_blobs_video
+    _, out = _run_and_aggregate(two_blobs_video, tmp_path, CONFIG)
+    info = probe(video)
+    shape = (info.n_frames, info.height, info.width, 3)
+    export_trajectories(out, "slp", tmp_path / "blobs.slp", video_path=video, keypoint_names=NAMES,
+                        skeleton=[NAMES], video_shape=shape)  # fmt: skip
+    export_trajectories(out, "dlc-h5", tmp_path / "blobs.h5", video_path=video, keypoint_names=NAMES)
+    back = read_slp_instances(tmp_path / "blobs.slp", n_frames=info.n_frames)
+    found = trajectories.Instances.from_table(pq.read_table(out))
+    assert set(back.track.ravel()) == {"track_0", "track_1"}
+    for name in ("track_0", "track_1"):  # every track's points, as SLEAP reads them back
+        np.testing.assert_allclose(back.xy[back.track == name], found.xy[found.track == name], rtol=1e-5)
+    dlc = pd.read_hdf(tmp_path / "blobs.h5")
+    assert list(dlc.columns.get_level_values("individuals").unique()) == ["track_0", "track_1"]
+    assert dlc.shape == (len(centres), 2 * len(NAMES) * 3)
     picks = extract_outliers(out, video, tmp_path / "refine", OutlierConfig(n_frames=3, min_gap=2), info=info)
     assert len(picks) <= 3
-    write_slp(tracked, tmp_path / "tracks.slp", video=video)
-    back = read_slp_instances(tmp_path / "tracks.slp", n_frames=info.n_frames)
-    found = trajectories.Instances.from_table(tracked)
-    np.testing.assert_allclose(back.xy[back.present], found.xy[found.present], rtol=1e-5)
-    write_dlc_h5(tracked.to_pandas(), tmp_path / "social-000_el.h5", scorer="posecore")
-    assert pd.read_hdf(tmp_path / "social-000_el.h5").shape[0] == info.n_frames
+
+
+def test_detections_without_tracking_settings_are_refused_naming_the_shard(two_blobs_video, tmp_path, one_torch_thread):
+    with pytest.raises(InputError, match=r"shard-00000\.parquet.*neither tracking settings given"):
+        _run_and_aggregate(two_blobs_video, tmp_path, {"command": "predict"})

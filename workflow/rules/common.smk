@@ -56,6 +56,9 @@ if MULTI_ANIMAL:
     tracker_config(config["animals"], config["tracking"], CONFIG_SOURCE)
 # A top-down model's best checkpoint and learning curves are its instance model's, in instance/.
 TRAINED = "instance/" if MULTI_ANIMAL else ""
+# Exports of tracked videos (export_video), by file suffix: SLEAP and multi-animal DeepLabCut.
+EXPORT_KINDS = {"slp": "slp", "h5": "dlc-h5"}
+EXPORT_SUFFIXES = [s for s, kind in EXPORT_KINDS.items() if kind in config["animals"]["exports"]]
 try:
     SplitConfig(**config["dataset"]["split"])
 except ValueError as error:
@@ -83,6 +86,7 @@ wildcard_constraints:
     batch=r"\d{5}",
     session=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     rig=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    suffix="|".join(EXPORT_KINDS),
 
 
 VIDEO_PATHS = VIDEOS["path"].to_dict()
@@ -204,7 +208,7 @@ def marked_videos(column):
 def all_targets():
     """The default targets: the QC report (which needs everything else), the batch records
     (which group a cluster's probes), the frames to label and the outlier frames of the videos
-    the sheet marks for them."""
+    the sheet marks for them; with several animals per frame, each video's exports."""
     return [
         f"results/qc/{MODEL}/report.html",
         *expand("results/jobs/prepare-{batch}.txt", batch=BATCHES),
@@ -217,6 +221,16 @@ def all_targets():
             "results/trajectories3d/{model}/session={session}/part-0.parquet",
             model=MODEL,
             session=SESSIONS,
+        ),
+        *(
+            expand(
+                "results/exports/{model}/{video}.{suffix}",
+                model=MODEL,
+                video=VIDEOS.index,
+                suffix=EXPORT_SUFFIXES,
+            )
+            if MULTI_ANIMAL
+            else []
         ),
     ]
 
