@@ -36,7 +36,9 @@ def test_a_video_that_cannot_be_probed_records_its_error_and_gets_no_shard(probe
     assert [p.shard.video for p in plan] == ["dot", "other"]  # 64x48: one shard each, in sheet order
 
 
-def test_planned_job_then_aggregation_give_each_videos_trajectories(probes, video, other_video, model_path, tmp_path):
+def test_planned_job_then_aggregation_give_each_videos_trajectories(
+    probes, video, other_video, model_path, tmp_path, one_torch_thread
+):
     specs = ["dot:0:0:10", "dot:1:10:21", "other:0:0:13"]
     assert parse_shards(["a:b:2:3:7"]) == [Shard("a:b", 2, 3, 7)]  # a name may hold colons
     paths = {"dot": video, "other": other_video}

@@ -69,9 +69,9 @@ def cancel_inference_mid_job(workdir: Path, done: threading.Event, record: dict)
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster, local_project, tmp_path_factory) -> SlurmRun:
     workdir = copy_project(local_project, tmp_path_factory.mktemp("slurm-run") / "project")
-    # The first attempt of the batch's prepare job gets 2 x 150 MB (its two videos are probed
-    # side by side), less than Snakemake itself needs; the second 2 x 1200 MB.
-    too_little = {"mem_mb": "150 * attempt ** 3"}
+    # The first attempt of the batch's prepare job gets 2 x 50 MB (its two videos are probed
+    # side by side), less than Snakemake itself needs; the second 2 x 400 MB.
+    too_little = {"mem_mb": "50 * attempt ** 3"}
     profile = copy_profile(tmp_path_factory.mktemp("profile") / "slurm", probe_video=too_little)
     command = snakemake_command(workdir, profile, *trajectories_targets())
     done, record = threading.Event(), {}
@@ -112,8 +112,8 @@ def test_a_cancelled_job_is_retried_and_keeps_the_shards_it_had_finished(slurm_r
 
 def test_a_job_killed_for_memory_is_retried_with_more(slurm_run):
     prepare = [job for job in slurm_run.jobs if job.comment.startswith("rule_prepare")]
-    # One job for the batch: 300 MB on attempt 1, killed; 2400 MB on attempt 2.
-    assert [(job.state, job.memory_mb) for job in prepare] == [("FAILED", 300), ("COMPLETED", 2400)]
+    # One job for the batch: 100 MB on attempt 1, killed; 800 MB on attempt 2.
+    assert [(job.state, job.memory_mb) for job in prepare] == [("FAILED", 100), ("COMPLETED", 800)]
     for job in prepare[:1]:
         failed_log = next((slurm_run.workdir / ".snakemake" / "slurm_logs").rglob(f"{job.job_id}.log"))
         assert "exceeded memory limit" in failed_log.read_text()
