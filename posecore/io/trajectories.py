@@ -244,8 +244,9 @@ class Instances:
         """Dense arrays from rows of one video (`MULTI_ANIMAL_SCHEMA`, or `SCHEMA`: one untracked instance).
 
         Raises:
-            InputError: naming `source`, for missing columns, a keypoint not in `keypoint_names`,
-                or a (frame, instance, keypoint) given twice.
+            InputError: naming `source`, for missing columns, a keypoint not in `keypoint_names`;
+                naming also the frame, for a (frame, instance, keypoint) given twice or a track
+                name on two instances of one frame.
         """
         frame = table if not isinstance(table, pa.Table) else table.to_pandas()
         missing = [c for c in SCHEMA.names if c not in frame.columns]
@@ -266,7 +267,9 @@ class Instances:
         row, column = frames - first, slot
         cell = (row * max(n_slots, 1) + column) * len(names) + k
         if len(cell) and np.bincount(cell).max() > 1:
-            raise InputError(source, "a (frame, instance, keypoint) appears twice")
+            doubled = np.flatnonzero(cell == np.flatnonzero(np.bincount(cell) > 1)[0])[0]
+            message = f"instance {int(column[doubled])}, keypoint {str(keypoint[doubled])!r} appears twice"
+            raise InputError(source, message, f"frame {int(frames[doubled])}")
         xy = np.full((n_frames, n_slots, len(names), 2), np.nan)
         score = np.full((n_frames, n_slots, len(names)), np.nan)
         xy[row, column, k, 0], xy[row, column, k, 1] = frame["x"].to_numpy(float), frame["y"].to_numpy(float)
@@ -280,6 +283,7 @@ class Instances:
             instance_score[row, column] = frame["instance_score"].to_numpy(float)
             track[row, column] = frame["track"].astype(str).to_numpy()
             swap[row, column] = frame["swap_risk"].to_numpy(bool)
+            _check_tracks_once_a_frame(track, first, source)
         else:  # single-animal rows: the mean keypoint score stands for the animal's
             counted = np.isfinite(score).sum(axis=-1)  # (F, I)
             instance_score = np.where(counted > 0, np.nansum(score, axis=-1) / np.maximum(counted, 1), np.nan)
@@ -362,3 +366,14 @@ def join_shards(shard_paths: Sequence[str | Path], n_frames: int, *, start: int 
 def _first_frame(path: Path) -> int:
     frames = pq.read_table(path, columns=["frame"]).column("frame")
     return int(pc.min(frames).as_py()) if len(frames) else -1
+
+
+def _check_tracks_once_a_frame(track: np.ndarray, first: int, source: str | Path) -> None:
+    """Raise naming the frame when one track name is on two instances of it (`track` (F, I), "" for none)."""
+    ordered = np.sort(track.astype(str), axis=1)
+    twice = (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] != "")  # (F, I - 1)
+    if twice.any():
+        row, column = np.argwhere(twice)[0]
+        name = str(ordered[row, column + 1])
+        slots = np.flatnonzero(track[row] == name).tolist()
+        raise InputError(source, f"track {name!r} is on two instances, {slots}", f"frame {first + row}")

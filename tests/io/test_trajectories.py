@@ -134,3 +134,18 @@ def test_single_animal_rows_read_as_one_untracked_instance():
     doubled = pd.concat([shard_table(0, 2).to_pandas()] * 2)
     with pytest.raises(InputError, match="appears twice"):
         trajectories.Instances.from_table(doubled, source="t.parquet")
+
+
+def test_a_track_twice_in_a_frame_and_a_doubled_row_name_the_file_and_frame():
+    peaks = np.ones((3, 2, 2, 3))  # (F, I, K, 3)
+    tracks = np.array([["a", "b"], ["a", "b"], ["b", "b"]], dtype=object)
+    risk = np.zeros((3, 2), dtype=bool)
+    table = trajectories.instances_table(np.array([4, 5, 6]), np.zeros(3), peaks, NAMES, np.ones((3, 2)), tracks, risk)
+    with pytest.raises(InputError, match=r"track 'b' is on two instances, \[0, 1\]") as caught:
+        trajectories.Instances.from_table(table, source="tracked.parquet")
+    assert "tracked.parquet" in str(caught.value) and "frame 6" in str(caught.value)
+    rows = table.to_pandas()
+    doubled = pd.concat([rows, rows[(rows.frame == 5) & (rows.instance == 1)]])
+    with pytest.raises(InputError, match=r"instance 1, keypoint '.*' appears twice") as caught:
+        trajectories.Instances.from_table(doubled, source="tracked.parquet")
+    assert "tracked.parquet" in str(caught.value) and "frame 5" in str(caught.value)
