@@ -169,8 +169,11 @@ def evaluate(
     """Predict every frame of a split with `Predictor` and score it against the labels.
 
     Raises:
-        ValueError: the split has no frames, or the model's keypoints are not the dataset's.
+        ValueError: the split has no frames, the model's keypoints are not the dataset's, or the
+            dataset holds several animals per frame (`posecore.multi.evaluate` measures those).
     """
+    if dataset.multi_animal:
+        raise ValueError("a multi-animal dataset: evaluate its top-down model with posecore.multi.evaluate")
     if tuple(loaded_model.meta.keypoint_names) != tuple(dataset.keypoint_names):
         raise ValueError(
             f"the model's keypoints {list(loaded_model.meta.keypoint_names)} differ from the dataset's "

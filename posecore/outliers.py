@@ -8,6 +8,11 @@ moves more than `jump_px` pixels from the previous frame). Each flagged frame ge
 two when both hold. Frames are picked worst first (ties: earlier frame first), each at least
 `min_gap` frames from every frame picked before it, at most `n_frames` of them.
 
+Trajectories of several animals (a `track` column) are picked by
+`posecore.multi.outliers.find_multi_outliers`: frames where the tracker saw a likely identity
+swap first, then low scores and jumps of each animal; their machine labels and config.yaml
+are multi-animal DeepLabCut's (one individual per track).
+
 They are written as a DeepLabCut project folder, which DeepLabCut and napari-deeplabcut open:
 
     out_dir/config.yaml                                 bodyparts, labeler name (scorer), pcutoff
@@ -39,6 +44,7 @@ import yaml
 
 from posecore.errors import InputError
 from posecore.io.frames import image_name, write_pngs
+from posecore.io.trajectories import Instances
 from posecore.io.video import VideoInfo, probe
 
 ScoreStat = Literal["any", "mean"]
@@ -94,7 +100,11 @@ class Poses:
 
 
 def read_poses(
-    source: str | Path | pd.DataFrame, *, video_name: str | None = None, keypoint_names: list[str] | None = None
+    source: str | Path | pd.DataFrame,
+    *,
+    video_name: str | None = None,
+    keypoint_names: list[str] | None = None,
+    where: str | Path | None = None,
 ) -> Poses:
     """Read one video's trajectories (a Parquet file, a folder of them, or a table) into `Poses`.
 
@@ -102,29 +112,14 @@ def read_poses(
         source: the trajectories.
         video_name: when the table holds several videos (a `video` column), the one to keep.
         keypoint_names: the keypoints in order; default: the table's order.
+        where: the trajectories' file, named in errors when `source` is a table read from it.
 
     Raises:
         InputError: the file is missing or not Parquet, columns are missing, the table is empty,
             holds several instances or videos (without `video_name`), or repeats a (frame, keypoint).
     """
-    where = "<table>" if isinstance(source, pd.DataFrame) else source
-    if isinstance(source, pd.DataFrame):
-        table = source
-    elif not Path(source).exists():
-        raise InputError(source, "no such trajectory file or folder")
-    else:
-        try:
-            table = pd.read_parquet(source)
-        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
-            raise InputError(source, f"not a readable Parquet trajectory table ({error})") from error
-    missing = [c for c in COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(where, f"not a trajectory table: missing columns {missing}")
-    if "video" in table.columns and table["video"].nunique() > 1:
-        videos = sorted(map(str, pd.unique(table["video"])))
-        if video_name not in videos:
-            raise InputError(where, f"holds the videos {videos}; say which one (video_name)")
-        table = table[table["video"].astype(str) == video_name]
+    where = where or ("<table>" if isinstance(source, pd.DataFrame) else source)
+    table = load_video_table(source, video_name)
     if "instance" in table.columns and table["instance"].nunique() > 1:
         raise InputError(where, "holds several instances; outlier extraction takes single-animal trajectories")
     if len(table) == 0:
@@ -148,6 +143,34 @@ def read_poses(
     xy[row, code, 1] = table["y"].to_numpy(np.float64)
     score[row, code] = table["score"].to_numpy(np.float64)
     return Poses(np.arange(first, last + 1, dtype=np.int64), names, xy, score)
+
+
+def load_video_table(source: str | Path | pd.DataFrame, video_name: str | None = None) -> pd.DataFrame:
+    """One video's trajectory rows from a Parquet file, a folder of them, or a table.
+
+    Raises:
+        InputError: the file is missing or not Parquet, columns are missing, or the table holds
+            several videos and `video_name` is not one of them.
+    """
+    where = "<table>" if isinstance(source, pd.DataFrame) else source
+    if isinstance(source, pd.DataFrame):
+        table = source
+    elif not Path(source).exists():
+        raise InputError(source, "no such trajectory file or folder")
+    else:
+        try:
+            table = pd.read_parquet(source)
+        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+            raise InputError(source, f"not a readable Parquet trajectory table ({error})") from error
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(where, f"not a trajectory table: missing columns {missing}")
+    if "video" in table.columns and table["video"].nunique() > 1:
+        videos = sorted(map(str, pd.unique(table["video"])))
+        if video_name not in videos:
+            raise InputError(where, f"holds the videos {videos}; say which one (video_name)")
+        table = table[table["video"].astype(str) == video_name]
+    return table
 
 
 def find_outliers(poses: Poses, config: OutlierConfig = OutlierConfig()) -> pd.DataFrame:
@@ -277,13 +300,23 @@ def extract_outliers(
     """
     info = info or probe(video)
     video_name = video_name or Path(video).stem
-    poses = read_poses(trajectories, video_name=video_name, keypoint_names=keypoint_names)
-    if poses.frames[-1] >= info.n_frames:
-        where = "<table>" if isinstance(trajectories, pd.DataFrame) else trajectories
+    where = "<table>" if isinstance(trajectories, pd.DataFrame) else trajectories
+    table = load_video_table(trajectories, video_name)
+    individuals: list[str] = []
+    if "track" in table.columns or table["instance"].nunique() > 1:  # several animals
+        from posecore.multi.outliers import find_multi_outliers, individual_names, multi_machine_labels
+
+        poses = Instances.from_table(table, keypoint_names, where)
+        flagged = find_multi_outliers(poses, lambda *animal: find_outliers(Poses(*animal), config))
+        individuals, labels_of = individual_names(poses), multi_machine_labels
+    else:
+        poses = read_poses(table, keypoint_names=keypoint_names, where=where)
+        flagged, labels_of = find_outliers(poses, config), machine_labels
+    if len(poses.frames) and poses.frames[-1] >= info.n_frames:
         raise InputError(
             where, f"has frame {poses.frames[-1]} but {video} has {info.n_frames} frames; not its trajectories?"
         )
-    picks = pick_outliers(find_outliers(poses, config), config.n_frames, config.min_gap)
+    picks = pick_outliers(flagged, config.n_frames, config.min_gap)
     frames = picks["frame"].to_numpy(np.int64)
     picks.insert(2, "time_s", [info.time_of(int(f)) for f in frames])
     picks.insert(3, "image", [image_name(int(f), info.n_frames) for f in frames])
@@ -298,13 +331,16 @@ def extract_outliers(
         order = np.argsort(frames)
         write_pngs(video, frames[order], [picks["image"].iloc[i] for i in order], images, info=info)
         if len(frames):
-            labels = machine_labels(
+            labels = labels_of(
                 poses, frames, scorer=scorer, video_name=video_name, n_video_frames=info.n_frames,
                 nan_below=config.nan_below,
             )  # fmt: skip
             labels.to_hdf(images / f"machinelabels-iter{iteration}.h5", key=DLC_H5_KEY, mode="w")
             labels.to_csv(images / f"machinelabels-iter{iteration}.csv")
         config_yaml = _dlc_config(out_dir, video, info, poses.keypoint_names, labeler, config, skeleton, iteration)
+        if individuals:  # multi-animal DeepLabCut's project keys
+            config_yaml.update(multianimalproject=True, individuals=individuals, uniquebodyparts=[],
+                               multianimalbodyparts=list(poses.keypoint_names), bodyparts="MULTI!")  # fmt: skip
         (staging / "config.yaml").write_text(yaml.safe_dump(config_yaml, sort_keys=False))
         picks.to_csv(staging / "outliers.tsv", sep="\t", index=False, float_format="%.6g")
         (staging / "README.txt").write_text(_readme(trajectories, video, video_name, labeler, scorer, config, picks))

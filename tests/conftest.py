@@ -19,6 +19,10 @@ import pytest
 import torch
 
 from posecore.io.video import ffmpeg_executable
+from posecore.models.export import LoadedModel, ModelMeta
+from posecore.models.registry import build_model
+from posecore.multi.predict import save_topdown
+from posecore.multi.topdown import TopDownConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("POSECORE_TEST_DATA") or REPO.parent / "shared" / "data")
@@ -209,3 +213,45 @@ def published_resnet18(tmp_path, monkeypatch) -> tuple[Path, dict[str, torch.Ten
     monkeypatch.setitem(pretrained.IMAGENET_FILES, 18, source.name)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     return source, state
+
+
+def _readout_model(names: tuple[str, ...], size: tuple[int, int]) -> LoadedModel:
+    """A registered model (`colour_readout`) whose map k is colour channel k: a white blob is every map's peak."""
+    model = build_model("colour_readout", len(names), 3).eval()
+    with torch.no_grad():
+        model.readout.weight.copy_(torch.eye(len(names), 3)[..., None, None])  # (K, C, 1, 1)
+        model.readout.bias.zero_()
+    meta = ModelMeta("colour_readout", {}, names, size, 3, (0.0,) * 3, (255.0,) * 3, 4, skeleton=((0, 1),))
+    return LoadedModel(model, meta, sha256="")
+
+
+def _save_readout_topdown(path: Path, names: tuple[str, ...] = ("nose", "tail"), max_animals: int = 2) -> Path:
+    """A top-down model file of read-out models: each white blob of a frame is an animal with every keypoint on it."""
+    config = TopDownConfig(max_animals=max_animals, centroid_scale=1.0)
+    save_topdown(path, _readout_model(("centroid",), (64, 64)), _readout_model(names, (32, 32)), config, 32)
+    return path
+
+
+def _two_blobs(n_frames: int = 40, height: int = 64, width: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (F, H, W, 3) frames of two white 8x8 squares passing each other (one above, one below), and
+    their centres float (F, 2, 2) (x, y)."""
+    frames = np.zeros((n_frames, height, width, 3), dtype=np.uint8)
+    centres = np.zeros((n_frames, 2, 2))
+    for f in range(n_frames):
+        step = (width - 24) * f / max(n_frames - 1, 1)
+        for a, (x, y) in enumerate(((12 + step, 16.0), (width - 12 - step, height - 16.0))):
+            left, top = round(x - 4), round(y - 4)
+            frames[f, top : top + 8, left : left + 8] = 255
+            centres[f, a] = (left + 3.5, top + 3.5)
+    return frames, centres
+
+
+@pytest.fixture(scope="session")
+def two_blobs_video(tmp_path_factory) -> tuple[Path, np.ndarray, Path]:
+    """A video of two white squares passing each other (40 frames, 96x64), their centres (F, 2, 2) (x, y),
+    and a top-down model file (keypoints nose, tail; max_animals 2) that finds each square as an animal
+    with both keypoints on it: the path of several animals per frame without training a model."""
+    frames, centres = _two_blobs()
+    folder = tmp_path_factory.mktemp("two-blobs")
+    video = _encode_h264(frames, folder / "blobs.mp4", gop=10)
+    return video, centres, _save_readout_topdown(folder / "topdown.pt", ("nose", "tail"))

@@ -2,7 +2,10 @@
 
 Writes, into `--out` (default: beside the video), `<video>.parquet` (the long-format
 trajectories of docs/design.md, with provenance), and with `--filter` the filtered coordinates
-beside the raw ones, and with `--export` DeepLabCut H5/CSV and NWB files of the same points.
+beside the raw ones, and with `--export` DeepLabCut H5/CSV, NWB and SLEAP files of the same
+points. A top-down model file (several animals per frame) detects the animals of every frame
+and tracks them over the range (`--count`: the model's `max_animals` always there, or at
+most): the trajectories then have an instance per track (docs/multianimal.md).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from posecore.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd
 
-EXPORTS = ("dlc-h5", "dlc-csv", "nwb")
+from posecore.io.exports import EXPORTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,6 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-gap", type=int, default=5, help="longest gap (frames) the filter interpolates")
     parser.add_argument("--export", choices=EXPORTS, nargs="*", default=[], help="also write these formats")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--count",
+        choices=("known", "maximum"),
+        default="known",
+        help="top-down models: the model's max_animals are always there (known) or at most (maximum)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -91,7 +100,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Probe, infer, optionally filter and export; print where the files went."""
+    """Probe, infer (and track a top-down model's animals), optionally filter and export; print where the files went."""
     check_arguments(args)
     import pandas as pd
     import torch
@@ -99,16 +108,23 @@ def run(args: argparse.Namespace) -> int:
     from posecore.filters import FilterConfig, filter_trajectories
     from posecore.infer.job import check_keypoints, set_threads
     from posecore.infer.single import infer_video
-    from posecore.io import exports
+    from posecore.io.exports import export_name, write_export
     from posecore.io.trajectories import read_provenance
     from posecore.io.video import probe
-    from posecore.models.export import load_model
+    from posecore.multi.predict import TopDownModel, load_any_model
+    from posecore.multi.tracking import TrackerConfig
     from posecore.predict import resolve_device
 
     device = resolve_device(args.device)
     if args.threads is not None:
         set_threads(args.threads)
-    loaded = load_model(args.model, device=device)
+    loaded = load_any_model(args.model, device=device)
+    tracking = None
+    if isinstance(loaded, TopDownModel):  # several animals per frame: detected, then tracked
+        if args.filter != "none" or "nwb" in args.export:
+            raise InputError(args.model, "a top-down model's tracks are not filtered or written as NWB: drop "
+                             "--filter and --export nwb")  # fmt: skip
+        tracking = TrackerConfig(n_animals=loaded.config.max_animals, count=args.count)
     if args.keypoints is not None:
         check_keypoints(loaded.meta, [k.strip() for k in args.keypoints.split(",") if k.strip()], args.model)
     info = probe(args.video)
@@ -118,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or args.video.parent
     parquet = out_dir / f"{args.video.stem}.parquet"
     config = {"command": "predict", "model": str(args.model), "filter": args.filter}
+    if tracking is not None:
+        config["count"] = args.count
     threads = args.threads or torch.get_num_threads()
     n_rows = infer_video(
         args.video,
@@ -134,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         compile=args.compile,
         priors=args.priors,
         progress=not args.quiet,
+        tracking=tracking,
     )
     written = [parquet]
     if args.filter != "none" or args.export:
@@ -146,27 +165,23 @@ def run(args: argparse.Namespace) -> int:
             metadata = read_provenance(parquet)
             _write_filtered(table, parquet, metadata)
         scorer = f"posecore-{loaded.sha256[:12]}"
-        names = loaded.meta.keypoint_names
         for kind in args.export:
-            if kind == "dlc-h5":
-                path = out_dir / f"{args.video.stem}_{scorer}.h5"
-                exports.write_dlc_h5(table, path, scorer, names, values)
-            elif kind == "dlc-csv":
-                path = out_dir / f"{args.video.stem}_{scorer}.csv"
-                exports.write_dlc_csv(table, path, scorer, names, values)
-            else:
-                path = out_dir / f"{args.video.stem}.nwb"
-                exports.write_nwb(
-                    table,
-                    path,
-                    keypoint_names=names,
-                    skeleton=loaded.meta.skeleton,
-                    video_path=args.video,
-                    scorer=scorer,
-                    values=values,
-                )
+            path = out_dir / export_name(args.video.stem, kind, scorer)
+            write_export(
+                kind,
+                table,
+                path,
+                keypoint_names=loaded.meta.keypoint_names,
+                skeleton=loaded.meta.skeleton,
+                video_path=args.video,
+                scorer=scorer,
+                values=values if kind != "slp" else "raw",
+                video_shape=(info.n_frames, info.height, info.width, 3),
+            )
             written.append(path)
-    print(f"{args.video}: {n_rows // max(len(loaded.meta.keypoint_names), 1)} frames")
+    frames = stop - args.start
+    tracks = f", {n_rows // max(frames * len(loaded.meta.keypoint_names), 1)} tracks" if tracking is not None else ""
+    print(f"{args.video}: {frames} frames{tracks}")
     for path in written:
         print(f"  {path}")
     return 0

@@ -24,6 +24,12 @@ def run(args: argparse.Namespace) -> int:
     from posecore.train import ModelConfig, TrainConfig, load_config, train_model
 
     dataset = read_dataset(args.dataset)
+    if dataset.multi_animal:
+        raise InputError(
+            args.dataset,
+            "holds several animals per frame: train its top-down model with the workflow (animals.max_animals) "
+            "or posecore.multi.train.train_topdown",
+        )
     model_config, train_config = load_config(args.config) if args.config else (ModelConfig(), TrainConfig())
     for split in ("train", "val"):
         if len(dataset.indices(split)) == 0:

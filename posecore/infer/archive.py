@@ -10,7 +10,8 @@ Three steps, each one workflow script's single call:
   cancelled job loses only the shards it had not finished.
 - `aggregate_video`: a video's shard files joined into its trajectory file, once every job
   that holds its shards has recorded them done; a failed shard or an unprobed video raises
-  its recorded error, naming the video.
+  its recorded error, naming the video. A top-down model's shards (several animals per frame)
+  are tracked there, over the whole video (`posecore.infer.shards.join_video`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ import csv
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from posecore.errors import InputError
 from posecore.infer.plan import Shard, plan_jobs, write_plan
-from posecore.infer.shards import ShardResult, shard_path
+from posecore.infer.shards import ShardResult, join_video, shard_path
 from posecore.io.atomic import atomic_path
-from posecore.io.trajectories import aggregate_shards
 from posecore.io.video import VideoError, VideoInfo
+
+if TYPE_CHECKING:
+    from posecore.multi.tracking import TrackerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +139,17 @@ def read_record(path: str | Path) -> list[ShardResult]:
 
 
 def aggregate_video(
-    video: str, records: Sequence[str | Path], probe: str | Path, predictions_dir: str | Path, out: str | Path
+    video: str,
+    records: Sequence[str | Path],
+    probe: str | Path,
+    predictions_dir: str | Path,
+    out: str | Path,
+    tracking: TrackerConfig | None = None,
 ) -> None:
     """Join a video's shard files, as its jobs' records list them, into its trajectory file `out`.
+
+    Shards of several animals per frame are tracked, with `tracking`, or else with the
+    `animals` and `tracking` sections of the workflow config recorded in the shards.
 
     Raises:
         VideoError: the video could not be probed (the probe's recorded error).
@@ -155,4 +166,4 @@ def aggregate_video(
     if not results:
         raise InputError(info.path, f"no shard of video {video!r} in the job records {', '.join(map(str, records))}")
     shards = sorted((r.shard for _, r in results), key=lambda s: s.start)
-    aggregate_shards([shard_path(predictions_dir, s) for s in shards], info.n_frames, out)
+    join_video([shard_path(predictions_dir, s) for s in shards], info.n_frames, out, tracking=tracking)

@@ -10,6 +10,10 @@ its finished shard files stay for the rerun.
 
 It returns what became of each shard: done, kept (made before) or failed, with its error
 (the workflow's job record, `posecore.infer.archive`).
+
+A top-down model file (several animals per frame, `posecore.multi.predict`) runs the same way
+through its `TopDownPredictor`: each shard then holds the frames' untracked detections,
+`max_animals` slots a frame (`detection_rows`), which the video's aggregation tracks.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ from posecore.errors import InputError
 from posecore.hugepages import reuse_large_buffers
 from posecore.infer.decoders import Frames, ShardEnd, ShardSource, decode_shards
 from posecore.infer.plan import Shard
-from posecore.infer.shards import KEY, ShardKey, ShardResult, ShardWriters, is_finished, shard_path
+from posecore.infer.shards import KEY, RowLayout, ShardKey, ShardResult, ShardWriters, is_finished, shard_path
 from posecore.io import trajectories
 from posecore.io.video import VideoInfo
-from posecore.models.export import LoadedModel, ModelMeta, load_model
+from posecore.models.export import LoadedModel, ModelMeta
+from posecore.multi.predict import TopDownModel, TopDownPredictor, detection_rows, load_any_model
 from posecore.predict import CompileMode, Precision, Predictor
 
 logger = logging.getLogger(__name__)
@@ -78,7 +83,7 @@ def set_threads(threads: int) -> None:
 def run_job(
     shards: Sequence[Shard],
     videos: Mapping[str, Video],
-    model: str | Path | LoadedModel,
+    model: str | Path | LoadedModel | TopDownModel,
     predictions_dir: str | Path,
     *,
     device: str = "cpu",
@@ -97,7 +102,7 @@ def run_job(
     Args:
         shards: the job's shards.
         videos: the file and probe of every video a shard names.
-        model: an exported model file, or a model already loaded from one.
+        model: an exported model file (single-animal or top-down), or a model already loaded from one.
         predictions_dir: where shard files go (`posecore.infer.shards.shard_path`).
         device: "cpu", "cuda" or "cuda:N".
         batch_size: frames per forward pass; halved for the rest of the job when a GPU runs out
@@ -116,7 +121,7 @@ def run_job(
         What became of each shard, in the order of `shards`.
     """
     reuse_large_buffers()
-    loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device)
+    loaded = model if isinstance(model, (LoadedModel, TopDownModel)) else load_any_model(model, device=device)
     model_path = loaded.path or str(model)
     if keypoints is not None:
         check_keypoints(loaded.meta, keypoints, model_path)
@@ -126,9 +131,13 @@ def run_job(
     logger.info("%d shards: %d finished before, %d to do", len(shards), len(kept), len(todo))
     results = {s: ShardResult(s, "kept") for s in kept}
     if todo:
-        predictor = Predictor(
-            loaded, device=device, batch_size=batch_size, precision=precision, compile=compile, priors=priors
-        )
+        settings = {"batch_size": batch_size, "precision": precision, "compile": compile, "priors": priors}
+        layout: RowLayout | None = None  # one animal's keypoints a frame
+        if isinstance(loaded, TopDownModel):  # several animals: max_animals untracked detections a frame
+            predictor = TopDownPredictor(loaded, device, **settings)
+            layout = detection_rows(predictor.keypoint_names, loaded.config.max_animals)
+        else:
+            predictor = Predictor(loaded, device=device, **settings)
         provenance = {
             name: trajectories.Provenance.for_video(
                 loaded.sha256, config or {}, video.path, info=video.info, decoder=DECODER
@@ -139,7 +148,7 @@ def run_job(
         def metadata_of(shard: Shard) -> dict[bytes, bytes]:
             return {**provenance[shard.video].to_metadata(), KEY: keys[shard].to_bytes()}
 
-        writers = ShardWriters(predictions_dir, predictor.keypoint_names, metadata_of)
+        writers = ShardWriters(predictions_dir, predictor.keypoint_names, metadata_of, layout)
         sources = [ShardSource(s, videos[s.video].path, videos[s.video].info) for s in todo]
         try:
             _run(sources, predictor, writers, decoders, threads_per_decoder, progress)
@@ -150,7 +159,7 @@ def run_job(
 
 def _run(
     sources: Sequence[ShardSource],
-    predictor: Predictor,
+    predictor: Predictor | TopDownPredictor,
     writers: ShardWriters,
     decoders: int,
     threads_per_decoder: int | None,
@@ -181,7 +190,7 @@ def _run(
                 writers.end(event.source.shard, event.error)
 
 
-def _predict(predictor: Predictor, images: np.ndarray) -> np.ndarray:
+def _predict(predictor: Predictor | TopDownPredictor, images: np.ndarray) -> Any:
     """`predictor.predict(images)`, halving its batch size for good each time the GPU runs out of memory."""
     while True:
         try:

@@ -9,7 +9,11 @@ finished. A file appears only when its shard is complete (temporary name, then a
 
 `ShardWriters` writes the files from a thread of its own, so that the rows it holds until a
 row group is full live in that thread's heap, not between the model's activations
-(`posecore.hugepages.reuse_large_buffers`).
+(`posecore.hugepages.reuse_large_buffers`). What a batch's rows are is the predictor's
+`RowLayout`: one animal's keypoints per frame by default (`keypoint_rows`), a top-down model's
+`max_animals` untracked detection slots per frame otherwise (`posecore.multi.predict.detection_rows`).
+`join_video` makes a video's trajectory file of its shard files: joined, and tracked when
+they hold several animals per frame.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +34,9 @@ import pyarrow.parquet as pq
 
 from posecore.infer.plan import Shard
 from posecore.io import trajectories
+
+if TYPE_CHECKING:
+    from posecore.multi.tracking import TrackerConfig
 
 KEY = b"posecore_shard"
 ROW_GROUP_ROWS = 65536  # rows buffered before they go to the Parquet file as one row group
@@ -56,9 +64,58 @@ class ShardKey:
         return json.dumps(asdict(self), sort_keys=True).encode()
 
 
+@dataclass(frozen=True)
+class RowLayout:
+    """How a predictor's output for a batch of frames becomes a shard file's rows.
+
+    Attributes:
+        schema: the file's columns (`posecore.io.trajectories.SCHEMA` or `MULTI_ANIMAL_SCHEMA`).
+        rows_per_frame: rows every frame has (keypoints times instance slots).
+        table: the rows of frames (B,) at times (B,) from the predictor's output for them.
+    """
+
+    schema: pa.Schema
+    rows_per_frame: int
+    table: Callable[[np.ndarray, np.ndarray, Any], pa.Table]
+
+
+def keypoint_rows(keypoint_names: Sequence[str]) -> RowLayout:
+    """One animal's rows: peaks (B, K, 3) as (x, y, score), K rows a frame (`trajectories.keypoint_table`)."""
+    names = list(keypoint_names)
+
+    def table(frames: np.ndarray, times: np.ndarray, peaks: np.ndarray) -> pa.Table:
+        return trajectories.keypoint_table(frames, times, peaks, names)
+
+    return RowLayout(trajectories.SCHEMA, len(names), table)
+
+
 def shard_path(predictions_dir: str | Path, shard: Shard) -> Path:
     """Where a shard's file goes: `<predictions_dir>/<video>/shard-NNNNN.parquet`."""
     return Path(predictions_dir) / shard.video / f"shard-{shard.index:05d}.parquet"
+
+
+def join_video(
+    shard_paths: Sequence[str | Path],
+    n_frames: int,
+    out_path: str | Path,
+    *,
+    start: int = 0,
+    tracking: TrackerConfig | None = None,
+) -> pa.Table:
+    """A video's shard files into its trajectory file, covering frames [start, n_frames); the rows written.
+
+    One animal's shards are joined (`trajectories.aggregate_shards`); shards of untracked
+    detections (a top-down model's) are joined and tracked (`posecore.multi.aggregate.track_shards`,
+    with `tracking`, or the settings recorded in the shards).
+
+    Raises:
+        InputError: the shards do not cover the frames (naming the shard), or see `track_shards`.
+    """
+    if shard_paths and trajectories.is_multi_animal(pq.read_schema(shard_paths[0])):
+        from posecore.multi.aggregate import track_shards
+
+        return track_shards(shard_paths, n_frames, out_path, tracking, start=start)
+    return trajectories.aggregate_shards(shard_paths, n_frames, out_path, start=start)
 
 
 def is_finished(path: str | Path, key: ShardKey) -> bool:
@@ -109,6 +166,7 @@ class ShardWriters:
         predictions_dir: where shard files go (`shard_path`).
         keypoint_names: the K keypoint names of the rows.
         metadata_of: the Parquet metadata of a shard's file (provenance and key).
+        layout: what the rows of a batch are; default one animal's keypoints (`keypoint_rows`).
     """
 
     def __init__(
@@ -116,9 +174,10 @@ class ShardWriters:
         predictions_dir: str | Path,
         keypoint_names: Sequence[str],
         metadata_of: Callable[[Shard], dict[bytes, bytes]],
+        layout: RowLayout | None = None,
     ) -> None:
         self.predictions_dir = Path(predictions_dir)
-        self.names = list(keypoint_names)
+        self.layout = layout or keypoint_rows(keypoint_names)
         self.metadata_of = metadata_of
         self.results: list[ShardResult] = []
         self._queue: queue.Queue = queue.Queue(maxsize=64)
@@ -127,8 +186,12 @@ class ShardWriters:
         self._thread = threading.Thread(target=self._run, name="posecore-write", daemon=True)
         self._thread.start()
 
-    def rows(self, shard: Shard, frames: np.ndarray, times: np.ndarray, peaks: np.ndarray) -> None:
-        """Queue the keypoints of frames (B,) at times (B,), peaks (B, K, 3) as (x, y, score), for `shard`'s file."""
+    def rows(self, shard: Shard, frames: np.ndarray, times: np.ndarray, peaks: Any) -> None:
+        """Queue the rows of frames (B,) at times (B,) for `shard`'s file.
+
+        `peaks` is the predictor's output for them: for one animal, (B, K, 3) as (x, y, score);
+        otherwise what the writer's `RowLayout` takes.
+        """
         self._send(("rows", shard, frames, times, peaks))
 
     def end(self, shard: Shard, error: BaseException | None = None) -> None:
@@ -165,10 +228,10 @@ class ShardWriters:
         except BaseException as error:  # raised in the job's thread by `close`
             self._failure.append(error)
 
-    def _rows(self, shard: Shard, frames: np.ndarray, times: np.ndarray, peaks: np.ndarray) -> None:
+    def _rows(self, shard: Shard, frames: np.ndarray, times: np.ndarray, peaks: Any) -> None:
         handle = self._open.get(shard) or self._start(shard)
-        handle.pending.append(trajectories.keypoint_table(frames, times, peaks, self.names))
-        handle.pending_rows += len(frames) * len(self.names)
+        handle.pending.append(self.layout.table(frames, times, peaks))
+        handle.pending_rows += len(frames) * self.layout.rows_per_frame
         if handle.pending_rows >= ROW_GROUP_ROWS:
             self._flush(handle)
 
@@ -176,7 +239,7 @@ class ShardWriters:
         path = shard_path(self.predictions_dir, shard)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-        schema = trajectories.SCHEMA.with_metadata(self.metadata_of(shard))
+        schema = self.layout.schema.with_metadata(self.metadata_of(shard))
         handle = _Open(path, tmp, pq.ParquetWriter(tmp, schema, compression="zstd"), time.monotonic(), [])
         self._open[shard] = handle
         return handle
@@ -189,9 +252,9 @@ class ShardWriters:
 
     def _end(self, shard: Shard, error: BaseException | None) -> None:
         handle = self._open.get(shard) or self._start(shard)
-        expected = shard.n_frames * len(self.names)
+        expected = shard.n_frames * self.layout.rows_per_frame
         if error is None and handle.rows + handle.pending_rows != expected:
-            got = (handle.rows + handle.pending_rows) // max(len(self.names), 1)
+            got = (handle.rows + handle.pending_rows) // max(self.layout.rows_per_frame, 1)
             error = RuntimeError(f"shard {shard.index} [{shard.start}, {shard.stop}) came out with {got} frames")
         if error is not None:
             self._abort(shard)

@@ -16,6 +16,13 @@ What it keeps going through, logging each (module logger `posecore.io.assemble`)
 - Images of different sizes. Each is padded with zeros at the bottom and right to the largest
   height and width (pixel coordinates unchanged) and `image_sizes` keeps its own size; one INFO
   line lists the sizes.
+
+Several animals per frame (`max_animals` above 1): every file's rows become instance slots
+(`TrainingDataset.tracks` keeps each one's track name; a single-animal file's row is one
+instance without a track), packed to the front of each frame, and a frame with more animals
+than `max_animals` is an error naming the file and the image. With `max_animals` 1 (the
+default) a multi-animal file is accepted when no frame of it holds more than one animal, and
+the dataset is the single-animal one it always was.
 """
 
 from __future__ import annotations
@@ -108,6 +115,8 @@ def assemble_dataset(
     skeleton: Sequence[tuple[str, str]] = (),
     swap_pairs: Sequence[tuple[str, str]] = (),
     split: SplitConfig = SplitConfig(),  # frozen, so one shared default is safe
+    max_animals: int = 1,
+    unique_keypoints: Sequence[str] = (),
 ) -> TrainingDataset:
     """Read label files and their images into one validated, split `TrainingDataset`.
 
@@ -122,6 +131,10 @@ def assemble_dataset(
         skeleton: edges of the posture graph, as pairs of keypoint names.
         swap_pairs: (left, right) keypoint pairs that swap under a horizontal flip.
         split: how to divide the frames into train / val / test.
+        max_animals: the most animals a frame may hold; above 1 the dataset is multi-animal
+            (keypoints (N, I, K, 2) with track names), I the most any frame holds.
+        unique_keypoints: names of the scene's unique keypoints (multi-animal DeepLabCut's
+            "single" individual) to keep; a file's unique keypoint not listed is an error.
 
     Returns:
         images uint8 (N, H, W, 3) (H, W the largest of the images, smaller ones padded at the
@@ -134,37 +147,53 @@ def assemble_dataset(
         InputError: naming the label file and, where it has one, the row: an empty file, a
             keypoint the config lacks or a config keypoint the file lacks, an image that is
             missing or unreadable, the same frame twice in one file, a config keypoint that no
-            frame labels (inside its image).
+            frame labels (inside its image), a frame with more animals than `max_animals`.
         ValueError: a skeleton edge or swap pair names a keypoint not in `keypoints`, or
-            `label_files` or `keypoints` is empty or has duplicates.
+            `label_files` or `keypoints` is empty or has duplicates, or `max_animals` < 1.
     """
     names = tuple(keypoints)
     if not names or len(set(names)) != len(names):
         raise ValueError(f"keypoints must be a non-empty list of distinct names, got {list(names)}")
     if not label_files:
         raise ValueError("no label files given")
+    if max_animals < 1:
+        raise ValueError(f"max_animals must be at least 1, got {max_animals}")
     edges = _name_pairs(skeleton, names, "skeleton edge")
     pairs = _name_pairs(swap_pairs, names, "swap pair")
     tables = [read_labels(label_file) for label_file in label_files]
     orders = [_column_order(table, names) for table in tables]
+    for table in tables:
+        _check_animal_counts(table, max_animals)
+        _check_unique_names(table, tuple(unique_keypoints), max_animals)
     labels = _merge(tables)
+    if max_animals > 1:
+        return _assemble_multi_animal(tables, orders, labels, label_files, names, edges, pairs, split, unique_keypoints)
 
-    n = len(labels)
-    loaded: list[np.ndarray] = [np.empty(0, np.uint8)] * n  # (H_i, W_i, 3) each
-    for t, table in enumerate(tables):
-        slots = [i for i, label in enumerate(labels) if label.table == t]
-        for i, image in zip(slots, table.images.load([labels[i].row for i in slots]), strict=True):
-            loaded[i] = image
-    sizes = np.array([image.shape[:2] for image in loaded], dtype=np.int32).reshape(n, 2)  # (N, 2) (H, W)
-    coords = np.stack([tables[label.table].keypoints[label.row][orders[label.table]] for label in labels])  # (N, K, 2)
-    coords = coords.astype(np.float32)
+    coords = np.stack([_single_row(tables[label.table], label.row)[orders[label.table]] for label in labels])
+    coords = coords.astype(np.float32)  # (N, K, 2)
+    images, sizes = _load_images(tables, labels)
     outside_xy = _take_outside(tables, labels, coords, sizes, names)
     _check_every_keypoint_labeled(label_files, coords, outside_xy, names)
-    images = _pad(loaded, sizes)  # (N, H, W, 3)
+    return _dataset(labels, images, sizes, coords, outside_xy, names, edges, pairs, split)
+
+
+def _dataset(
+    labels: list[_Label],
+    images: np.ndarray,
+    sizes: np.ndarray,
+    coords: np.ndarray,
+    outside_xy: np.ndarray,
+    names: tuple[str, ...],
+    edges: tuple[tuple[int, int], ...],
+    pairs: tuple[tuple[int, int], ...],
+    split: SplitConfig,
+    **multi_animal,
+) -> TrainingDataset:
+    """The `TrainingDataset` of the merged labels: split, provenance of every frame, and `multi_animal`'s fields."""
     return TrainingDataset(
         images=images,
         keypoints=coords,
-        split=split_frames(n, split),
+        split=split_frames(len(labels), split),
         keypoint_names=names,
         skeleton=edges,
         swap_pairs=pairs,
@@ -173,7 +202,108 @@ def assemble_dataset(
         source_path=np.array([label.ref.location for label in labels], dtype=object),
         image_sizes=sizes,
         outside_xy=outside_xy,
+        **multi_animal,
     )
+
+
+def _load_images(tables: list[LabelTable], labels: list[_Label]) -> tuple[np.ndarray, np.ndarray]:
+    """The labeled frames' images padded to one size (N, H, W, 3), and each one's own (H, W) (N, 2)."""
+    loaded: list[np.ndarray] = [np.empty(0, np.uint8)] * len(labels)  # (H_i, W_i, 3) each
+    for t, table in enumerate(tables):
+        slots = [i for i, label in enumerate(labels) if label.table == t]
+        for i, image in zip(slots, table.images.load([labels[i].row for i in slots]), strict=True):
+            loaded[i] = image
+    sizes = np.array([image.shape[:2] for image in loaded], dtype=np.int32).reshape(len(labels), 2)  # (N, 2) (H, W)
+    return _pad(loaded, sizes), sizes
+
+
+def _assemble_multi_animal(
+    tables: list[LabelTable],
+    orders: list[list[int]],
+    labels: list[_Label],
+    label_files: Sequence[Path],
+    names: tuple[str, ...],
+    edges: tuple[tuple[int, int], ...],
+    pairs: tuple[tuple[int, int], ...],
+    split: SplitConfig,
+    unique_keypoints: Sequence[str],
+) -> TrainingDataset:
+    """The multi-animal dataset of merged `labels`: instances packed into I slots per frame, with tracks."""
+    rows = [_instances(tables[label.table], label.row, orders[label.table]) for label in labels]
+    n, n_slots = len(labels), max(1, max(len(points) for points, _ in rows))
+    coords = np.full((n, n_slots, len(names), 2), np.nan, dtype=np.float32)  # (N, I, K, 2)
+    tracks = np.full((n, n_slots), "", dtype=object)  # (N, I)
+    for i, (points, track) in enumerate(rows):
+        coords[i, : len(points)], tracks[i, : len(points)] = points, track
+    images, sizes = _load_images(tables, labels)
+    slot_names = tuple(f"instance {i} {name}" for i in range(n_slots) for name in names)
+    flat = coords.reshape(n, n_slots * len(names), 2)  # (N, I * K, 2), a view: outside labels become NaN in coords
+    outside_xy = _take_outside(tables, labels, flat, sizes, slot_names).reshape(coords.shape)
+    _check_every_keypoint_labeled(
+        label_files, coords.reshape(-1, len(names), 2), outside_xy.reshape(-1, len(names), 2), names
+    )
+    unique = tuple(unique_keypoints)
+    unique_xy = np.full((n, len(unique), 2), np.nan, dtype=np.float32)  # (N, U, 2)
+    for i, label in enumerate(labels):
+        table = tables[label.table]
+        for u, name in enumerate(unique):
+            if name in table.unique_names:
+                unique_xy[i, u] = table.unique_keypoints[label.row, table.unique_names.index(name)]
+    return _dataset(
+        labels, images, sizes, coords, outside_xy, names, edges, pairs, split,
+        tracks=tracks, unique_keypoint_names=unique, unique_keypoints=unique_xy if unique else None,
+    )  # fmt: skip
+
+
+def _instances(table: LabelTable, row: int, order: list[int]) -> tuple[np.ndarray, list[str]]:
+    """The animals of one row, in the config's keypoint order: float (n, K, 2) and their track names.
+
+    A single-animal row is one untracked animal; a multi-animal row's empty slots are left out.
+    """
+    if not table.multi_animal:
+        return table.keypoints[row][None, order], [""]  # (1, K, 2)
+    present = np.flatnonzero(np.isfinite(table.keypoints[row]).all(axis=-1).any(axis=-1))
+    return table.keypoints[row][present][:, order], [str(table.tracks[row, i]) for i in present]
+
+
+def _single_row(table: LabelTable, row: int) -> np.ndarray:
+    """One row's keypoints (K, 2) in the file's order, for a single-animal dataset: its animal, or all NaN."""
+    if not table.multi_animal:
+        return table.keypoints[row]
+    present = np.flatnonzero(np.isfinite(table.keypoints[row]).all(axis=-1).any(axis=-1))  # at most one
+    return table.keypoints[row, present[0]] if len(present) else np.full(table.keypoints.shape[2:], np.nan)
+
+
+def _check_animal_counts(table: LabelTable, max_animals: int) -> None:
+    """Raise naming the file and the image when a row holds more animals than `max_animals`."""
+    counts = table.instance_counts()
+    if counts.max(initial=0) > max_animals:
+        row = int(np.argmax(counts))
+        more = (
+            "set dataset.max_animals to the most animals a frame can hold"
+            if max_animals == 1
+            else "raise dataset.max_animals if the frame really holds that many"
+        )
+        raise InputError(
+            table.path,
+            f"image {table.image_paths[row]!r} has {counts[row]} animals, more than dataset.max_animals "
+            f"({max_animals}); {more}",
+            where=f"row {row}",
+        )
+
+
+def _check_unique_names(table: LabelTable, unique: tuple[str, ...], max_animals: int) -> None:
+    """Raise when a file's unique (scene) keypoints are not among those the config keeps."""
+    extra = [name for name in table.unique_names if name not in unique]
+    if extra:
+        raise InputError(
+            table.path,
+            f"unique body parts {extra} (individual 'single') are not in the config's dataset.unique_keypoints "
+            f"{list(unique)}",
+            where="header",
+        )
+    if unique and max_animals == 1:
+        raise ValueError("unique_keypoints belong to multi-animal datasets: set max_animals above 1")
 
 
 def _merge(tables: list[LabelTable]) -> list[_Label]:
@@ -216,10 +346,11 @@ def _merge(tables: list[LabelTable]) -> list[_Label]:
 def _take_outside(
     tables: list[LabelTable], labels: list[_Label], coords: np.ndarray, sizes: np.ndarray, names: tuple[str, ...]
 ) -> np.ndarray:
-    """Move labels outside their image from `coords` (N, K, 2), in place, to the returned (N, K, 2).
+    """Move labels outside their image from `coords` (N, J, 2), in place, to the returned (N, J, 2).
 
-    A point is inside when -0.5 <= x <= W - 0.5 and -0.5 <= y <= H - 0.5 (the outer edges of the
-    border pixels), W and H its own image's size.
+    `names` names the J points (keypoints, or instance slots' keypoints). A point is inside when
+    -0.5 <= x <= W - 0.5 and -0.5 <= y <= H - 0.5 (the outer edges of the border pixels), W and H
+    its own image's size.
     """
     limits = sizes[:, None, ::-1].astype(np.float32) - 0.5  # (N, 1, 2) (W - 0.5, H - 0.5)
     with np.errstate(invalid="ignore"):

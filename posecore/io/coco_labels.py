@@ -3,10 +3,15 @@
 The category with `keypoints` (a list of names) gives the keypoint names; several such
 categories must all name the same keypoints. Each annotation of that category has `keypoints`
 [x1, y1, v1, x2, y2, v2, ...]: v = 0 is not labeled (NaN); v = 1 (labeled, hidden) and v = 2
-(labeled, visible) are both labels. posecore trains one animal per image today, so an image
-with more than one annotation that labels keypoints is an error; an annotation with every v = 0
-labels nothing and is skipped, and so is an image with no annotation. Rows are the labeled
-images in the order of `images`.
+(labeled, visible) are both labels. An image with no annotation is not a labeled row. Rows are
+the labeled images in the order of `images`.
+
+A file where every labeled image has one annotation that labels keypoints, and none has a
+`track_id`, reads as one animal per image: keypoints (N, K, 2), and an annotation with every
+v = 0 labels nothing and is skipped. Otherwise it is a multi-animal table: keypoints
+(N, I, K, 2), one slot per annotation of an image, with its `track_id` (PoseTrack's name for an
+animal's identity; "" without one) as the track name; there an annotation with every v = 0, or
+a `track_id` on two annotations of one image, is an error naming the image.
 
 Image files: `file_name` is tried as an absolute path, then relative to the JSON file's folder,
 then relative to an `images/` folder beside the JSON file. An image's `width` and `height`,
@@ -42,8 +47,9 @@ def read_coco(path: str | Path) -> LabelTable:
     Raises:
         InputError: the file is missing or not JSON, lacks `images` / `annotations` /
             `categories`, has no category with keypoints or several naming different ones, an
-            annotation's keypoints are not 3 numbers per keypoint or name an unknown image, an
-            image has more than one labeling annotation (naming the image), or nothing is labeled.
+            annotation's keypoints are not 3 numbers per keypoint or name an unknown image, a
+            multi-animal image has an annotation that labels nothing or a track twice (naming
+            the image), or nothing is labeled.
     """
     path = Path(path)
     require_file(path)
@@ -59,36 +65,49 @@ def read_coco(path: str | Path) -> LabelTable:
         if not isinstance(image, dict) or "id" not in image or not isinstance(image.get("file_name"), str):
             raise InputError(path, "an image needs an 'id' and a 'file_name'", f"images[{i}]")
         images[image["id"]] = image
-    labeled: dict[Any, tuple[int, np.ndarray]] = {}  # image id -> (annotation index, xy (K, 2))
+    annotated: dict[Any, list[tuple[int, np.ndarray, str]]] = {}  # image id -> (annotation index, xy (K, 2), track)
     for a, annotation in enumerate(data["annotations"]):
         if not isinstance(annotation, dict) or annotation.get("category_id") not in category_ids:
             continue  # not a keypoint annotation (another category)
         xy = _decode(path, annotation.get("keypoints"), len(names), f"annotations[{a}]")
-        if np.isnan(xy).all():
-            continue  # every v = 0: labels nothing
         image_id = annotation.get("image_id")
         if image_id not in images:
             raise InputError(path, f"image_id {image_id!r} is not in 'images'", f"annotations[{a}]")
-        if image_id in labeled:
-            raise InputError(
-                path,
-                f"image {images[image_id]['file_name']!r} (id {image_id!r}) has two annotations with keypoints, "
-                f"annotations[{labeled[image_id][0]}] and annotations[{a}]; posecore trains one animal per image",
-            )
-        labeled[image_id] = (a, xy)
-    rows = [image for image in data["images"] if image["id"] in labeled]
+        track = "" if annotation.get("track_id") is None else str(annotation["track_id"])
+        annotated.setdefault(image_id, []).append((a, xy, track))
+    multi = any(  # several annotations that label keypoints on one image, or any track
+        sum(not np.isnan(xy).all() for _, xy, _ in found) > 1 or any(track for _, _, track in found)
+        for found in annotated.values()
+    )
+    labeled = {
+        image_id: found if multi else [entry for entry in found if not np.isnan(entry[1]).all()]  # v = 0: skipped
+        for image_id, found in annotated.items()
+    }
+    rows = [image for image in data["images"] if labeled.get(image["id"])]
     if not rows:
         raise InputError(path, "no annotation labels a keypoint")
     file_names = tuple(image["file_name"] for image in rows)
     sizes = tuple(_declared_size(image) for image in rows)
-    return LabelTable(
-        path=path,
-        image_paths=file_names,
-        keypoint_names=names,
-        keypoints=np.stack([labeled[image["id"]][1] for image in rows]),  # (N, K, 2)
-        scorer="",
-        images=ImageFiles(path, file_names, roots=IMAGE_ROOTS, by_name=False, sizes=sizes),
-    )
+    images_source = ImageFiles(path, file_names, roots=IMAGE_ROOTS, by_name=False, sizes=sizes)
+    if not multi:
+        keypoints = np.stack([labeled[image["id"]][0][1] for image in rows])  # (N, K, 2)
+        return LabelTable(path, file_names, names, keypoints, "", images_source)
+    n_slots = max(len(labeled[image["id"]]) for image in rows)
+    keypoints = np.full((len(rows), n_slots, len(names), 2), np.nan, dtype=np.float32)  # (N, I, K, 2)
+    tracks = np.full((len(rows), n_slots), "", dtype=object)  # (N, I)
+    for r, image in enumerate(rows):
+        where = f"image {image['file_name']!r} (id {image['id']!r})"
+        seen: dict[str, int] = {}
+        for i, (a, xy, track) in enumerate(labeled[image["id"]]):
+            if np.isnan(xy).all():
+                raise InputError(path, f"annotations[{a}] labels no keypoint (every v is 0) on a multi-animal {where}")
+            if track and track in seen:
+                raise InputError(
+                    path, f"track_id {track!r} is on two annotations of {where}, annotations[{seen[track]}] and [{a}]"
+                )
+            seen[track] = a
+            keypoints[r, i], tracks[r, i] = xy, track
+    return LabelTable(path, file_names, names, keypoints, "", images_source, tracks=tracks)
 
 
 def _keypoint_categories(path: Path, categories: Any) -> tuple[tuple[str, ...], set[Any]]:

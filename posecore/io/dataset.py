@@ -15,6 +15,17 @@ Layout of the file:
     attrs: format_version, keypoint_names, skeleton (E, 2) int, swap_pairs (S, 2) int,
            content_hash (sha256, see `TrainingDataset.content_hash`), posecore_version
 
+A multi-animal dataset (format 3) holds several animals per frame: `/keypoints` and
+`/outside_xy` are (N, I, K, 2), I instance slots per frame (the most animals any frame has; an
+all-NaN slot holds no animal, and a frame may hold none), and
+
+    /tracks            str     (N, I)         each instance's track (individual) name, "" for none
+    /unique/keypoints  float32 (N, U, 2)      the scene's unique keypoints (multi-animal
+                                               DeepLabCut's "single" individual), when there are any
+    attrs: unique_keypoint_names
+
+Single-animal datasets are written as format 2, exactly as before.
+
 Frames of different sizes share one (H, W), the largest: a smaller frame is padded with zeros at
 the bottom and right, so its pixel coordinates are unchanged, and `image_sizes` keeps its own
 size. Files of format 1 have neither `image_sizes` nor `outside_xy`; they read as every frame at
@@ -38,7 +49,8 @@ from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
 
 FORMAT_VERSION = 2
-READ_VERSIONS = (1, 2)  # format 1: without image_sizes and outside_xy
+MULTI_ANIMAL_FORMAT_VERSION = 3
+READ_VERSIONS = (1, 2, 3)  # format 1: without image_sizes and outside_xy; 3: several animals per frame
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
 
@@ -49,7 +61,8 @@ class TrainingDataset:
 
     Attributes:
         images: uint8 (N, H, W, C).
-        keypoints: float32 (N, K, 2), (x, y) in image pixels, NaN where not labeled.
+        keypoints: float32 (N, K, 2), (x, y) in image pixels, NaN where not labeled; in a
+            multi-animal dataset (`tracks` given) (N, I, K, 2), an all-NaN slot holding no animal.
         split: str (N,), each "train", "val" or "test".
         keypoint_names: the K names, in the order of the keypoints' second axis.
         skeleton: pairs of keypoint indices (edges of the posture graph).
@@ -60,8 +73,12 @@ class TrainingDataset:
             SLEAP package, `<file>#<dataset>`) holding it.
         image_sizes: int32 (N, 2), each frame's own (height, width) before padding to the
             dataset's (H, W). Left out: every frame is (H, W).
-        outside_xy: float32 (N, K, 2), (x, y) of the labels that lay outside their image (NaN in
-            `keypoints` there), NaN everywhere else. Left out: all NaN.
+        outside_xy: float32, the shape of `keypoints`: (x, y) of the labels that lay outside
+            their image (NaN in `keypoints` there), NaN everywhere else. Left out: all NaN.
+        tracks: str (N, I) object array, the track name of each instance slot ("" for an empty
+            slot or an untracked animal); given only for a multi-animal dataset.
+        unique_keypoint_names: the U names of the scene's unique keypoints (multi-animal only).
+        unique_keypoints: float32 (N, U, 2) (x, y) of those, NaN where not labeled.
     """
 
     images: np.ndarray
@@ -75,13 +92,28 @@ class TrainingDataset:
     source_path: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
     image_sizes: np.ndarray | None = None
     outside_xy: np.ndarray | None = None
+    tracks: np.ndarray | None = None
+    unique_keypoint_names: tuple[str, ...] = ()
+    unique_keypoints: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, k = len(self.images), len(self.keypoint_names)
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}")
-        if self.keypoints.shape != (n, k, 2):
+        if self.tracks is not None:
+            object.__setattr__(self, "tracks", np.asarray(self.tracks, dtype=object))
+            slots = self.tracks.shape[1] if self.tracks.ndim == 2 else -1
+            if self.tracks.shape != (n, slots) or self.keypoints.shape != (n, slots, k, 2):
+                raise ValueError(
+                    f"a multi-animal dataset needs keypoints (N, I, K, 2) = ({n}, I, {k}, 2) and tracks (N, I); got "
+                    f"{self.keypoints.shape} and {self.tracks.shape}"
+                )
+        elif self.keypoints.shape != (n, k, 2):
             raise ValueError(f"keypoints must be (N, K, 2) = ({n}, {k}, 2), got {self.keypoints.shape}")
+        u = len(self.unique_keypoint_names)
+        if u and (self.unique_keypoints is None or self.unique_keypoints.shape != (n, u, 2)):
+            shape = None if self.unique_keypoints is None else self.unique_keypoints.shape
+            raise ValueError(f"unique_keypoints must be (N, U, 2) = ({n}, {u}, 2), got {shape}")
         if len(self.split) != n:
             raise ValueError(f"split must have one entry per frame ({n}), got {len(self.split)}")
         for name in ("source_video", "source_frame", "source_path"):
@@ -96,10 +128,23 @@ class TrainingDataset:
         if ((self.image_sizes < 1) | (self.image_sizes > np.array(self.image_size))).any():
             raise ValueError(f"image_sizes must lie in [1, (H, W) = {self.image_size}]")
         if self.outside_xy is None:
-            object.__setattr__(self, "outside_xy", np.full((n, k, 2), np.nan, dtype=np.float32))
+            object.__setattr__(self, "outside_xy", np.full(self.keypoints.shape, np.nan, dtype=np.float32))
         object.__setattr__(self, "outside_xy", np.asarray(self.outside_xy, dtype=np.float32))
-        if self.outside_xy.shape != (n, k, 2):
-            raise ValueError(f"outside_xy must be (N, K, 2) = ({n}, {k}, 2), got {self.outside_xy.shape}")
+        if self.outside_xy.shape != self.keypoints.shape:
+            raise ValueError(
+                f"outside_xy must have the shape of keypoints {self.keypoints.shape}, got {self.outside_xy.shape}"
+            )
+
+    @property
+    def multi_animal(self) -> bool:
+        """Whether frames hold instance slots: keypoints (N, I, K, 2) with `tracks`."""
+        return self.tracks is not None
+
+    def instance_counts(self) -> np.ndarray:
+        """Animals in each frame, int (N,): slots with a labeled keypoint (1 per frame single-animal)."""
+        if not self.multi_animal:
+            return np.ones(len(self.images), dtype=np.int64)
+        return np.isfinite(self.keypoints).all(axis=-1).any(axis=-1).sum(axis=1)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -130,6 +175,11 @@ class TrainingDataset:
             digest.update(b"image_sizes" + np.ascontiguousarray(self.image_sizes, dtype="<i4").tobytes())
         if not np.isnan(self.outside_xy).all():
             digest.update(b"outside_xy" + np.ascontiguousarray(self.outside_xy, dtype="<f4").tobytes())
+        if self.multi_animal:
+            digest.update(b"tracks" + "\n".join(map(str, self.tracks.reshape(-1))).encode())
+        if self.unique_keypoint_names:
+            digest.update("\n".join(self.unique_keypoint_names).encode())
+            digest.update(np.ascontiguousarray(self.unique_keypoints, dtype="<f4").tobytes())
         return digest.hexdigest()
 
 
@@ -154,6 +204,12 @@ def write_dataset(dataset: TrainingDataset, path: str | Path) -> str:
         f.create_dataset("image_sizes", data=dataset.image_sizes.astype(np.int32))
         f.create_dataset("outside_xy", data=dataset.outside_xy.astype(np.float32))
         f.attrs["format_version"] = FORMAT_VERSION
+        if dataset.multi_animal:
+            f.attrs["format_version"] = MULTI_ANIMAL_FORMAT_VERSION
+            f.create_dataset("tracks", data=dataset.tracks.astype(object), dtype=text)
+            f.attrs["unique_keypoint_names"] = list(dataset.unique_keypoint_names)
+            if dataset.unique_keypoint_names:
+                f.create_dataset("unique/keypoints", data=dataset.unique_keypoints.astype(np.float32))
         f.attrs["keypoint_names"] = list(dataset.keypoint_names)
         f.attrs["skeleton"] = np.asarray(dataset.skeleton, dtype=np.int64).reshape(-1, 2)
         f.attrs["swap_pairs"] = np.asarray(dataset.swap_pairs, dtype=np.int64).reshape(-1, 2)
@@ -188,6 +244,9 @@ def read_dataset(path: str | Path) -> TrainingDataset:
                 source_path=_decode(f["source/path"][()]),
                 image_sizes=f["image_sizes"][()] if "image_sizes" in f else None,
                 outside_xy=f["outside_xy"][()] if "outside_xy" in f else None,
+                tracks=_decode(f["tracks"][()].reshape(-1)).reshape(f["tracks"].shape) if "tracks" in f else None,
+                unique_keypoint_names=tuple(str(n) for n in f.attrs.get("unique_keypoint_names", ())),
+                unique_keypoints=f["unique/keypoints"][()] if "unique/keypoints" in f else None,
             )
             stored_hash = str(f.attrs["content_hash"])
     except (OSError, KeyError, ValueError) as error:

@@ -7,6 +7,11 @@
 - NWB through the ndx-pose extension: one `PoseEstimationSeries` per keypoint (x, y in
   pixels, confidence = score, timestamps = the frames' times) in a `PoseEstimation` with its
   `Skeleton` and source video, under the processing module "behavior" (`pynwb.NWBHDF5IO(path).read()`).
+- SLEAP: tracked predicted instances through sleap-io (`posecore.io.sleap_tracks.write_slp`), to
+  proofread tracks in SLEAP's GUI.
+
+`write_export(kind, ...)` writes any of them (`EXPORTS`), as `posecore predict --export` and
+the workflow's `export_video` rule do.
 
 Every export takes a long-format trajectory table (docs/design.md, "Trajectories") of one video,
 and `values` picks the raw x, y or the filtered ones (`posecore.filters`). Missing points are
@@ -28,6 +33,8 @@ from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
 
 Values = Literal["raw", "filtered"]
+Export = Literal["dlc-h5", "dlc-csv", "nwb", "slp"]
+EXPORTS: tuple[Export, ...] = ("dlc-h5", "dlc-csv", "nwb", "slp")
 DLC_H5_KEY = "df_with_missing"
 
 
@@ -60,7 +67,9 @@ def to_dlc_frame(
     Returns:
         Rows indexed by frame (every frame from the first to the last, absent ones NaN),
         float64 columns (scorer, bodyparts, coords), or (scorer, individuals, bodyparts,
-        coords) with individuals "animal0", "animal1", ... when there are several instances.
+        coords) when there are several instances: multi-animal DeepLabCut's layout, the
+        individuals named by their track (`MULTI_ANIMAL_SCHEMA`'s `track`), else "animal0",
+        "animal1", ...
     """
     _check_one_video(table)
     x_col, y_col = _columns(table, values)
@@ -77,9 +86,14 @@ def to_dlc_frame(
         [(i, k, c) for i in instances for k in names for c in ("x", "y", "score")], names=["instance", "keypoint", "c"]
     )  # the names give an empty table (no instance) its three levels
     wide = wide.reorder_levels([1, 2, 0], axis=1).reindex(columns=columns).reindex(frames).astype(np.float64)
-    several = len(instances) > 1  # DeepLabCut's multi-animal layout, with an individuals level
+    individual = {i: f"animal{i}" for i in instances}
+    if "track" in table.columns:  # tracked: an instance is one track, named in every row where it is present
+        named = table[table["track"].astype(str) != ""]
+        individual.update(named.groupby(named["instance"].astype(int))["track"].first().astype(str).to_dict())
+    several = len(instances) > 1 or "track" in table.columns  # a multi-animal file keeps its individuals
+    levels = [("individuals", [individual[i] for i in instances])] if several else []
     tuples = [
-        (scorer, *([f"animal{i}"] if several else []), k, "likelihood" if c == "score" else c) for i, k, c in columns
+        (scorer, *([individual[i]] if levels else []), k, "likelihood" if c == "score" else c) for i, k, c in columns
     ]
     names_out = ["scorer", *(["individuals"] if several else []), "bodyparts", "coords"]
     wide.columns = pd.MultiIndex.from_tuples(tuples, names=names_out)
@@ -205,9 +219,108 @@ def write_nwb(
         io.write(nwb)
 
 
+def export_name(video_stem: str, kind: Export, scorer: str) -> str:
+    """The file name of an export of a video's trajectories (DeepLabCut's `<video><scorer>.h5` naming)."""
+    return {
+        "dlc-h5": f"{video_stem}_{scorer}.h5",
+        "dlc-csv": f"{video_stem}_{scorer}.csv",
+        "nwb": f"{video_stem}.nwb",
+        "slp": f"{video_stem}.slp",
+    }[kind]
+
+
+def write_export(
+    kind: Export,
+    table: pd.DataFrame,
+    path: str | Path,
+    *,
+    keypoint_names: Sequence[str],
+    skeleton: Sequence[tuple[int, int]] = (),
+    video_path: str | Path = "",
+    scorer: str = "posecore",
+    values: Values = "raw",
+    video_shape: tuple[int, int, int, int] | None = None,
+) -> None:
+    """Write one export of one video's trajectories.
+
+    Args:
+        kind: "dlc-h5", "dlc-csv" (DeepLabCut, multi-animal with an individual per track when
+            the table is), "nwb" (one animal) or "slp" (SLEAP, tracked predicted instances).
+        table: the video's long-format rows.
+        path: the file.
+        keypoint_names: the K keypoints in order.
+        skeleton: edges as pairs of indices into `keypoint_names`.
+        video_path: the source video (NWB and SLEAP record it).
+        scorer: who made the points (DeepLabCut's scorer level, NWB's scorer).
+        values: "raw" or "filtered" coordinates (not for SLEAP, which takes the raw ones).
+        video_shape: (frames, height, width, channels) of the video, for SLEAP.
+
+    Raises:
+        ValueError: an unknown kind, or what the writer refuses.
+    """
+    if kind == "dlc-h5":
+        write_dlc_h5(table, path, scorer, keypoint_names, values)
+    elif kind == "dlc-csv":
+        write_dlc_csv(table, path, scorer, keypoint_names, values)
+    elif kind == "nwb":
+        write_nwb(table, path, keypoint_names=keypoint_names, skeleton=skeleton, video_path=video_path,
+                  scorer=scorer, values=values)  # fmt: skip
+    elif kind == "slp":
+        from posecore.io.sleap_tracks import write_slp
+
+        if values != "raw":
+            raise ValueError("a SLEAP export holds the raw points")
+        edges = [(keypoint_names[a], keypoint_names[b]) for a, b in skeleton]
+        write_slp(table, path, video=video_path, skeleton=edges, keypoint_names=keypoint_names,
+                  video_shape=video_shape)  # fmt: skip
+    else:
+        raise ValueError(f"unknown export {kind!r}; posecore writes {', '.join(EXPORTS)}")
+
+
 def read_trajectory_table(path: str | Path) -> pd.DataFrame:
     """One trajectory Parquet file (a shard or an aggregated video) as a DataFrame, named in errors."""
     try:
         return pd.read_parquet(path)
     except (OSError, ValueError) as error:
         raise InputError(path, f"not a readable trajectory file ({error})") from error
+
+
+def export_trajectories(
+    trajectories: str | Path,
+    kind: Export,
+    path: str | Path,
+    *,
+    video_path: str | Path,
+    keypoint_names: Sequence[str],
+    skeleton: Sequence[tuple[str, str]] = (),
+    video_shape: tuple[int, int, int, int] | None = None,
+) -> None:
+    """Write one export of a trajectory file (the workflow's `export_video` rule).
+
+    Args:
+        trajectories: the video's trajectory Parquet file.
+        kind: see `write_export`.
+        path: the export file.
+        video_path: the video they are of.
+        keypoint_names: the K keypoints in order.
+        skeleton: edges as pairs of keypoint names.
+        video_shape: (frames, height, width, channels) of the video, for SLEAP.
+
+    Raises:
+        InputError: the trajectory file is unreadable, or the skeleton names a keypoint that is
+            not one of `keypoint_names`.
+    """
+    from posecore.io.trajectories import read_provenance
+
+    names = list(keypoint_names)
+    unknown = sorted({name for edge in skeleton for name in edge} - set(names))
+    if unknown:
+        raise InputError(trajectories, f"the skeleton names keypoints {unknown} that are not among {names}")
+    table = read_trajectory_table(trajectories)
+    try:
+        scorer = f"posecore-{read_provenance(trajectories)['model_hash'][:12]}"
+    except (InputError, KeyError):
+        scorer = "posecore"
+    edges = [(names.index(a), names.index(b)) for a, b in skeleton]
+    write_export(kind, table, path, keypoint_names=names, skeleton=edges, video_path=video_path, scorer=scorer,
+                 video_shape=video_shape)  # fmt: skip

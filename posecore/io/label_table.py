@@ -80,16 +80,28 @@ class ImageSource(Protocol):
 class LabelTable:
     """The labels of one file, as read (no images opened, no names mapped).
 
+    A file of one animal per frame gives keypoints (N, K, 2). A multi-animal file (several
+    instances on a frame, DeepLabCut's `individuals` header row, SLEAP tracks) gives
+    (N, I, K, 2): I instance slots per row, an all-NaN slot being no animal, with each
+    instance's track name in `tracks`.
+
     Attributes:
         path: the label file.
         image_paths: N image names as written in the file, for messages ("/"-joined when the
             file splits them over several index columns, DLC style); for frames of a video,
             the video's name and the frame number.
         keypoint_names: the K keypoint names, in file order.
-        keypoints: float32 (N, K, 2), (x, y) in image pixels (x the column, y the row, centre of
-            the top-left pixel at (0, 0)); NaN where a keypoint is not labeled.
+        keypoints: float32 (N, K, 2), or (N, I, K, 2) for a multi-animal file: (x, y) in image
+            pixels (x the column, y the row, centre of the top-left pixel at (0, 0)); NaN where
+            a keypoint is not labeled.
         scorer: the labeler's name where the format records one ("" otherwise).
         images: finds and loads the image of each row.
+        tracks: str (N, I) object array, the track (individual) name of each instance slot of a
+            multi-animal file ("" where the slot is empty or the instance has no track); None
+            for a single-animal file.
+        unique_names: names of the keypoints that belong to the scene, not to an animal
+            (multi-animal DeepLabCut's "unique body parts", individual "single").
+        unique_keypoints: float32 (N, U, 2) (x, y) of those; None when there are none.
     """
 
     path: Path
@@ -98,9 +110,28 @@ class LabelTable:
     keypoints: np.ndarray
     scorer: str
     images: ImageSource
+    tracks: np.ndarray | None = None
+    unique_names: tuple[str, ...] = ()
+    unique_keypoints: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.image_paths)
+
+    @property
+    def multi_animal(self) -> bool:
+        """Whether rows hold instance slots: keypoints (N, I, K, 2)."""
+        return self.keypoints.ndim == 4
+
+    def instance_counts(self) -> np.ndarray:
+        """Animals in each row, int (N,): slots with at least one labeled keypoint (1 per row single-animal)."""
+        if not self.multi_animal:
+            return np.ones(len(self), dtype=np.int64)
+        return np.isfinite(self.keypoints).all(axis=-1).any(axis=-1).sum(axis=1)
+
+    def describe_instance(self, row: int, slot: int) -> str:
+        """An instance for messages: "instance 2 (track 'bird3')", or "instance 2" without a track."""
+        track = "" if self.tracks is None else str(self.tracks[row, slot])
+        return f"instance {slot} (track {track!r})" if track else f"instance {slot}"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """SLEAP label files (`.slp`, and `.pkg.slp` packages with the labeled frames embedded).
 
 The file is read with sleap-io (`sleap_io.load_slp`, videos not opened). Keypoint names are the
-skeleton's node names. Only user instances are labels; predicted instances are not. posecore
-trains one animal per frame today, so a frame with more than one user instance is an error, and
-a frame with none (predictions only) is not a labeled row. Points that are not visible, or NaN,
-stay NaN.
+skeleton's node names. Only user instances are labels; predicted instances are not. A frame
+with none (predictions only) is not a labeled row. Points that are not visible, or NaN, stay
+NaN. A file where every labeled frame has one user instance and none has a track reads as one
+animal per frame, keypoints (N, K, 2); otherwise it is a multi-animal table, keypoints
+(N, I, K, 2) with each instance's track name (`LabelTable.tracks`), where a track used by two
+instances of one frame, or an instance with no labeled point, is an error naming the frame.
 
 Coordinates need no conversion: SLEAP files since format 1.1 put the centre of the top-left
 pixel at (0, 0), as posecore does, and sleap-io shifts older files (format 1.0, corner at
@@ -147,9 +149,9 @@ def read_slp(path: str | Path) -> LabelTable:
 
     Raises:
         InputError: the file is missing or not a SLEAP file, its skeletons name different
-            keypoints, it has no user-labeled frame, a frame has more than one user instance
-            (naming the frame and the video), or a video is of a kind posecore cannot read
-            (a cropped video, an HDF5 array video).
+            keypoints, it has no user-labeled frame, a multi-animal frame has two instances on
+            one track or an instance with no labeled point (naming the frame and the video), or
+            a video is of a kind posecore cannot read (a cropped video, an HDF5 array video).
     """
     import sleap_io  # a heavy import, needed only for this format
 
@@ -164,7 +166,8 @@ def read_slp(path: str | Path) -> LabelTable:
     names = _keypoint_names(path, labels)
     videos: list[SleapVideo] = []
     index_of: dict[int, int] = {}  # id(sleap_io.Video) -> index into videos
-    keypoints, image_paths, video_of, frame_of = [], [], [], []
+    rows: list[list[tuple[np.ndarray, str]]] = []  # per labeled frame: (xy (K, 2), track name) per user instance
+    image_paths, video_of, frame_of, wheres = [], [], [], []
     for labeled_frame in labels.labeled_frames:
         instances = labeled_frame.user_instances
         if not instances:
@@ -175,29 +178,51 @@ def read_slp(path: str | Path) -> LabelTable:
             videos.append(_describe_video(path, video, len(videos)))
         described = videos[index_of[id(video)]]
         where = f"frame {labeled_frame.frame_idx} of video {described.name!r}"
-        if len(instances) > 1:
-            raise InputError(
-                path, f"{len(instances)} user instances on one frame; posecore trains one animal per frame", where
-            )
-        instance = instances[0]
-        order = [instance.skeleton.node_names.index(name) for name in names]
-        xy = np.asarray(instance.numpy(invisible_as_nan=True), dtype=np.float32)[order]  # (K, 2) (x, y)
-        if np.isinf(xy).any():
-            raise InputError(path, f"keypoint {names[int(np.nonzero(np.isinf(xy))[0][0])]!r} is infinite", where)
-        keypoints.append(xy)
+        points = []
+        for instance in instances:
+            order = [instance.skeleton.node_names.index(name) for name in names]
+            xy = np.asarray(instance.numpy(invisible_as_nan=True), dtype=np.float32)[order]  # (K, 2) (x, y)
+            if np.isinf(xy).any():
+                raise InputError(path, f"keypoint {names[int(np.nonzero(np.isinf(xy))[0][0])]!r} is infinite", where)
+            points.append((xy, "" if instance.track is None else str(instance.track.name)))
+        rows.append(points)
+        wheres.append(where)
         image_paths.append(f"{described.name} frame {labeled_frame.frame_idx}")
         video_of.append(index_of[id(video)])
         frame_of.append(int(labeled_frame.frame_idx))
-    if not keypoints:
+    if not rows:
         raise InputError(path, "no frame has a user-labeled instance (only predictions, or nothing labeled)")
-    return LabelTable(
-        path=path,
-        image_paths=tuple(image_paths),
-        keypoint_names=names,
-        keypoints=np.stack(keypoints),  # (N, K, 2)
-        scorer="",
-        images=SleapFrames(path, tuple(videos), tuple(video_of), tuple(frame_of)),
-    )
+    images = SleapFrames(path, tuple(videos), tuple(video_of), tuple(frame_of))
+    if all(len(points) == 1 and not points[0][1] for points in rows):  # one untracked animal per frame
+        keypoints = np.stack([points[0][0] for points in rows])  # (N, K, 2)
+        return LabelTable(path, tuple(image_paths), names, keypoints, "", images)
+    keypoints, tracks = _instance_slots(path, rows, wheres, names)
+    return LabelTable(path, tuple(image_paths), names, keypoints, "", images, tracks=tracks)
+
+
+def _instance_slots(
+    path: Path, rows: list[list[tuple[np.ndarray, str]]], wheres: list[str], names: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints float32 (N, I, K, 2) and track names (N, I) of frames with several (or tracked) instances.
+
+    Raises:
+        InputError: a track on two instances of one frame, or an instance with no labeled point,
+            naming the frame (`wheres`).
+    """
+    n_slots = max(len(points) for points in rows)
+    keypoints = np.full((len(rows), n_slots, len(names), 2), np.nan, dtype=np.float32)  # (N, I, K, 2)
+    tracks = np.full((len(rows), n_slots), "", dtype=object)  # (N, I)
+    for r, (points, where) in enumerate(zip(rows, wheres, strict=True)):
+        seen: dict[str, int] = {}
+        for i, (xy, track) in enumerate(points):
+            named = f"instance {i}" + (f" (track {track!r})" if track else "")
+            if np.isnan(xy).all():
+                raise InputError(path, f"{named} has no labeled point (every point is missing or not visible)", where)
+            if track and track in seen:
+                raise InputError(path, f"track {track!r} is used by two instances, {seen[track]} and {i}", where)
+            seen[track] = i
+            keypoints[r, i], tracks[r, i] = xy, track
+    return keypoints, tracks
 
 
 def _keypoint_names(path: Path, labels: Any) -> tuple[str, ...]:

@@ -172,19 +172,29 @@ def save_model(path: str | Path, model: nn.Module, meta: ModelMeta) -> str:
         model: a model built by posecore.models.registry.build_model(meta.architecture, ...).
         meta: its metadata; its output_stride must be the model's.
     """
-    stride = getattr(model, "output_stride", None)
-    if stride != meta.output_stride:
-        raise ValueError(f"meta.output_stride {meta.output_stride} differs from the model's {stride}")
     path = Path(path)
+    payload = model_payload(model, meta)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, **meta.to_dict(), "format_version": FORMAT_VERSION}
-    payload["state_dict"] = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
+
+
+def model_payload(model: nn.Module, meta: ModelMeta) -> dict[str, Any]:
+    """What an exported model file holds (the module docstring's dict), for `torch.save`.
+
+    Raises:
+        ValueError: `meta.output_stride` is not the model's.
+    """
+    stride = getattr(model, "output_stride", None)
+    if stride != meta.output_stride:
+        raise ValueError(f"meta.output_stride {meta.output_stride} differs from the model's {stride}")
+    payload = {"format": FORMAT, **meta.to_dict(), "format_version": FORMAT_VERSION}
+    payload["state_dict"] = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    return payload
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
@@ -202,6 +212,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:
         raise InputError(path, f"not a posecore exported model ({_load_failure(error)})") from error
+    other = str(payload.get("format", "")) if isinstance(payload, dict) else ""
+    if other.startswith("posecore-") and other != FORMAT:
+        raise InputError(path, f"a {other!r} file, not one model: load it with its own reader")
+    return model_from_payload(payload, path, device, hashlib.sha256(data).hexdigest())
+
+
+def model_from_payload(payload: Any, path: str | Path, device: str | torch.device, sha256: str) -> LoadedModel:
+    """The model an exported payload holds (`load_model`); `path` and `sha256` identify it in messages and outputs."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(path, "not a posecore exported model (no 'format': 'posecore-model')")
     version = payload.get("format_version")
@@ -218,7 +236,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     except (KeyError, RuntimeError, ValueError) as error:
         raise InputError(path, f"weights do not fit architecture {meta.architecture!r}: {error}") from error
     model.to(device).eval()
-    return LoadedModel(model=model, meta=meta, sha256=hashlib.sha256(data).hexdigest(), path=str(path))
+    return LoadedModel(model=model, meta=meta, sha256=sha256, path=str(path))
 
 
 def _load_failure(error: Exception) -> str:

@@ -3,9 +3,10 @@
 The page opens offline: CSS is inline, figures are inline base64 PNG and clips inline base64
 MP4 (`<video>`, no JavaScript), and it references no URL. `build_report` reads the artefacts of
 the other stages, composes a header and the sections (labels and training when their inputs are
-given, the archive always), and writes the page atomically; it still builds when videos failed,
-and lists them. `write_media` also writes every figure and clip as a file into a folder, which
-the workflow marks for Snakemake's `--report` (see workflow/report/qc_figure.rst for captions).
+given, the archive always, the animals when videos hold several), and writes the page
+atomically; it still builds when videos failed, and lists them. `write_media` also writes every
+figure and clip as a file into a folder, which the workflow marks for Snakemake's `--report`
+(see workflow/report/qc_figure.rst for captions).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from posecore import __version__
 from posecore.io.atomic import atomic_path
 from posecore.io.dataset import read_dataset
+from posecore.qc.animals import animals_qc, animals_section, multi_animal_model_section
 from posecore.qc.archive import ArchiveConfig, ArchiveQC, archive_qc
 from posecore.qc.archive_html import archive_section
 from posecore.qc.failures import failure_notice, find_failures
@@ -109,8 +111,13 @@ def build_report(
     if dataset_h5 is not None:
         dataset = read_dataset(Path(dataset_h5))
         keypoints = list(dataset.keypoint_names)
-        sections.append(label_section(label_qc(dataset), dataset))
-        if metrics_json is not None and predictions_parquet is not None:
+        if (
+            dataset.multi_animal
+        ):  # the label and training QC are one animal's per frame: the top-down evaluation instead
+            sections.append(multi_animal_model_section(dataset, None if metrics_json is None else Path(metrics_json)))
+        else:
+            sections.append(label_section(label_qc(dataset), dataset))
+        if metrics_json is not None and predictions_parquet is not None and not dataset.multi_animal:
             keypoints = list(read_metrics(Path(metrics_json)).keypoints)
             sections.append(
                 training_section(
@@ -141,6 +148,9 @@ def build_report(
         config=config,
     )
     sections.append(archive_section(qc, video_paths=video_paths))
+    several = animals_qc(qc.files, keypoints)
+    if several:
+        sections.append(animals_section(several))
     if threed is not None and (threed.calibrations or threed.sessions):
         sections.append(threed_section(threed))
     counts = {"complete": qc.count("ok"), "incomplete": qc.count("incomplete"), "failed": qc.count("failed", "missing")}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,22 +123,8 @@ class Archive:
     @classmethod
     def at(cls, root: str | Path, config: SynthConfig) -> Archive:
         """Where the files of the archive made with `config` are (whether or not they exist)."""
-        root = Path(root)
-        names = config.video_names
-        labeled = [root / "labeled-data" / name for name in names]
-        return cls(
-            root=root,
-            config=config,
-            videos=tuple(root / "videos" / f"{name}.mp4" for name in names),
-            ground_truth=tuple(root / "ground_truth" / f"{name}.parquet" for name in names),
-            label_files=tuple(folder / f"CollectedData_{config.scorer}.csv" for folder in labeled),
-            images=tuple(
-                tuple(folder / f"img{frame:05d}.png" for frame in config.labeled_frames(i))
-                for i, folder in enumerate(labeled)
-            ),
-            video_sheet=root / "videos.tsv",
-            manifest=root / MANIFEST,
-        )
+        labeled = [config.labeled_frames(i) for i in range(config.n_videos)]
+        return cls(config=config, **layout(Path(root), config.video_names, config.scorer, labeled))
 
     def files(self) -> list[Path]:
         """Every file of the archive except the manifest."""
@@ -145,7 +132,24 @@ class Archive:
         return [*self.videos, *self.ground_truth, *self.label_files, *images, self.video_sheet]
 
 
-def _manifest(archive: Archive) -> dict:
+def layout(root: Path, names: tuple[str, ...], scorer: str, labeled: list) -> dict[str, Any]:
+    """The paths of an archive's files under `root`: videos, ground truth, labels and images (frames `labeled`)."""
+    folders = [root / "labeled-data" / name for name in names]
+    return {
+        "root": root,
+        "videos": tuple(root / "videos" / f"{name}.mp4" for name in names),
+        "ground_truth": tuple(root / "ground_truth" / f"{name}.parquet" for name in names),
+        "label_files": tuple(folder / f"CollectedData_{scorer}.csv" for folder in folders),
+        "images": tuple(
+            tuple(folder / f"img{frame:05d}.png" for frame in frames)
+            for folder, frames in zip(folders, labeled, strict=True)
+        ),
+        "video_sheet": root / "videos.tsv",
+        "manifest": root / MANIFEST,
+    }
+
+
+def manifest_content(archive: Archive) -> dict:  # or a social_archive.SocialArchive: the same fields
     """The manifest's content: the generator, its version, the config and the files (relative)."""
     return {
         "generator": "posecore.synth",
@@ -161,10 +165,10 @@ def is_complete(archive: Archive) -> bool:
         found = json.loads(archive.manifest.read_text())
     except (OSError, ValueError):
         return False
-    return found == _manifest(archive) and all(path.is_file() for path in archive.files())
+    return found == manifest_content(archive) and all(path.is_file() for path in archive.files())
 
 
-def _remove_previous(root: Path) -> None:
+def remove_previous(root: Path) -> None:
     """Remove the manifest of an earlier archive in `root`, then the files it lists (only those)."""
     manifest = root / MANIFEST
     try:
@@ -240,7 +244,7 @@ def make_archive(out_dir: str | Path, config: SynthConfig = SynthConfig(), *, fo
     if not force and is_complete(archive):
         return archive
     archive.root.mkdir(parents=True, exist_ok=True)
-    _remove_previous(archive.root)
+    remove_previous(archive.root)
     for i, name in enumerate(config.video_names):
         rng = np.random.default_rng([config.seed, i])
         scene = make_scene(
@@ -253,5 +257,5 @@ def make_archive(out_dir: str | Path, config: SynthConfig = SynthConfig(), *, fo
     with atomic_path(archive.video_sheet) as tmp:
         sheet.to_csv(tmp, sep="\t", index=False)
     with atomic_path(archive.manifest) as tmp:
-        tmp.write_text(json.dumps(_manifest(archive), indent=2) + "\n")
+        tmp.write_text(json.dumps(manifest_content(archive), indent=2) + "\n")
     return archive

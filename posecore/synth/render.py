@@ -11,7 +11,7 @@ shape, lighter along the spine), ears, eyes, nose, then the occluder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,25 @@ EAR = np.array([226.0, 156.0, 160.0])
 EYE = np.array([12.0, 10.0, 10.0])
 NOSE = np.array([236.0, 120.0, 130.0])
 OCCLUDER = np.array([96.0, 112.0, 128.0])
+
+
+@dataclass(frozen=True)
+class Palette:
+    """An animal's colours (RGB, 0-255): animals of a social scene may look different."""
+
+    body_edge: np.ndarray = field(default_factory=lambda: BODY_EDGE)
+    body_spine: np.ndarray = field(default_factory=lambda: BODY_SPINE)
+    tail: np.ndarray = field(default_factory=lambda: TAIL)
+    ear: np.ndarray = field(default_factory=lambda: EAR)
+
+    def tinted(self, gain: tuple[float, float, float]) -> Palette:
+        """The same palette with every colour scaled per channel by `gain` (clipped to 0-255)."""
+        factor = np.asarray(gain, dtype=float)
+        return Palette(*(np.clip(getattr(self, name) * factor, 0.0, 255.0) for name in PALETTE_FIELDS))
+
+
+PALETTE_FIELDS = ("body_edge", "body_spine", "tail", "ear")
+DEFAULT_PALETTE = Palette()
 
 
 @dataclass(frozen=True)
@@ -116,7 +135,13 @@ def _disk(px: np.ndarray, py: np.ndarray, centre: np.ndarray, radius: float) -> 
     return np.sqrt((px - float(centre[0])) ** 2 + (py - float(centre[1])) ** 2) - radius
 
 
-def draw_animal(image: np.ndarray, points: np.ndarray, scale: float, occluder: Occluder | None = None) -> None:
+def draw_animal(
+    image: np.ndarray,
+    points: np.ndarray,
+    scale: float,
+    occluder: Occluder | None = None,
+    palette: Palette = DEFAULT_PALETTE,
+) -> None:
     """Draw the animal (and an occluder over it) into `image`, in place.
 
     Each shape is evaluated only on the pixels near it, which keeps a frame to about a
@@ -127,6 +152,7 @@ def draw_animal(image: np.ndarray, points: np.ndarray, scale: float, occluder: O
         points: (len(POINTS), 2) (x, y) of the body's named points in pixels (`animal.body_points`).
         scale: body size (`animal.body_scale`); radii are multiplied by it.
         occluder: a disk drawn on top, or None.
+        palette: the animal's colours.
     """
     height, width = image.shape[:2]
 
@@ -161,13 +187,13 @@ def draw_animal(image: np.ndarray, points: np.ndarray, scale: float, occluder: O
     tail_names = ("tailbase", *TAIL_POINTS)
     tail = union_of_cones(tail_names, np.linspace(*TAIL_RADII, len(tail_names)) * scale)
     if tail is not None:
-        paint(*tail, TAIL)
+        paint(*tail, palette.tail)
     body = union_of_cones(("snout", "neck", "mid", "tailbase"), np.array(BODY_RADII) * scale)
     if body is not None:
         rows, cols, distance = body
         spine = np.clip(-distance / (4.0 * scale), 0.0, 1.0)[..., None]  # 0 at the outline, 1 deep inside
-        paint(rows, cols, distance, BODY_EDGE + (BODY_SPINE - BODY_EDGE) * spine)
-    disks = [(name, EAR_RADIUS, EAR) for name in ("left_ear", "right_ear")]
+        paint(rows, cols, distance, palette.body_edge + (palette.body_spine - palette.body_edge) * spine)
+    disks = [(name, EAR_RADIUS, palette.ear) for name in ("left_ear", "right_ear")]
     disks += [(name, EYE_RADIUS, EYE) for name in ("left_eye", "right_eye")]
     disks += [("snout", NOSE_RADIUS, NOSE)]
     shapes = [(points[_P[name]], radius * scale, colour) for name, radius, colour in disks]
@@ -178,6 +204,36 @@ def draw_animal(image: np.ndarray, points: np.ndarray, scale: float, occluder: O
         if where is not None:
             rows, cols, px, py = where
             paint(rows, cols, _disk(px, py, centre, radius), colour)
+
+
+def animal_distance(points: np.ndarray, scale: float, query: np.ndarray) -> np.ndarray:
+    """Signed distance in pixels from `query` points to the drawn animal (negative: under it).
+
+    The union of the shapes `draw_animal` paints (tail, body, ears, eyes, nose), so a point
+    with a negative distance is at least half covered by the animal drawn over it.
+
+    Args:
+        points: (len(POINTS), 2) (x, y) of the animal's named points.
+        scale: its body size.
+        query: (M, 2) (x, y) points.
+
+    Returns:
+        float (M,) distances.
+    """
+    px, py = query[:, 0].astype(np.float64), query[:, 1].astype(np.float64)
+    distance = np.full(len(query), np.inf)
+    chains = (
+        (("tailbase", *TAIL_POINTS), np.linspace(*TAIL_RADII, len(TAIL_POINTS) + 1)),
+        (("snout", "neck", "mid", "tailbase"), np.array(BODY_RADII)),
+    )
+    for names, radii in chains:
+        for i in range(len(names) - 1):
+            a, b = points[_P[names[i]]], points[_P[names[i + 1]]]
+            distance = np.minimum(distance, _round_cone(px, py, a, b, radii[i] * scale, radii[i + 1] * scale))
+    for names, radius in ((("left_ear", "right_ear"), EAR_RADIUS), (("left_eye", "right_eye"), EYE_RADIUS)):
+        for name in names:
+            distance = np.minimum(distance, _disk(px, py, points[_P[name]], radius * scale))
+    return np.minimum(distance, _disk(px, py, points[_P["snout"]], NOSE_RADIUS * scale))
 
 
 def finish(image: np.ndarray, noise_std: float, rng: np.random.Generator) -> np.ndarray:

@@ -10,6 +10,7 @@ confidence-map targets (`posecore.train.targets`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from functools import partial
@@ -70,7 +71,8 @@ def prepare_batch(
     """Normalise, augment, crop, pad and add targets to a batch of raw frames, on the batch's device.
 
     Args:
-        batch: "image" uint8 (B, H, W, C) and "keypoints" float32 (B, K, 2) (x, y) pixels.
+        batch: "image" uint8 (B, H, W, C) and "keypoints" float32 (B, K, 2) (x, y) pixels, or
+            (B, I, K, 2) for several animals per frame (their maps: `training_targets`).
         mean: per-channel mean (C) in uint8 units.
         std: per-channel standard deviation (C) in uint8 units.
         input_multiple: images are padded at the bottom and right to a multiple of it.
@@ -86,11 +88,18 @@ def prepare_batch(
 
     Returns:
         "image" float32 (B, C, H', W') padded, "maps" float32 (B, K + E, H' / s, W' / s),
-        "mask" bool (B, K + E), "keypoints" float32 (B, K, 2) after augmentation.
+        "mask" bool (B, K + E), "keypoints" float32 (B, K, 2) (or (B, I, K, 2)) after augmentation.
     """
     device = batch["image"].device
     images = prepare_images(batch["image"], mean, std, 1, device)  # (B, C, H, W)
-    keypoints = batch["keypoints"].to(device).float()  # (B, K, 2)
+    keypoints = batch["keypoints"].to(device).float()  # (B, K, 2), or (B, I, K, 2)
+    animals = keypoints.shape[:3] if keypoints.ndim == 4 else None
+    if animals is not None:  # the transforms take (B, I * K, 2); left/right pairs swap within each animal
+        keypoints = keypoints.reshape(animals[0], -1, 2)
+        if augmentation is not None and augmentation.swap_pairs:
+            k = animals[2]
+            pairs = tuple((i * k + a, i * k + b) for i in range(animals[1]) for a, b in augmentation.swap_pairs)
+            augmentation = dataclasses.replace(augmentation, swap_pairs=pairs)
     if augmentation is not None and augmentation.active:
         window = None
         if crop_size:
@@ -106,6 +115,8 @@ def prepare_batch(
         images, keypoints = augment_batch(images, keypoints, augmentation, mean, std, generator, window)
     elif crop_size:
         images, keypoints = random_crops(images, keypoints, crop_size, generator, crop_background)
+    if animals is not None:
+        keypoints = keypoints.reshape(animals[0], animals[1], animals[2], 2)  # (B, I, K, 2)
     height, width = images.shape[-2:]
     pad_h = math.ceil(height / input_multiple) * input_multiple - height
     pad_w = math.ceil(width / input_multiple) * input_multiple - width

@@ -125,7 +125,8 @@ def check_training_input(
     for split, frames in (("train", train), ("val", dataset.indices("val"))):
         if len(frames) == 0:
             raise InputError(source, f"no {split!r} frames; training needs both 'train' and 'val'", "key split")
-    labeled = np.isfinite(dataset.keypoints[train]).all(axis=-1).any(axis=0)  # (K,)
+    points = dataset.keypoints[train].reshape(-1, len(dataset.keypoint_names), 2)  # (N, K, 2), or (N * I, K, 2)
+    labeled = np.isfinite(points).all(axis=-1).any(axis=0)  # (K,)
     unlabeled = [name for name, ok in zip(dataset.keypoint_names, labeled, strict=True) if not ok]
     if unlabeled:
         raise InputError(
@@ -135,6 +136,8 @@ def check_training_input(
         )
     if train_config.posture_graph and not dataset.skeleton:
         raise InputError(source, "train.posture_graph needs skeleton edges, and the dataset has none", "key skeleton")
+    if train_config.posture_graph and dataset.multi_animal:
+        raise InputError(source, "train.posture_graph is for one animal per frame", "key posture_graph")
     if train_config.init_from:
         meta = load_model(train_config.init_from).meta
         if tuple(meta.keypoint_names) != tuple(dataset.keypoint_names):
@@ -163,7 +166,10 @@ def train_model(
     """Train on the dataset's "train" split, select on its "val" split, export the best model.
 
     Args:
-        dataset: the training dataset (needs labeled frames in "train" and "val").
+        dataset: the training dataset (needs labeled frames in "train" and "val"). A
+            multi-animal dataset (keypoints (N, I, K, 2)) trains maps with a peak per animal,
+            as the top-down centroid model is (`posecore.multi.topdown`), without the
+            single-animal priors; its val/rmse_px is `module.detection_errors`'.
         model_config: architecture and hyperparameters.
         train_config: optimisation, augmentation and device settings.
         out_dir: where checkpoints, the exported model and metrics go (created).
@@ -192,7 +198,9 @@ def train_model(
     hyperparameters[GRAPH_MAPS] = len(dataset.skeleton) if train_config.posture_graph else 0
     by_time = train_config.max_epochs == "auto"  # the time budget alone sets the run's length
     mean, std = channel_stats(dataset.images[np.sort(train)])
-    extent_px, ranges = label_extent(dataset.keypoints[train]), offset_ranges(dataset.keypoints[train])
+    extent_px, ranges = 0.0, ()  # several animals per frame: the single-animal priors do not hold
+    if not dataset.multi_animal:
+        extent_px, ranges = label_extent(dataset.keypoints[train]), offset_ranges(dataset.keypoints[train])
     augmentation = Augmentation(
         flip=train_config.flip,
         flip_vertical=train_config.flip_vertical,

@@ -18,12 +18,14 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
 from posecore.geometry import map_to_image
 from posecore.models.registry import build_model
 from posecore.ops.decode import decode_peaks
+from posecore.ops.multipeak import find_peaks_multi
 from posecore.train.augment import Augmentation
 from posecore.train.data import prepare_batch
 
@@ -85,6 +87,54 @@ def keypoint_errors(
     labeled = torch.isfinite(keypoints).all(dim=-1)  # (B, K)
     errors = torch.linalg.vector_norm(predicted - keypoints, dim=-1)  # (B, K)
     return errors, labeled, peaks[..., 2]
+
+
+MISS_SIGMAS = 4.0
+"""With several animals per frame, a labeled point with no peak within this many target sigmas is missed."""
+
+
+def detection_errors(
+    maps: torch.Tensor, keypoints: torch.Tensor, stride: int, sigma_px: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Errors in image pixels of maps that hold several animals' peaks, for val/rmse_px.
+
+    Each map's local maxima above 0.5 (`find_peaks_multi`) are matched to the labeled points
+    of that keypoint, nearest pairs first, within `MISS_SIGMAS` x `sigma_px`; a labeled point
+    left without a peak, and a peak left without a labeled point, each count that distance.
+
+    Args:
+        maps: (B, K, h, w) final-stack maps, cropped to the cells that cover the image.
+        keypoints: (B, I, K, 2) labeled (x, y) in image pixels, NaN where none.
+        stride: image pixels per map cell.
+        sigma_px: the targets' Gaussian standard deviation in image pixels.
+
+    Returns:
+        errors (B, P) in pixels and a bool mask (B, P) of the ones that count, P = 2 x I x K.
+    """
+    b, i, k = keypoints.shape[:3]
+    peaks = find_peaks_multi(maps.float(), max_peaks=i + 1, threshold=0.5)  # (B, K, I + 1, 3) map cells
+    found = map_to_image(peaks[..., :2], stride)  # (B, K, I + 1, 2) image pixels
+    reach = MISS_SIGMAS * sigma_px
+    errors = torch.full((b, 2 * i * k), reach, dtype=torch.float32, device=maps.device)
+    counted = torch.zeros((b, 2 * i * k), dtype=torch.bool, device=maps.device)
+    labels = keypoints.permute(0, 2, 1, 3).cpu().numpy()  # (B, K, I, 2)
+    candidates = found.cpu().numpy()
+    for frame in range(b):
+        slot = 0
+        for j in range(k):
+            truth = labels[frame, j][np.isfinite(labels[frame, j]).all(axis=-1)]  # (G, 2)
+            guess = candidates[frame, j][np.isfinite(candidates[frame, j]).all(axis=-1)]  # (P, 2)
+            distance = np.linalg.norm(truth[:, None] - guess[None], axis=-1)  # (G, P)
+            pairs = []
+            while distance.size and np.isfinite(distance).any() and distance.min() <= reach:
+                g, p = np.unravel_index(np.argmin(distance), distance.shape)
+                pairs.append(float(distance[g, p]))
+                distance[g, :], distance[:, p] = np.inf, np.inf
+            n = len(truth) + len(guess) - len(pairs)  # matched pairs, then the unmatched of either side
+            errors[frame, slot : slot + len(pairs)] = torch.tensor(pairs, dtype=torch.float32)
+            counted[frame, slot : slot + min(n, 2 * i)] = True
+            slot += 2 * i
+    return errors, counted
 
 
 class PoseModule(pl.LightningModule):
@@ -227,9 +277,13 @@ class PoseModule(pl.LightningModule):
         loss = masked_mse(outputs, batch["maps"], batch["mask"], self._peak_weight)
         self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         maps = outputs[-1][:, : self.n_keypoints, : self.map_size[0], : self.map_size[1]]  # (B, K, h, w) on the image
-        errors, labeled, scores = keypoint_errors(
-            maps, batch["keypoints"], self.stride, float(self.hparams.extent_px), self.hparams.offset_ranges
-        )
+        if batch["keypoints"].ndim == 4:  # several animals per frame: no one peak per keypoint to score
+            errors, labeled = detection_errors(maps, batch["keypoints"], self.stride, float(self.hparams.sigma_px))
+            scores = torch.full_like(errors, math.nan)
+        else:
+            errors, labeled, scores = keypoint_errors(
+                maps, batch["keypoints"], self.stride, float(self.hparams.extent_px), self.hparams.offset_ranges
+            )
         batch_sums = torch.stack(
             [(errors[labeled].double() ** 2).sum(), labeled.sum().double(), scores[labeled].double().sum()]
         )

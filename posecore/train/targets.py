@@ -17,7 +17,8 @@ def confidence_maps(
     """Gaussian confidence maps with their labeled-keypoint mask.
 
     Args:
-        keypoints: (B, K, 2) as (x, y) in image pixels; NaN where not labeled.
+        keypoints: (B, K, 2) as (x, y) in image pixels; NaN where not labeled. Or (B, I, K, 2),
+            several animals per frame: each map is the largest of the animals' Gaussians.
         map_size: (h, w) of the maps in cells.
         stride: image pixels per map cell.
         sigma: the Gaussian's standard deviation in image pixels.
@@ -26,10 +27,17 @@ def confidence_maps(
         maps: float32 (B, K, h, w), exp(-d^2 / (2 sigma^2)) with d the distance in image pixels,
             1 at the keypoint; all zero for an unlabeled keypoint.
         mask: bool (B, K), True where the keypoint is labeled (finite x and y); a loss must
-            skip the maps where it is False rather than train them towards zero.
+            skip the maps where it is False rather than train them towards zero. With several
+            animals per frame every map is labeled: a frame's labels name all of its animals, so
+            a map without any is known to be empty.
     """
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
+    if keypoints.ndim == 4:  # (B, I, K, 2): one Gaussian per animal, the largest wins
+        b, i, k = keypoints.shape[:3]
+        maps, _ = confidence_maps(keypoints.reshape(b * i, k, 2), map_size, stride, sigma)  # (B * I, K, h, w)
+        maps = maps.reshape(b, i, k, *maps.shape[-2:]).amax(dim=1) if i else maps.new_zeros((b, k, *map_size))
+        return maps, torch.ones((b, k), dtype=torch.bool, device=keypoints.device)
     h, w = map_size
     keypoints = keypoints.float()
     mask = torch.isfinite(keypoints).all(dim=-1)  # (B, K)

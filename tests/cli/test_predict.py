@@ -97,3 +97,26 @@ def test_bad_paths_name_the_file_and_what_is_wrong(video, model, tmp_path, capsy
     assert code == 2 and "model.txt: not a posecore exported model" in err
     assert "weights_only" not in err, "never advise loading untrusted pickles"
     assert (tmp_path / "taken").read_text() == "a file"
+
+
+def test_a_top_down_model_tracks_the_videos_animals_and_exports_the_tracks(two_blobs_video, tmp_path, capsys):
+    video, centres, model = two_blobs_video
+    out = tmp_path / "out"
+    argv = [str(video), "--model", str(model), "--out", str(out), "--device", "cpu", "--quiet", "--decoders", "2"]
+    assert main(["predict", *argv, "--export", "slp", "dlc-h5"]) == 0
+    table = pd.read_parquet(out / "blobs.parquet")
+    assert set(table["track"].astype(str)) == {"track_0", "track_1"} and len(table) == len(centres) * 2 * 2
+    assert read_provenance(out / "blobs.parquet")["config"]["count"] == "known"
+    assert (out / "blobs.slp").is_file()
+    dlc = pd.read_hdf(next(out.glob("blobs_posecore-*.h5")))
+    assert list(dlc.columns.get_level_values("individuals").unique()) == ["track_0", "track_1"]
+    assert f"{len(centres)} frames, 2 tracks" in capsys.readouterr().out
+
+
+def test_a_top_down_model_refuses_a_filter_naming_the_model(two_blobs_video, tmp_path, capsys):
+    video, _, model = two_blobs_video
+    code, err = _main_error(
+        [str(video), "--model", str(model), "--out", str(tmp_path / "o"), "--filter", "median"], capsys
+    )
+    assert code == 2 and re.search(r"topdown\.pt: a top-down model's tracks are not filtered", err)
+    assert not (tmp_path / "o").exists()

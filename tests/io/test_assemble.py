@@ -353,3 +353,98 @@ def test_dlc_layout_gives_the_video_folder(tmp_path: Path) -> None:
     assert list(ds.source_video) == ["m4s1", "m4s1"]
     assert list(ds.source_frame) == [0, 7]
     assert list(ds.split) == ["train", "train"]
+
+
+MONTBLANC_H5 = DATA / "madlc-montblanc" / "labeled-data" / "montblanc" / "CollectedData_Daniel.h5"
+BIRD_PARTS = ("head", "tail", "leftwing", "rightwing")
+
+
+@pytest.fixture
+def herd(tmp_path: Path) -> Path:
+    """A multi-animal DeepLabCut project: 3 images of 40x30, individuals m1..m3 and a unique 'feeder'; its CSV."""
+    folder = tmp_path / "labeled-data" / "cage"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(folder / f"img{i:03d}.png")
+    columns = pd.MultiIndex.from_tuples(
+        [("me", m, part, c) for m in ("m1", "m2", "m3") for part in ("nose", "tail") for c in "xy"]
+        + [("me", "single", "feeder", c) for c in "xy"],
+        names=["scorer", "individuals", "bodyparts", "coords"],
+    )
+    nan = np.nan
+    values = [
+        [1, 2, 3, 4, nan, nan, nan, nan, 5, 6, 7, 8, 20, 20],  # m1 and m3
+        [nan] * 12 + [21, 21],  # no animal
+        [9, 10, nan, nan, 11, 12, 13, 14, 15, 16, 17, 18, nan, nan],  # three animals, m1's tail unlabeled
+    ]
+    frame = pd.DataFrame(values, index=[f"labeled-data/cage/img{i:03d}.png" for i in range(3)], columns=columns)
+    path = folder / "CollectedData_me.csv"
+    frame.to_csv(path)
+    return path
+
+
+def test_multi_animal_dataset_keeps_instances_and_tracks(herd: Path, tmp_path: Path) -> None:
+    ds = assemble_dataset([herd], ("nose", "tail"), max_animals=3, unique_keypoints=("feeder",))
+    assert ds.multi_animal and ds.keypoints.shape == (3, 3, 2, 2)
+    assert ds.instance_counts().tolist() == [2, 0, 3]
+    assert ds.tracks.tolist() == [["m1", "m3", ""], ["", "", ""], ["m1", "m2", "m3"]]
+    np.testing.assert_array_equal(ds.keypoints[0, :2], [[[1, 2], [3, 4]], [[5, 6], [7, 8]]])  # packed to the front
+    np.testing.assert_array_equal(ds.keypoints[2, 0], [[9, 10], [np.nan, np.nan]])
+    assert np.isnan(ds.keypoints[1]).all() and np.isnan(ds.keypoints[0, 2]).all()
+    np.testing.assert_array_equal(ds.unique_keypoints[:, 0], [[20, 20], [21, 21], [np.nan, np.nan]])
+    write_dataset(ds, tmp_path / "herd.h5")
+    back = read_dataset(tmp_path / "herd.h5")
+    assert back.multi_animal and back.tracks.tolist() == ds.tracks.tolist()
+    np.testing.assert_array_equal(back.keypoints, ds.keypoints)
+    np.testing.assert_array_equal(back.unique_keypoints, ds.unique_keypoints)
+    assert back.unique_keypoint_names == ("feeder",) and back.content_hash() == ds.content_hash()
+    import h5py
+
+    with h5py.File(tmp_path / "herd.h5") as f:
+        assert f.attrs["format_version"] == 3
+
+
+def test_too_many_animals_in_a_frame_name_the_file_and_image(herd: Path) -> None:
+    with pytest.raises(InputError, match=r"image 'labeled-data/cage/img002.png' has 3 animals, more than") as caught:
+        assemble_dataset([herd], ("nose", "tail"), max_animals=2, unique_keypoints=("feeder",))
+    assert str(herd) in str(caught.value) and "(row 2)" in str(caught.value)
+    with pytest.raises(InputError, match=r"set dataset\.max_animals"):
+        assemble_dataset([herd], ("nose", "tail"))
+    with pytest.raises(InputError, match=r"unique body parts \['feeder'\]"):
+        assemble_dataset([herd], ("nose", "tail"), max_animals=3)
+
+
+def test_single_animal_files_join_a_multi_animal_dataset_as_untracked_animals(
+    herd: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    single = tmp_path / "single" / "CollectedData_me.csv"
+    single.parent.mkdir()
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(single.parent / "img9.png")
+    columns = pd.MultiIndex.from_tuples(
+        [("me", p, c) for p in ("nose", "tail") for c in "xy"], names=["scorer", "bodyparts", "coords"]
+    )
+    pd.DataFrame([[1.0, 1.0, 50.0, 2.0]], index=["img9.png"], columns=columns).to_csv(single)  # tail x outside
+    with caplog.at_level(logging.WARNING, logger="posecore.io.assemble"):
+        ds = assemble_dataset([herd, single], ("nose", "tail"), max_animals=3, unique_keypoints=("feeder",))
+    assert ds.tracks[3].tolist() == ["", "", ""] and ds.instance_counts()[3] == 1
+    np.testing.assert_array_equal(ds.keypoints[3, 0], [[1, 1], [np.nan, np.nan]])
+    np.testing.assert_array_equal(ds.outside_xy[3, 0, 1], [50, 2])
+    assert int(np.isfinite(ds.outside_xy).sum()) == 2
+    (record,) = caplog.records
+    assert "instance 0 tail" in record.getMessage() and str(single) in record.getMessage()
+
+
+def test_montblanc_birds_become_instances_with_their_names(tmp_path: Path) -> None:
+    _need(MONTBLANC_H5)
+    table = read_labels(MONTBLANC_H5)
+    ds = assemble_dataset([MONTBLANC_H5], BIRD_PARTS, max_animals=8)
+    assert ds.keypoints.shape == (42, 7, 4, 2) and ds.images.shape == (42, 1080, 1920, 3)
+    assert ds.instance_counts().sum() == 164 and np.isnan(ds.outside_xy).all()
+    for row in range(42):
+        present = np.isfinite(table.keypoints[row]).all(-1).any(-1)
+        n = int(present.sum())
+        np.testing.assert_array_equal(ds.keypoints[row, :n], table.keypoints[row, present])
+        assert ds.tracks[row, :n].tolist() == table.tracks[row, present].tolist()
+        assert (ds.tracks[row, n:] == "").all() and np.isnan(ds.keypoints[row, n:]).all()
+    np.testing.assert_array_equal(ds.images[0], load_image(MONTBLANC_H5.parent / "img0000.png"))

@@ -106,12 +106,6 @@ def test_coco_written_by_sleap_io_reads_the_sleap_numbers(
     ("edit", "where", "expected"),
     [
         (
-            lambda d: d["annotations"].append({**d["annotations"][1], "id": 9}),
-            "",
-            "image 'img0000.png' (id 10) has two annotations with keypoints, annotations[1] and annotations[4]; "
-            "posecore trains one animal per image",
-        ),
-        (
             lambda d: d["categories"].append({"id": 3, "name": "rat", "keypoints": ["a", "b", "c"]}),
             "",
             "categories 'mouse' and 'rat' name different keypoints: ['nose', 'left_ear', 'right_ear'] and "
@@ -162,6 +156,27 @@ def test_malformed_coco_is_refused_naming_the_file(tmp_path: Path, edit: Callabl
     assert str(caught.value) == f"{path}{f' ({where})' if where else ''}: {expected}"
 
 
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda d: d["annotations"].append({**d["annotations"][1], "id": 9, "track_id": 4}), "labels no keypoint"),
+        (
+            lambda d: d["annotations"].extend([{**d["annotations"][1], "id": n, "track_id": 7} for n in (8, 9)]),
+            r"track_id '7' is on two annotations of image 'img0000.png' \(id 10\)",
+        ),
+    ],
+)
+def test_malformed_annotations_of_several_animals_are_refused_naming_the_file(
+    tmp_path: Path, edit: Callable, expected: str
+) -> None:
+    data = _coco(tmp_path)
+    edit(data)
+    path = _write(tmp_path, data)
+    with pytest.raises(InputError, match=expected) as caught:
+        read_labels(path)
+    assert str(path) in str(caught.value)
+
+
 def test_the_table_is_the_files_float32_and_an_excel_saved_file_reads(tmp_path: Path) -> None:
     path = tmp_path / "keypoints.json"
     path.write_text(json.dumps(_coco(tmp_path)), encoding="utf-8-sig")  # with a byte-order mark
@@ -190,11 +205,19 @@ def test_a_file_name_in_a_folder_is_not_looked_for_by_its_bare_name(tmp_path: Pa
         table.images.locate(0)
 
 
-def test_two_annotations_name_the_image(tmp_path: Path) -> None:
+def test_two_annotations_on_an_image_read_as_a_multi_animal_table(tmp_path: Path) -> None:
     data = _coco(tmp_path)
-    data["annotations"].append({**data["annotations"][0], "id": 7})
-    with pytest.raises(InputError, match=r"'img0002.png' \(id 12\)"):
-        read_coco(_write(tmp_path, data))
+    data["annotations"] = [a for a in data["annotations"] if a["id"] != 4]  # every v = 0: refused in multi-animal files
+    data["annotations"].append({"id": 7, "image_id": 12, "category_id": 1, "keypoints": [5, 6, 2, 0, 0, 0, 7, 8, 1]})
+    data["annotations"][1]["track_id"] = "b"
+    data["annotations"][-1]["track_id"] = 3
+    table = read_coco(_write(tmp_path, data))
+    assert table.multi_animal and table.keypoints.shape == (2, 2, 3, 2)
+    np.testing.assert_array_equal(table.keypoints[0, 0], [[0, 0], [39, 29], [20, 10]])
+    np.testing.assert_array_equal(table.keypoints[1, 0], [[1, 2], [3.5, 4.25], [np.nan, np.nan]])
+    np.testing.assert_array_equal(table.keypoints[1, 1], [[5, 6], [np.nan, np.nan], [7, 8]])
+    assert np.isnan(table.keypoints[0, 1]).all()
+    assert table.tracks.tolist() == [["b", ""], ["", "3"]]
 
 
 def test_missing_image_and_wrong_size_name_the_row(tmp_path: Path) -> None:

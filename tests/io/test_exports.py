@@ -199,3 +199,22 @@ def test_nwb_holds_the_metadata_a_reader_relies_on(table, tmp_path):
         assert (video.format, video.unit, list(video.starting_frame)) == ("external", "n.a.", [0])
         assert video.description == "the video the keypoints were estimated on"
         assert nwb.session_start_time.utcoffset() is not None
+
+
+def test_tracked_animals_export_as_multi_animal_deeplabcut_individuals(tmp_path):
+    from posecore.io import trajectories
+
+    peaks = np.random.default_rng(0).uniform(0, 50, (3, 2, 2, 3))  # (F, I, K, 3)
+    peaks[1, 1] = np.nan  # track_1 unseen in frame 1
+    tracks = np.array([["track_0", "track_1"], ["track_0", ""], ["track_0", "track_1"]], dtype=object)
+    table = trajectories.instances_table(
+        np.arange(3), np.arange(3) / 30, peaks, ("nose", "tail"), np.ones((3, 2)), tracks
+    )
+    path = tmp_path / "video_el.h5"
+    exports.write_dlc_h5(table.to_pandas(), path, scorer="posecore")
+    back = pd.read_hdf(path)
+    assert back.columns.names == ["scorer", "individuals", "bodyparts", "coords"]
+    assert list(back.columns.get_level_values("individuals").unique()) == ["track_0", "track_1"]
+    np.testing.assert_allclose(back[("posecore", "track_1", "tail", "x")].to_numpy()[[0, 2]], peaks[[0, 2], 1, 1, 0])
+    assert np.isnan(back[("posecore", "track_1", "tail", "x")].iloc[1])
+    np.testing.assert_allclose(back[("posecore", "track_0", "nose", "likelihood")], peaks[:, 0, 0, 2])

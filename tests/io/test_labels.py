@@ -13,6 +13,7 @@ from posecore.io.labels import READERS, frame_index, read_dlc_csv, read_dlc_h5, 
 from ..conftest import SHARED_DATA
 
 DATA = SHARED_DATA
+MONTBLANC = DATA / "madlc-montblanc" / "labeled-data" / "montblanc"
 OPENFIELD = DATA / "dlc-openfield" / "labeled-data" / "m4s1"
 OPENFIELD_CSV = OPENFIELD / "CollectedData_Pranav.csv"
 OPENFIELD_H5 = OPENFIELD / "CollectedData_Pranav.h5"
@@ -134,11 +135,6 @@ HEAD = "scorer,a,a\nbodyparts,snout,snout\ncoords,x,y\n"
         (" \n", "", "the label file is empty"),
         (HEAD, "", "the label file has a header but no labeled rows"),
         (
-            "scorer,a,a\nindividuals,m1,m1\nbodyparts,snout,snout\ncoords,x,y\nimg0.png,1,2\n",
-            "",
-            "multi-animal DeepLabCut labels (an 'individuals' header row) are not supported",
-        ),
-        (
             "image,x,y\nimg0.png,1,2\nimg1.png,3,4\nimg2.png,5,6\n",
             "header",
             "expected DeepLabCut header rows scorer, bodyparts, coords; the first column reads "
@@ -175,6 +171,34 @@ def test_malformed_csv_is_refused_naming_the_file(tmp_path: Path, content: str, 
     with pytest.raises(InputError) as caught:
         read_labels(path)
     assert str(caught.value) == f"{path}{f' ({where})' if where else ''}: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("scorer,a,a\nindividuals,m1,m1\nbodyparts,snout,snout\ncoords,x,y\n", "no labeled rows"),
+        (
+            "scorer,a,a,a,a\nindividuals,m1,m1,m1,m1\nbodyparts,snout,snout,snout,snout\ncoords,x,y,x,y\n"
+            "img0.png,1,2,3,4\n",
+            "individual 'm1' keypoint 'snout' appears twice in the header",
+        ),
+        (
+            "scorer,a,a,a,a\nindividuals,m1,m1,m2,m2\nbodyparts,snout,snout,tail,tail\ncoords,x,y,x,y\n"
+            "img0.png,1,2,3,4\n",
+            "individual 'm2' has body parts \\['tail'\\]",
+        ),
+        (
+            "scorer,a,a\nindividuals,m1,m1\nbodyparts,snout,snout\ncoords,x,y\nimg0.png,1,oops\n",
+            "m1 snout y is 'oops', not a number",
+        ),
+    ],
+)
+def test_malformed_multi_animal_csv_is_refused_naming_the_file(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "CollectedData.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=expected) as caught:
+        read_labels(path)
+    assert str(path) in str(caught.value)
 
 
 def test_an_unclosed_quote_is_named_as_unreadable(tmp_path: Path) -> None:
@@ -311,3 +335,51 @@ def test_frame_index_parses_dlc_image_names() -> None:
 def test_sleap_and_coco_suffixes_have_readers() -> None:
     assert READERS[".slp"].__name__ == "read_slp"
     assert READERS[".json"].__name__ == "read_coco"
+
+
+def test_multi_animal_dlc_csv_and_h5_read_the_published_birds() -> None:
+    csv_path, h5_path = MONTBLANC / "CollectedData_Daniel.csv", MONTBLANC / "CollectedData_Daniel.h5"
+    if not csv_path.exists():
+        pytest.skip(f"{csv_path} is absent")
+    frame = pd.read_csv(csv_path, header=[0, 1, 2, 3], index_col=0)
+    table = read_labels(csv_path)
+    assert table.multi_animal and table.keypoints.shape == (42, 8, 4, 2)
+    assert table.keypoint_names == ("head", "tail", "leftwing", "rightwing")
+    assert table.scorer == "Daniel" and table.unique_names == () and table.unique_keypoints is None
+    np.testing.assert_allclose(table.keypoints.reshape(42, -1), frame.to_numpy(), rtol=1e-6)
+    # The data README: 0 to 7 birds a frame, 164 in all; an individual without labels is no bird.
+    counts = table.instance_counts()
+    assert counts.sum() == 164 and counts.min() == 0 and counts.max() == 7
+    present = np.isfinite(table.keypoints).all(-1).any(-1)  # (N, I)
+    names = np.array([f"bird{i + 1}" for i in range(8)], dtype=object)
+    assert (table.tracks == np.where(present, names, "")).all()
+    from_h5 = read_labels(h5_path)
+    assert from_h5.image_paths == table.image_paths
+    np.testing.assert_array_equal(from_h5.keypoints, table.keypoints)
+    np.testing.assert_array_equal(from_h5.tracks, table.tracks)
+
+
+def test_multi_animal_dlc_unique_body_parts_are_kept_apart(tmp_path: Path) -> None:
+    columns = pd.MultiIndex.from_tuples(
+        [("me", ind, part, c) for ind, parts in (("m1", ("snout", "tail")), ("m2", ("snout", "tail")),
+                                                   ("single", ("feeder",))) for part in parts for c in "xy"],
+        names=["scorer", "individuals", "bodyparts", "coords"],
+    )  # fmt: skip
+    values = np.array(
+        [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [11, 12, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, 19, 20]]
+    )
+    written = pd.DataFrame(values, index=["labeled-data/v/img001.png", "labeled-data/v/img002.png"], columns=columns)
+    path = tmp_path / "CollectedData_me.h5"
+    written.to_hdf(path, key="df_with_missing", mode="w")
+    for table in (read_labels(path), read_labels(_as_csv(written, tmp_path))):
+        assert table.keypoint_names == ("snout", "tail") and table.unique_names == ("feeder",)
+        np.testing.assert_array_equal(table.keypoints[0], [[[1, 2], [3, 4]], [[5, 6], [7, 8]]])
+        np.testing.assert_array_equal(table.keypoints[1, 0], [[11, 12], [np.nan, np.nan]])
+        assert np.isnan(table.keypoints[1, 1]).all() and table.tracks.tolist() == [["m1", "m2"], ["m1", ""]]
+        np.testing.assert_array_equal(table.unique_keypoints[:, 0], [[9, 10], [19, 20]])
+
+
+def _as_csv(frame: pd.DataFrame, folder: Path) -> Path:
+    path = folder / "CollectedData_me.csv"
+    frame.to_csv(path)
+    return path

@@ -96,15 +96,45 @@ def _relabel(path: Path, edit: Callable) -> Path:
     return out
 
 
-def test_two_user_instances_on_a_frame_name_the_frame(sleap_project: Path) -> None:
-    def add_second_animal(labels) -> None:
-        frame = labels.labeled_frames[2]
-        frame.instances.append(sio.Instance.from_numpy(np.ones((3, 2)), skeleton=labels.skeleton))
+def _add_animal(frame: int, xy: np.ndarray, track: str = "", first_track: str = "") -> Callable:
+    """An edit adding a user instance on labeled frame `frame` (tracks on it and on the one already there)."""
 
-    edited = _relabel(sleap_project, add_second_animal)
-    with pytest.raises(InputError, match="2 user instances") as caught:
+    def edit(labels) -> None:
+        tracks = {name: sio.Track(name) for name in {track, first_track} if name}
+        labels.tracks.extend(tracks.values())
+        labeled = labels.labeled_frames[frame]
+        if first_track:
+            labeled.user_instances[0].track = tracks[first_track]
+        labeled.instances.append(sio.Instance.from_numpy(xy, skeleton=labels.skeleton, track=tracks.get(track)))
+
+    return edit
+
+
+def test_two_user_instances_on_a_frame_read_as_a_multi_animal_table(
+    sleap_project: Path, sleap_points: np.ndarray
+) -> None:
+    second = np.array([[1.0, 2.0], [np.nan, np.nan], [5.0, 6.0]])
+    table = read_labels(_relabel(sleap_project, _add_animal(2, second, "mouse-b", "mouse-a")))
+    assert table.multi_animal and table.keypoints.shape == (4, 2, 3, 2)
+    np.testing.assert_allclose(table.keypoints[:, 0], sleap_points, rtol=1e-6)
+    np.testing.assert_allclose(table.keypoints[2, 1], second, rtol=1e-6)
+    assert np.isnan(table.keypoints[[0, 1, 3], 1]).all()
+    assert table.tracks.tolist() == [["", ""], ["", ""], ["mouse-a", "mouse-b"], ["", ""]]
+    assert table.instance_counts().tolist() == [1, 1, 2, 1]
+
+
+def test_a_track_on_two_instances_of_a_frame_names_the_frame(sleap_project: Path) -> None:
+    edited = _relabel(sleap_project, _add_animal(2, np.ones((3, 2)), "mouse-a", "mouse-a"))
+    with pytest.raises(InputError, match="track 'mouse-a' is used by two instances, 0 and 1") as caught:
         read_labels(edited)
     assert str(edited) in str(caught.value) and "frame 12 of video 'm1'" in str(caught.value)
+
+
+def test_an_instance_with_no_labeled_point_names_the_frame(sleap_project: Path) -> None:
+    edited = _relabel(sleap_project, _add_animal(1, np.full((3, 2), np.nan), "mouse-b"))
+    with pytest.raises(InputError, match=r"instance 1 \(track 'mouse-b'\) has no labeled point") as caught:
+        read_labels(edited)
+    assert str(edited) in str(caught.value) and "frame 11 of video 'm1'" in str(caught.value)
 
 
 def test_frame_past_the_end_of_the_video_names_the_row(sleap_project: Path) -> None:

@@ -193,3 +193,54 @@ def test_trajectory_files_are_zstd_compressed_and_a_file_without_provenance_is_n
     assert pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
     with pytest.raises(InputError, match=r"t\.parquet: no posecore provenance in the Parquet metadata$"):
         read_provenance(tmp_path / "t.parquet")
+
+
+def test_multi_animal_rows_round_trip_through_dense_arrays():
+    peaks = np.arange(2 * 3 * 2 * 3, dtype=float).reshape(2, 3, 2, 3)  # (F, I, K, 3)
+    peaks[1, 2] = np.nan  # no animal in slot 2 of frame 1
+    tracks = np.array([["a", "b", "c"], ["a", "b", ""]], dtype=object)
+    risk = np.array([[False, True, True], [False, False, False]])
+    table = trajectories.instances_table(
+        np.array([7, 8]),
+        np.array([0.7, 0.8]),
+        peaks,
+        NAMES,
+        np.array([[0.9, 0.8, 0.7], [0.6, 0.5, np.nan]]),
+        tracks,
+        risk,
+    )
+    assert table.schema.equals(trajectories.MULTI_ANIMAL_SCHEMA) and trajectories.is_multi_animal(table.schema)
+    assert not trajectories.is_multi_animal(trajectories.SCHEMA)
+    rows = table.to_pandas()
+    assert len(rows) == 12 and rows.instance.tolist() == [0, 0, 1, 1, 2, 2] * 2
+    back = trajectories.Instances.from_table(table)
+    assert back.frames.tolist() == [7, 8] and back.keypoint_names == NAMES
+    np.testing.assert_array_equal(back.xy, peaks[..., :2])
+    np.testing.assert_array_equal(back.score, peaks[..., 2])
+    assert back.track.tolist() == tracks.tolist() and back.swap_risk.tolist() == risk.tolist()
+    assert back.present.tolist() == [[True, True, True], [True, True, False]]
+    pd.testing.assert_frame_equal(back.to_table().to_pandas(), rows)
+
+
+def test_single_animal_rows_read_as_one_untracked_instance():
+    back = trajectories.Instances.from_table(shard_table(0, 3))
+    assert back.xy.shape == (3, 1, 2, 2) and (back.track == "").all() and not back.swap_risk.any()
+    np.testing.assert_allclose(back.instance_score[:, 0], 0.9)
+    doubled = pd.concat([shard_table(0, 2).to_pandas()] * 2)
+    with pytest.raises(InputError, match="appears twice"):
+        trajectories.Instances.from_table(doubled, source="t.parquet")
+
+
+def test_a_track_twice_in_a_frame_and_a_doubled_row_name_the_file_and_frame():
+    peaks = np.ones((3, 2, 2, 3))  # (F, I, K, 3)
+    tracks = np.array([["a", "b"], ["a", "b"], ["b", "b"]], dtype=object)
+    risk = np.zeros((3, 2), dtype=bool)
+    table = trajectories.instances_table(np.array([4, 5, 6]), np.zeros(3), peaks, NAMES, np.ones((3, 2)), tracks, risk)
+    with pytest.raises(InputError, match=r"track 'b' is on two instances, \[0, 1\]") as caught:
+        trajectories.Instances.from_table(table, source="tracked.parquet")
+    assert "tracked.parquet" in str(caught.value) and "frame 6" in str(caught.value)
+    rows = table.to_pandas()
+    doubled = pd.concat([rows, rows[(rows.frame == 5) & (rows.instance == 1)]])
+    with pytest.raises(InputError, match=r"instance 1, keypoint '.*' appears twice") as caught:
+        trajectories.Instances.from_table(doubled, source="tracked.parquet")
+    assert "tracked.parquet" in str(caught.value) and "frame 5" in str(caught.value)

@@ -131,3 +131,19 @@ def test_training_switches_from_crops_to_whole_frames_at_crop_until():
     trainer.training = False  # validation always sees whole frames
     trainer.global_step = 0
     assert module.on_after_batch_transfer(dict(raw), 0)["image"].shape[-2:] == (32, 32)
+
+
+def test_detection_errors_count_misses_and_false_peaks():
+    import torch
+
+    from posecore.train.module import MISS_SIGMAS, detection_errors
+    from posecore.train.targets import confidence_maps
+
+    truth = torch.tensor([[[[10.0, 10.0]], [[40.0, 30.0]]]])  # (B=1, I=2, K=1, 2)
+    maps, _ = confidence_maps(
+        torch.tensor([[[[11.0, 10.0]], [[90.0, 50.0]]]]), (32, 64), 2, 2.0
+    )  # one found 1 px off, one far
+    errors, counted = detection_errors(maps, truth, 2, 2.0)
+    used = sorted(errors[counted].tolist())
+    assert len(used) == 3  # the match, the missed animal, the false peak
+    assert abs(used[0] - 1.0) < 0.01 and used[1:] == [MISS_SIGMAS * 2.0] * 2

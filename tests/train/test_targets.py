@@ -47,3 +47,21 @@ def test_training_targets_stack_keypoints_then_bones():
     maps, mask = training_targets(keypoints, (8, 8), 4, 2.0, skeleton=((0, 1),))
     assert maps.shape == (1, 3, 8, 8) and mask.all()
     assert torch.equal(maps[:, :2], confidence_maps(keypoints, (8, 8), 4, 2.0)[0])
+
+
+def test_several_animals_give_one_peak_each_in_one_map():
+    import torch
+
+    from posecore.geometry import map_to_image
+    from posecore.ops.multipeak import find_peaks_multi
+    from posecore.train.targets import confidence_maps
+
+    keypoints = torch.tensor([[[[10.0, 12.0]], [[40.0, 20.0]], [[float("nan"), float("nan")]]]])  # (B=1, I=3, K=1, 2)
+    maps, mask = confidence_maps(keypoints, (16, 24), 2, 2.0)
+    assert maps.shape == (1, 1, 16, 24) and mask.tolist() == [[True]]  # an empty map is a label too
+    peaks = find_peaks_multi(maps, 3, threshold=0.5)[0, 0]  # (3, 3)
+    found = map_to_image(peaks[:2, :2], 2)
+    assert torch.allclose(found[found[:, 0].argsort()], keypoints[0, :2, 0], atol=1e-3)
+    assert torch.isnan(peaks[2]).all()
+    empty, _ = confidence_maps(torch.full((1, 2, 1, 2), float("nan")), (4, 4), 2, 2.0)
+    assert not empty.any()

@@ -15,6 +15,7 @@ from posecore.errors import InputError
 from posecore.infer.plan import read_plan
 from posecore.io.assemble import SplitConfig
 from posecore.io.ffmpeg_tools import ffmpeg_executable, ffprobe_executable
+from posecore.multi.config import is_multi_animal, topdown_config, tracker_config
 from posecore.schema import check_config, load_schema
 from posecore.sheet import check_video_files, read_video_sheet
 from posecore.threed.boards import Board
@@ -63,6 +64,16 @@ MODEL = config["model"]["name"]
 MODEL_CONFIG = {key: value for key, value in config["model"].items() if key != "name"}
 ModelConfig.from_dict(MODEL_CONFIG, CONFIG_SOURCE)
 TrainConfig.from_dict(config["train"], CONFIG_SOURCE)
+# Several animals per frame (animals.max_animals above 1): a top-down model, tracked videos.
+MULTI_ANIMAL = is_multi_animal(config["animals"])
+if MULTI_ANIMAL:
+    topdown_config(config["animals"], CONFIG_SOURCE)
+    tracker_config(config["animals"], config["tracking"], CONFIG_SOURCE)
+# A top-down model's best checkpoint and learning curves are its instance model's, in instance/.
+TRAINED = "instance/" if MULTI_ANIMAL else ""
+# Exports of tracked videos (export_video), by file suffix: SLEAP and multi-animal DeepLabCut.
+EXPORT_KINDS = {"slp": "slp", "h5": "dlc-h5"}
+EXPORT_SUFFIXES = [s for s, kind in EXPORT_KINDS.items() if kind in config["animals"]["exports"]]
 try:
     SplitConfig(**config["dataset"]["split"])
 except ValueError as error:
@@ -90,6 +101,7 @@ wildcard_constraints:
     batch=r"\d{5}",
     session=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     rig=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    suffix="|".join(EXPORT_KINDS),
 
 
 VIDEO_PATHS = VIDEOS["path"].to_dict()
@@ -211,7 +223,7 @@ def marked_videos(column):
 def all_targets():
     """The default targets: the QC report (which needs everything else), the batch records
     (which group a cluster's probes), the frames to label and the outlier frames of the videos
-    the sheet marks for them."""
+    the sheet marks for them; with several animals per frame, each video's exports."""
     return [
         f"results/qc/{MODEL}/report.html",
         *expand("results/jobs/prepare-{batch}.txt", batch=BATCHES),
@@ -224,6 +236,16 @@ def all_targets():
             "results/trajectories3d/{model}/session={session}/part-0.parquet",
             model=MODEL,
             session=SESSIONS,
+        ),
+        *(
+            expand(
+                "results/exports/{model}/{video}.{suffix}",
+                model=MODEL,
+                video=VIDEOS.index,
+                suffix=EXPORT_SUFFIXES,
+            )
+            if MULTI_ANIMAL
+            else []
         ),
     ]
 
@@ -319,7 +341,7 @@ def report_training_warnings():
     ran out) is warned of in its training log and the QC report; these lines say it where a user
     looks last, with what to change. Nothing is printed before the model is trained.
     """
-    path = Path(f"results/models/{MODEL}/training.json")
+    path = Path(f"results/models/{MODEL}/{TRAINED}training.json")
     if not path.exists():
         return
     try:

@@ -19,5 +19,7 @@ rule assemble_dataset:
         skeleton=config["dataset"]["skeleton"],
         swap_pairs=config["dataset"]["swap_pairs"],
         split=config["dataset"]["split"],
+        max_animals=config["animals"]["max_animals"],
+        unique_keypoints=config["animals"]["unique_keypoints"],
     script:
         "../scripts/assemble_dataset.py"

@@ -6,9 +6,9 @@ rule train:
         dataset=expand(rules.assemble_dataset.output.dataset, dataset=DATASET),
     output:
         model="results/models/{model}/model.pt",
-        checkpoint="results/models/{model}/checkpoints/best.ckpt",
-        curves="results/models/{model}/metrics.csv",
-        summary="results/models/{model}/training.json",
+        checkpoint=f"results/models/{{model}}/{TRAINED}checkpoints/best.ckpt",
+        curves=f"results/models/{{model}}/{TRAINED}metrics.csv",
+        summary=f"results/models/{{model}}/{TRAINED}training.json",
     log:
         "logs/train/{model}.log",
     benchmark:
@@ -23,6 +23,7 @@ rule train:
     params:
         model=MODEL_CONFIG,
         train=config["train"],
+        animals=config["animals"],
     script:
         "../scripts/train.py"
 

@@ -19,6 +19,8 @@ dataset = assemble_dataset(
     skeleton=[tuple(edge) for edge in snakemake.params.skeleton],
     swap_pairs=[tuple(pair) for pair in snakemake.params.swap_pairs],
     split=SplitConfig(**snakemake.params.split),
+    max_animals=snakemake.params.max_animals,
+    unique_keypoints=snakemake.params.unique_keypoints,
 )
 content_hash = write_dataset(dataset, snakemake.output.dataset)
 print(f"{len(dataset.images)} frames, content hash {content_hash}", file=sys.stderr)
