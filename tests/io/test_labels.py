@@ -137,13 +137,15 @@ HEAD = "scorer,a,a\nbodyparts,snout,snout\ncoords,x,y\n"
         (
             "image,x,y\nimg0.png,1,2\nimg1.png,3,4\nimg2.png,5,6\n",
             "header",
-            "expected DeepLabCut header rows scorer, bodyparts, coords; the first column reads "
+            "expected DeepLabCut header rows scorer, bodyparts, coords (or scorer, individuals, bodyparts, coords); "
+            "the first column reads "
             "['image', 'img0.png', 'img1.png']",
         ),
         (
             "image,x,y\n\nimg0.png,1,2\n",
             "header",
-            "expected DeepLabCut header rows scorer, bodyparts, coords; the first column reads "
+            "expected DeepLabCut header rows scorer, bodyparts, coords (or scorer, individuals, bodyparts, coords); "
+            "the first column reads "
             "['image', '', 'img0.png']",
         ),
         (
