@@ -2,6 +2,8 @@
 
     python benchmarks/accuracy.py --shipped                  # config/config.yaml as shipped: what a user gets
     python benchmarks/accuracy.py --shipped --epochs 40      # the same with an epoch budget (repeatable)
+    python benchmarks/accuracy.py --against-recipe --epochs 500 --minutes 0  # the two side by side, field by field
+    python benchmarks/accuracy.py --against-recipe --epochs 3 --minutes 0 --train-both  # ... and trained: the same bits
     python benchmarks/accuracy.py --models default          # the config's model, each dataset's recipe
     python benchmarks/accuracy.py --quick                    # tiny models, 2 epochs: proves the path end to end
     python benchmarks/accuracy.py --models default --seed 1  # another training seed, the same split
@@ -28,7 +30,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +44,7 @@ from posecore.io.dataset import TrainingDataset
 from posecore.io.labels import read_labels
 from posecore.models import load_model
 from posecore.train import ModelConfig, TrainConfig, train_model
+from posecore.train.auto import resolve_auto
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 SPLIT = SplitConfig(val_fraction=0.1, test_fraction=0.1, seed=0)
@@ -136,6 +139,78 @@ def model_and_dataset(description: str) -> tuple[argparse.Namespace, TrainingDat
     return args, load(args.dataset, args.data)
 
 
+def train_config(dataset_name: str, args: argparse.Namespace, shipped: bool) -> TrainConfig:
+    """The TrainConfig a run trains with: config/config.yaml as shipped, or the dataset's recipe.
+
+    --quick, --epochs, --minutes, --crop, --seed and --accelerator apply to both.
+    """
+    if shipped:
+        config = replace(TrainConfig.from_dict(CONFIG["train"], "config/config.yaml"), accelerator=args.accelerator)
+    else:
+        config = QUICK if args.quick else replace(FULL, accelerator=args.accelerator, **DATASETS[dataset_name][3])
+    if args.epochs:
+        config = replace(config, max_epochs=args.epochs)
+    if args.minutes is not None:
+        config = replace(config, max_minutes=args.minutes)
+    if args.crop is not None:
+        config = replace(config, crop_size=args.crop)
+    return replace(config, seed=args.seed)
+
+
+def against_recipe(dataset_name: str, args: argparse.Namespace) -> list[str]:
+    """Print every TrainConfig field of the shipped config, as decided from the dataset's labels, beside the recipe's.
+
+    Returns the fields that differ. The shipped config's "auto" settings are resolved the way
+    `train_model` resolves them (`posecore.train.auto.resolve_auto` on the training frames).
+    """
+    dataset = load(dataset_name, args.data)
+    train = dataset.indices("train")
+    shipped, decisions = resolve_auto(
+        train_config(dataset_name, args, shipped=True),
+        dataset.keypoints[train],
+        dataset.image_sizes[train],
+        dataset.keypoint_names,
+        dataset.swap_pairs,
+    )
+    recipe = train_config(dataset_name, args, shipped=False)
+    decided = {decision.key for decision in decisions}
+    differ = []
+    print(f"\n{dataset_name}: config/config.yaml as shipped (decided from the labels) against the recipe")
+    print(f"  {'field':>24}  {'shipped':>12}  {'recipe':>12}")
+    for f in fields(TrainConfig):
+        a, b = getattr(shipped, f.name), getattr(recipe, f.name)
+        same = a == b and type(a) is type(b)
+        differ += [] if same else [f.name]
+        note = ("" if same else "  DIFFERS") + ("  (auto)" if f.name in decided else "")
+        print(f"  {f.name:>24}  {a!s:>12}  {b!s:>12}{note}")
+    model = {"architecture": CONFIG["model"]["architecture"], **CONFIG["model"]["hyperparameters"]}
+    print(f"  model (both): {model}")
+    print(f"  {len(differ)} fields differ{': ' + ', '.join(differ) if differ else ''}")
+    if args.train_both:
+        differ += train_both(dataset_name, dataset, args)
+    return differ
+
+
+def train_both(dataset_name: str, dataset: TrainingDataset, args: argparse.Namespace) -> list[str]:
+    """Train the shipped config and the recipe (same epochs, seed, model) and compare losses and weights bit for bit.
+
+    Returns what differs ("metrics", "weights"), empty when the two runs are the same run.
+    """
+    model = ModelConfig(CONFIG["model"]["architecture"], dict(CONFIG["model"]["hyperparameters"]))
+    runs = {}
+    for name, shipped in (("shipped", True), ("recipe", False)):
+        out = args.out / "against_recipe" / dataset_name / name
+        runs[name] = train_model(dataset, model, train_config(dataset_name, args, shipped), out, source=dataset_name)
+    metrics = [pd.read_csv(runs[name].metrics_path) for name in runs]
+    weights = [load_model(runs[name].model_path).model.state_dict() for name in runs]
+    largest = max(float((weights[0][k].float() - weights[1][k].float()).abs().max()) for k in weights[0])
+    same_metrics = metrics[0].equals(metrics[1])
+    losses = metrics[0]["train/loss"].dropna().tolist() if "train/loss" in metrics[0] else []
+    print(f"  trained {runs['shipped'].epochs} epochs each: train/loss per epoch {[f'{v:.6f}' for v in losses]}")
+    print(f"  metrics.csv {'identical' if same_metrics else 'DIFFER'}; largest weight difference {largest:g}")
+    return (["metrics"] if not same_metrics else []) + (["weights"] if largest else [])
+
+
 def run(dataset_name: str, model_name: str, args: argparse.Namespace, out: Path) -> dict:
     """Train, evaluate on the test frames, print and return one row."""
     dataset = load(dataset_name, args.data)
@@ -146,17 +221,7 @@ def run(dataset_name: str, model_name: str, args: argparse.Namespace, out: Path)
         hyperparameters["weights_path"] = str(args.resnet_weights)
     if architecture == "resnet_deconv" and args.imagenet:
         hyperparameters["pretrained"] = "imagenet"
-    if args.shipped:
-        config = replace(TrainConfig.from_dict(CONFIG["train"], "config/config.yaml"), accelerator=args.accelerator)
-    else:
-        config = QUICK if args.quick else replace(FULL, accelerator=args.accelerator, **DATASETS[dataset_name][3])
-    if args.epochs:
-        config = replace(config, max_epochs=args.epochs)
-    if args.minutes is not None:
-        config = replace(config, max_minutes=args.minutes)
-    if args.crop is not None:
-        config = replace(config, crop_size=args.crop)
-    config = replace(config, seed=args.seed)
+    config = train_config(dataset_name, args, shipped=args.shipped)
     run_dir = out / dataset_name / model_name
     start = time.perf_counter()
     trained = train_model(dataset, ModelConfig(architecture, hyperparameters), config, run_dir, source=dataset_name)
@@ -198,6 +263,16 @@ def main() -> None:
     parser.add_argument(
         "--shipped", action="store_true", help="train as config/config.yaml ships, no per-dataset recipe"
     )
+    parser.add_argument(
+        "--against-recipe",
+        action="store_true",
+        help="print the shipped config's settings, decided from each dataset's labels, beside its recipe's",
+    )
+    parser.add_argument(
+        "--train-both",
+        action="store_true",
+        help="with --against-recipe and --epochs: train both and compare their losses and weights bit for bit",
+    )
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--epochs", type=int, help="override max_epochs")
@@ -218,6 +293,11 @@ def main() -> None:
         if args.quick or args.models not in (list(MODELS), ["default"]):
             parser.error("--shipped trains the config's model as shipped: use it without --quick and --models")
         args.models = ["default"]
+    if args.train_both and not (args.against_recipe and args.epochs):
+        parser.error("--train-both trains --epochs epochs of both: use it with --against-recipe and --epochs")
+    if args.against_recipe:
+        differ = {d: against_recipe(d, args) for d in args.datasets}
+        raise SystemExit(1 if any(differ.values()) else 0)
     restart_with_huge_pages(sys.argv)  # as posecore's command line and workflow run models
     rows = [run(d, m, args, args.out) for d in args.datasets for m in args.models]
     table = pd.DataFrame(rows)

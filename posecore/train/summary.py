@@ -1,11 +1,11 @@
 """The training summary: what a run decided from the labels, how it ended, and whether its model is done.
 
-`diagnose(curves, ...)` reads a run's per-epoch validation metrics and returns its warnings: the
-model learned nothing (flat confidence maps, or no better than a guess) or little (half the guess's
-error or more), or its validation error was still falling when the run ended. `TrainingSummary` is
-the run's `training.json` beside its model, written by `posecore.train.train_model` and read by the
-QC report and the workflow's closing lines (`read_summary`). This module imports neither torch nor
-Lightning.
+`diagnose(curves, ...)` reads a run's per-epoch validation metrics and returns its warnings:
+the model learned nothing (flat confidence maps, or no better than a guess) or little (half the
+guess's error or more), or its validation error was still falling when the run ended.
+`TrainingSummary` is the run's `training.json` beside its model, written by
+`posecore.train.train_model` and read by the QC report and the workflow's closing lines
+(`read_summary`). This module imports neither torch nor Lightning.
 
 Notes:
 A trained model's peaks are near 1 (the targets' height); a model in the flat-map plateau,
