@@ -283,9 +283,16 @@ def test_missing_and_corrupt_files_are_refused(tmp_path: Path) -> None:
         read_labels(tmp_path / "absent.csv")
     corrupt = tmp_path / "CollectedData.h5"
     corrupt.write_bytes(b"this is not HDF5" * 10)
-    with pytest.raises(InputError, match="not a readable pandas HDF5") as caught:
+    with pytest.raises(InputError) as caught:
         read_labels(corrupt)
-    assert str(corrupt) in str(caught.value)
+    assert str(caught.value) == f"{corrupt}: not a readable pandas HDF5 label file (no HDF5 signature)"
+    truncated = tmp_path / "truncated" / "CollectedData.h5"  # an HDF5 signature, then the file breaks off
+    truncated.parent.mkdir()
+    pd.DataFrame({"a": [1.0]}).to_hdf(truncated, key="df_with_missing", format="table")
+    truncated.write_bytes(truncated.read_bytes()[:2048])
+    with pytest.raises(InputError) as caught:
+        read_labels(truncated)
+    assert str(caught.value).startswith(f"{truncated}: not a readable pandas HDF5 label file (")
     binary = tmp_path / "CollectedData.csv"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
     with pytest.raises(InputError, match="not a readable DeepLabCut label CSV") as caught:

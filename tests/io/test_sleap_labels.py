@@ -202,17 +202,22 @@ def test_an_image_sequence_is_read_frame_by_frame_from_its_files(tmp_path: Path)
     for image, file in zip(pixels, files, strict=True):
         Image.fromarray(image).save(file)
     video = sio.Video.from_filename([str(f) for f in files])
-    path = _save(tmp_path, [(video, 1, POINTS), (video, 3, POINTS + 1), (video, 7, POINTS)])
+    path = _save(tmp_path, [(video, 1, POINTS), (video, 3, POINTS + 1), (video, 7, POINTS), (video, 4, POINTS)])
     table = read_slp(path)
-    assert table.image_paths == ("frames_v1 frame 1", "frames_v1 frame 3", "frames_v1 frame 7")
+    assert table.image_paths == ("frames_v1 frame 1", "frames_v1 frame 3", "frames_v1 frame 7", "frames_v1 frame 4")
     ref = table.images.locate(1)
     assert (ref.path, ref.video, ref.frame) == (files[3], "frames_v1", 3)
     np.testing.assert_array_equal(np.stack(table.images.load([1, 0])), pixels[[3, 1]])
     assert _error(lambda: table.images.locate(2)) == (
         f"{path} (row 2): frame 7 is past the end of an image sequence of 4 images"
     )
+    assert _error(lambda: table.images.locate(3)) == (
+        f"{path} (row 3): frame 4 is past the end of an image sequence of 4 images"
+    )
     files[1].unlink()
     assert f"{path} (row 0): image " in _error(lambda: table.images.load([0]))
+    files[3].write_bytes(b"not a PNG")
+    assert _error(lambda: table.images.load([1])).startswith(f"{path} (row 1): cannot read image {str(files[3])!r} (")
 
 
 def test_frames_of_one_video_load_whatever_else_the_file_holds(
