@@ -39,6 +39,8 @@ DeepPoseKit's own.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -222,6 +224,16 @@ class StackedDenseNet(nn.Module):
     """
 
     output_stride = 2**DOWNSAMPLE_FACTOR
+
+    # The values each hyperparameter may take, checked when the config is read (before any job),
+    # without importing torch: posecore.models.registry reads this literal from the source.
+    HYPERPARAMETER_RANGES: ClassVar[dict[str, tuple]] = {
+        "n_stacks": ((">=", 1),),
+        "n_transitions": ((">=", 1),),
+        "growth_rate": ((">=", 1),),
+        "bottleneck_factor": ((">", 0),),
+        "compression_factor": ((">", 0), ("<=", 1)),
+    }
 
     def __init__(
         self,

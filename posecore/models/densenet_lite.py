@@ -30,6 +30,8 @@ convolution to `growth_rate` channels, concatenated to the layer's input.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -158,6 +160,17 @@ class StackedDenseNetLite(nn.Module):
     """
 
     output_stride = 4
+
+    # The values each hyperparameter may take, checked when the config is read (before any job),
+    # without importing torch: posecore.models.registry reads this literal from the source.
+    HYPERPARAMETER_RANGES: ClassVar[dict[str, tuple]] = {
+        "n_stacks": ((">=", 1),),
+        "growth_rate": ((">=", 1),),
+        "compression": ((">", 0), ("<=", 1)),
+        "n_transitions": ((">=", 1),),
+        "layers_per_block": ((">=", 1),),
+        "bottleneck_factor": ((">=", 1),),
+    }
 
     def __init__(
         self,

@@ -29,6 +29,8 @@ DeepPoseKit's value minus its downsample_factor of 2 (default 3, DeepPoseKit's d
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -156,6 +158,15 @@ class StackedHourglass(nn.Module):
     """
 
     output_stride = OUTPUT_STRIDE
+
+    # The values each hyperparameter may take, checked when the config is read (before any job),
+    # without importing torch: posecore.models.registry reads this literal from the source.
+    HYPERPARAMETER_RANGES: ClassVar[dict[str, tuple]] = {
+        "n_stacks": ((">=", 1),),
+        "n_transitions": ((">=", 1),),
+        "filters": ((">=", 1),),
+        "bottleneck_factor": ((">=", 1),),
+    }
 
     def __init__(
         self,

@@ -22,6 +22,8 @@ BN-ReLU-1x1 (C), added to the input (through a 1x1 convolution when the widths d
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -95,6 +97,15 @@ class StackedHourglassLite(nn.Module):
     """
 
     output_stride = 4
+
+    # The values each hyperparameter may take, checked when the config is read (before any job),
+    # without importing torch: posecore.models.registry reads this literal from the source.
+    HYPERPARAMETER_RANGES: ClassVar[dict[str, tuple]] = {
+        "n_stacks": ((">=", 1),),
+        "n_features": ((">=", 1),),
+        "n_transitions": ((">=", 1),),
+        "n_residuals": ((">=", 1),),
+    }
 
     def __init__(
         self,

@@ -20,6 +20,8 @@ the maps, PyTorch's default initialisation. It has 6% more weights than LEAP's a
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -62,6 +64,14 @@ class LEAPNet(nn.Module):
     """
 
     output_stride = 1
+
+    # The values each hyperparameter may take, checked when the config is read (before any job),
+    # without importing torch: posecore.models.registry reads this literal from the source.
+    HYPERPARAMETER_RANGES: ClassVar[dict[str, tuple]] = {
+        "filters": ((">=", 1),),
+        "n_downsampling": ((">=", 0),),
+        "convs_per_block": ((">=", 1),),
+    }
 
     def __init__(
         self,

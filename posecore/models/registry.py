@@ -37,7 +37,7 @@ import functools
 import importlib
 import importlib.util
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,8 +84,25 @@ def check_hyperparameters(name: str, hyperparameters: Mapping[str, Any]) -> None
                 f"hyperparameter {key!r} of model {name!r} must be {types[key].__name__}, "
                 f"got {value!r} ({type(value).__name__})"
             )
-    if hyperparameters.get(GRAPH_MAPS, 0) < 0:
-        raise ValueError(f"hyperparameter {GRAPH_MAPS!r} must be >= 0, got {hyperparameters[GRAPH_MAPS]}")
+    ranges = hyperparameter_ranges(name) | {GRAPH_MAPS: ((">=", 0),)}
+    for key, value in hyperparameters.items():
+        for operator, bound in ranges.get(key, ()):
+            if not _RANGE_TESTS[operator](value, bound):
+                allowed = " and ".join(f"{op} {b}" if op != "in" else f"one of {b}" for op, b in ranges[key])
+                raise ValueError(f"hyperparameter {key!r} of model {name!r} must be {allowed}, got {value!r}")
+
+
+_RANGE_TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": lambda value, bound: value >= bound,
+    ">": lambda value, bound: value > bound,
+    "<=": lambda value, bound: value <= bound,
+    "in": lambda value, bound: value in bound,
+}
+
+
+def hyperparameter_ranges(name: str) -> dict[str, tuple[tuple[str, Any], ...]]:
+    """The values each hyperparameter may take: the model class's HYPERPARAMETER_RANGES, read from its source."""
+    return _declarations(name)[1]
 
 
 def without_weight_sources(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,9 +144,16 @@ def _entry(name: str) -> tuple[str, str]:
     return module_name, class_name
 
 
-@functools.cache
 def _signature(name: str) -> dict[str, tuple[type, Any]]:
-    """(type, default) of each hyperparameter of a registered model, read from its module's source.
+    return _declarations(name)[0]
+
+
+@functools.cache
+def _declarations(name: str) -> tuple[dict[str, tuple[type, Any]], dict[str, tuple[tuple[str, Any], ...]]]:
+    """A registered model's hyperparameters, (type, default) each, and its class's ranges, from its source.
+
+    The ranges are the class's HYPERPARAMETER_RANGES, a literal dict: name -> ((operator, bound),
+    ...), the operator one of >=, >, <=, in.
 
     The module is found but not run (its parent package is imported, which is cheap). Raises
     TypeError naming the model and the argument where the constructor is not of the form the
@@ -161,7 +185,14 @@ def _signature(name: str) -> dict[str, tuple[type, Any]]:
             continue
         where = f"model {name!r}: {class_name}.__init__ argument {argument.arg!r} ({source}:{argument.lineno})"
         signature[argument.arg] = (_plain_type(argument.annotation, where), _literal(default, where))
-    return signature
+    ranges: dict[str, tuple[tuple[str, Any], ...]] = {}
+    for node in cls.body:
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "HYPERPARAMETER_RANGES":
+            ranges = _literal(node.value, f"model {name!r}: {class_name}.HYPERPARAMETER_RANGES ({source})")
+    unknown = set(ranges) - set(signature) or {op for tests in ranges.values() for op, _ in tests} - set(_RANGE_TESTS)
+    if unknown:
+        raise TypeError(f"model {name!r}: {class_name}.HYPERPARAMETER_RANGES names {sorted(unknown)} ({source})")
+    return signature, ranges
 
 
 def _plain_type(annotation: ast.expr | None, where: str) -> type:

@@ -27,6 +27,7 @@ channels, posecore's earlier head (exported-model format 1). Output stride =
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -149,6 +150,14 @@ class ResNetDeconv(nn.Module):
         InputError: the weights cannot be had (no file, no network: the message says how), or
             are not those of a torchvision ResNet of this depth (naming the file and what it holds).
     """
+
+    # The values each hyperparameter may take, checked when the config is read (before any job),
+    # without importing torch: posecore.models.registry reads this literal from the source.
+    HYPERPARAMETER_RANGES: ClassVar[dict[str, tuple]] = {
+        "depth": (("in", (18, 34, 50, 101, 152)),),
+        "n_deconv": ((">=", 0),),
+        "deconv_channels": ((">=", 1),),
+    }
 
     def __init__(
         self,

@@ -1,4 +1,6 @@
 import inspect
+import subprocess
+import sys
 import textwrap
 import typing
 
@@ -11,6 +13,7 @@ from posecore.models.registry import (
     build_model,
     check_hyperparameters,
     hyperparameter_defaults,
+    hyperparameter_ranges,
     hyperparameter_types,
     model_class,
     without_weight_sources,
@@ -56,7 +59,7 @@ def test_graph_maps_add_output_channels_after_the_keypoints():
         assert hyperparameter_defaults(name)["n_graph_maps"] == 0
         outputs = model(torch.zeros(1, 1, 32, 32))
         assert all(maps.shape[1] == 5 for maps in outputs)
-    with pytest.raises(ValueError, match="'n_graph_maps' must be >= 0"):
+    with pytest.raises(ValueError, match="'n_graph_maps' of model 'leap' must be >= 0, got -1"):
         build_model("leap", n_keypoints=3, in_channels=1, n_graph_maps=-1)
 
 
@@ -138,3 +141,34 @@ def test_weight_sources_are_blanked_for_export():
         "weights_path": "",
         "n_graph_maps": 0,
     }
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_default_is_within_its_declared_range_and_the_bound_outside_is_refused(name):
+    defaults = hyperparameter_defaults(name)
+    check_hyperparameters(name, {k: v for k, v in defaults.items() if v is not inspect.Parameter.empty})
+    for key, tests in hyperparameter_ranges(name).items():
+        for operator, bound in tests:
+            outside = {">=": lambda b: b - 1, ">": lambda b: b, "<=": lambda b: b + 1, "in": lambda b: max(b) + 1}
+            with pytest.raises(ValueError, match=rf"hyperparameter '{key}' of model '{name}' must be .*, got"):
+                check_hyperparameters(name, {key: type(defaults[key])(outside[operator](bound))})
+
+
+def test_a_hyperparameter_out_of_range_stops_the_config_before_torch_is_imported():
+    code = (
+        "import sys\n"
+        "from posecore.errors import InputError\n"
+        "from posecore.train.config import ModelConfig\n"
+        "try:\n"
+        "    model = {'architecture': 'densenet_lite', 'hyperparameters': {'growth_rate': -4}}\n"
+        "    ModelConfig.from_dict(model, 'c.yaml')\n"
+        "except InputError as error:\n"
+        "    print(error)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == [
+        "c.yaml (key model.hyperparameters.growth_rate): hyperparameter 'growth_rate' of model 'densenet_lite' "
+        "must be >= 1, got -4",
+        "False",
+    ]

@@ -26,6 +26,14 @@ from posecore.train.config import ModelConfig, TrainConfig
 # Every job's process inherits Snakemake's environment: its models then run on huge pages
 # (posecore.hugepages; inference 1.5 to 1.7 times as fast on the CPU).
 os.environ.update(with_huge_pages(os.environ))
+# Every job imports posecore from this checkout, whatever environment runs it: the one the
+# driver runs in, or the per-rule conda environment (`--sw-deployment-method conda`), which holds
+# posecore's dependencies and not posecore, so that a change to the code reaches every job.
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        filter(None, [str(Path(workflow.basedir).parent), os.environ.get("PYTHONPATH")])
+    )
+)
 # Inductor's cache of compiled models in the working directory (shared by the nodes of a
 # cluster, unlike each node's /tmp): the first shard on a GPU compiles, the next ones load.
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.abspath(".cache/torchinductor"))
