@@ -13,7 +13,8 @@ frames (half at encounters) and a test video of its own seed with at least 20 en
 video is detected, tracked (`track_video`, 3 animals known) and scored against the exact ground
 truth: OKS mAP with SLEAP's sigma over every frame (hidden keypoints unlabeled), MOTA, IDF1 and
 identity switches (1 - OKS with DeepLabCut's sigma as the distance, OKS >= 0.5 to match), and how
-many of the encounters the swap-risk flags cover.
+many of the encounters the swap-risk flags cover. `tracker_on_truth` tracks the visible ground
+truth itself (each frame's animals shuffled, 2 px noise): the tracker apart from the detector.
 
 montblanc: ../shared/data/madlc-montblanc (42 frames, 0-7 birds), a fixed split (seed 0, 20%
 test, 10% val); prints test mAP with DeepLabCut's sigma (0.1) and SLEAP's, and every test frame's
@@ -41,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from posecore.hugepages import restart_with_huge_pages
 from posecore.io.assemble import SplitConfig, assemble_dataset
@@ -114,16 +116,12 @@ def synthetic(args: argparse.Namespace) -> dict:
         [found.instance_score[t, present[t]] for t in range(len(truth))],
         sigma=SLEAP_SIGMA,
     )
-    frames = []
     if not len(paths.frames):  # no track at all (a model that found nothing): every frame empty
         paths = dataclasses.replace(
             found, xy=found.xy[:, :0], track=found.track[:, :0], swap_risk=found.swap_risk[:, :0]
         )
-    for t in range(len(truth)):
-        hyp = np.flatnonzero(paths.present[t])
-        distances = pose_distances(truth[t], paths.xy[t, hyp], sigma=DLC_SIGMA)
-        frames.append(FrameMatches(list(range(truth.shape[1])), [paths.track[t, h] for h in hyp], distances))
-    scores = tracking_scores(frames)
+    scores = _scene_tracking(truth, paths)
+    oracle = _scene_tracking(truth, Instances.from_table(track_video(_truth_detections(truth), TrackerConfig(3))))
     errors = []  # each labeled animal against its most similar detection: localisation apart from gross errors
     for t in range(len(truth)):
         if present[t].any():
@@ -147,6 +145,7 @@ def synthetic(args: argparse.Namespace) -> dict:
         "switches": scores.switches,
         "misses": scores.misses,
         "false_positives": scores.false_positives,
+        "tracker_on_truth": {"mota": oracle.mota, "idf1": oracle.idf1, "switches": oracle.switches},
         "encounters": len(encounters),
         "encounters_flagged": flagged,
         "swap_risk_frames": int(paths.swap_risk.any(axis=1).sum()),
@@ -159,6 +158,28 @@ def synthetic(args: argparse.Namespace) -> dict:
     }
     print(json.dumps(row, indent=2))
     return row
+
+
+def _scene_tracking(truth: np.ndarray, paths: Instances):
+    """MOTA, IDF1 and switches of tracked animals against the scene's (T, A, K, 2) ground truth."""
+    frames = []
+    for t in range(len(truth)):
+        hyp = np.flatnonzero(paths.present[t])
+        distances = pose_distances(truth[t], paths.xy[t, hyp], sigma=DLC_SIGMA)
+        frames.append(FrameMatches(list(range(truth.shape[1])), [paths.track[t, h] for h in hyp], distances))
+    return tracking_scores(frames)
+
+
+def _truth_detections(truth: np.ndarray, noise_px: float = 2.0) -> pa.Table:
+    """The visible ground truth as untracked detections: each frame's animals in a random order, 2 px noise."""
+    rng = np.random.default_rng(0)
+    order = np.argsort(rng.random(truth.shape[:2]), axis=1)  # (T, A)
+    xy = np.take_along_axis(truth, order[..., None, None], axis=1) + rng.normal(0.0, noise_px, truth.shape)
+    n = len(truth)
+    ones = np.where(np.isfinite(xy[..., 0]), 1.0, np.nan)
+    untracked = Instances(np.arange(n), np.arange(n) / SCENE.fps, xy, ones, np.ones(truth.shape[:2]),
+                          np.full(truth.shape[:2], "", object), np.zeros(truth.shape[:2], bool), KEYPOINTS)  # fmt: skip
+    return untracked.to_table()
 
 
 def _train(dataset, config: TopDownConfig, args: argparse.Namespace, out: Path):

@@ -141,6 +141,24 @@ class SleapFrames:
         return self._probed[path]
 
 
+def load_slp_file(path: Path, what: str = "SLEAP file") -> Any:
+    """The `sleap_io.Labels` of a .slp file, its videos left closed.
+
+    Raises:
+        InputError: naming `path` as not a `what`, when it is missing, not HDF5 or not readable
+            by sleap-io.
+    """
+    import sleap_io  # a heavy import, needed only for this format
+
+    require_file(path)
+    if not h5py.is_hdf5(path):
+        raise InputError(path, f"not a {what} (no HDF5 signature)")
+    try:
+        return sleap_io.load_slp(str(path), open_videos=False)
+    except (OSError, KeyError, ValueError, TypeError, IndexError, json.JSONDecodeError) as error:
+        raise InputError(path, f"not a readable {what} ({type(error).__name__}: {error})") from error
+
+
 def read_slp(path: str | Path) -> LabelTable:
     """Read the user-labeled frames of a SLEAP file (`.slp` or `.pkg.slp`).
 
@@ -153,16 +171,8 @@ def read_slp(path: str | Path) -> LabelTable:
             one track or an instance with no labeled point (naming the frame and the video), or
             a video is of a kind posecore cannot read (a cropped video, an HDF5 array video).
     """
-    import sleap_io  # a heavy import, needed only for this format
-
     path = Path(path)
-    require_file(path)
-    if not h5py.is_hdf5(path):
-        raise InputError(path, "not a SLEAP label file (no HDF5 signature)")
-    try:
-        labels = sleap_io.load_slp(str(path), open_videos=False)
-    except (OSError, KeyError, ValueError, TypeError, IndexError, json.JSONDecodeError) as error:
-        raise InputError(path, f"not a readable SLEAP label file ({type(error).__name__}: {error})") from error
+    labels = load_slp_file(path, "SLEAP label file")
     names = _keypoint_names(path, labels)
     videos: list[SleapVideo] = []
     index_of: dict[int, int] = {}  # id(sleap_io.Video) -> index into videos

@@ -19,13 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from posecore.errors import InputError
 from posecore.io.atomic import atomic_path
-from posecore.io.label_table import require_file
+from posecore.io.sleap_labels import load_slp_file
 from posecore.io.trajectories import Instances
 
 
@@ -48,16 +47,8 @@ def read_slp_instances(
         InputError: the file is missing or not a SLEAP file, holds several videos, names
             keypoints the skeleton lacks, or a frame has a track on two instances.
     """
-    import sleap_io  # a heavy import, needed only here
-
     path = Path(path)
-    require_file(path)
-    if not h5py.is_hdf5(path):
-        raise InputError(path, "not a SLEAP file (no HDF5 signature)")
-    try:
-        labels = sleap_io.load_slp(str(path), open_videos=False)
-    except (OSError, KeyError, ValueError, TypeError, IndexError) as error:
-        raise InputError(path, f"not a readable SLEAP file ({type(error).__name__}: {error})") from error
+    labels = load_slp_file(path)
     if len(labels.videos) != 1:
         raise InputError(path, f"holds {len(labels.videos)} videos; read one video's tracks at a time")
     if not labels.skeletons:
