@@ -49,9 +49,6 @@ def schema_at(path: tuple[str, ...]) -> dict:
     return schema
 
 
-SECTIONS = sections(SCHEMA)
-
-
 def refusal(config: dict) -> str:
     with pytest.raises(InputError) as error:
         check_config(config, SCHEMA, "config/config.yaml")
@@ -63,7 +60,8 @@ def test_the_bundled_config_passes_and_every_section_is_checked():
     check_config(config_with_a_rig(), SCHEMA, "config/config.yaml")
     assert {".".join(s) for s in SECTIONS} == {
         "dataset", "dataset.split", "extract_frames", "outliers", "labeled_videos", "model", "train",
-        "inference", "learning_curve", "qc", "threed", "threed.rigs.arena", "threed.rigs.arena.board",
+        "animals", "tracking", "inference", "learning_curve", "qc", "threed", "threed.rigs.arena",
+        "threed.rigs.arena.board",
         "threed.rigs.arena.calibration", "threed.triangulation", "threed.triangulation.refinement",
     }  # fmt: skip
 
@@ -102,6 +100,10 @@ def test_the_issues_typo_names_the_key_and_lists_what_inference_takes():
         (lambda c: c["dataset"].pop("labels"), "dataset.labels is required but missing"),
         (lambda c: c["dataset"]["labels"].append(7), "dataset.labels[1]: 7 is not of type 'string'"),
         (lambda c: c["train"].update(batch_size=0), "train.batch_size: 0 is less than the minimum of 1"),
+        # "auto" or an integer: the message is about the alternative whose type the value has
+        (lambda c: c["train"].update(max_epochs=0), "train.max_epochs: 0 is less than the minimum of 1"),
+        (lambda c: c["train"].update(max_epochs="often"), "train.max_epochs: 'often' is not one of ['auto']"),
+        (lambda c: c["train"].update(max_epochs=2.5), "train.max_epochs: 2.5 is not of type 'integer'; 2.5 is not"),
     ],
 )
 def test_each_broken_value_is_named_by_its_path(edit, expected):
