@@ -94,8 +94,23 @@ def run_snakemake(
     return subprocess.run(command, capture_output=True, text=True, env=snakemake_env(), timeout=timeout)
 
 
-def slurm_jobs(workdir: Path) -> list[SlurmJob]:
-    """The jobs SLURM still lists (finished ones for MinJobAge) that ran in `workdir`, oldest first."""
+def slurm_jobs(workdir: Path, after: int = 0) -> list[SlurmJob]:
+    """The jobs SLURM still lists (finished ones for MinJobAge) that ran in `workdir`, oldest first.
+
+    Only jobs with an id above `after` (`last_job_id()` before a run): a run of the suite minutes
+    before, with the same --basetemp, ran jobs in the same folder that SLURM may still list.
+    """
+    jobs = [job for job in _listed_jobs(workdir) if job.job_id > after]
+    return sorted(jobs, key=lambda job: job.job_id)
+
+
+def last_job_id() -> int:
+    """The highest job id SLURM lists now (0 if none)."""
+    return max((job.job_id for job in _listed_jobs(None)), default=0)
+
+
+def _listed_jobs(workdir: Path | None) -> list[SlurmJob]:
+    """The jobs squeue lists, finished ones included, of `workdir` (None: of any folder)."""
     result = subprocess.run(
         ["squeue", "--noheader", "--states=all", "--format=%i|%T|%k|%m|%C|%Z"],
         capture_output=True, text=True, check=True, timeout=30,
@@ -103,9 +118,9 @@ def slurm_jobs(workdir: Path) -> list[SlurmJob]:
     jobs = []
     for line in result.stdout.splitlines():
         job_id, state, comment, memory, cpus, folder = line.split("|", 5)
-        if Path(folder) == workdir:
+        if workdir is None or Path(folder) == workdir:
             jobs.append(SlurmJob(int(job_id), state, comment, _megabytes(memory), int(cpus)))
-    return sorted(jobs, key=lambda job: job.job_id)
+    return jobs
 
 
 def _megabytes(memory: str) -> int:

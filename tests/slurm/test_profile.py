@@ -26,6 +26,7 @@ from .conftest import (
     SlurmJob,
     copy_profile,
     copy_project,
+    last_job_id,
     read_trajectories,
     run_snakemake,
     slurm_jobs,
@@ -50,10 +51,11 @@ class SlurmRun:
     shards_at_cancel: dict[Path, int]
 
 
-def cancel_inference_mid_job(workdir: Path, done: threading.Event, record: dict) -> None:
+def cancel_inference_mid_job(workdir: Path, done: threading.Event, record: dict, after: int) -> None:
     """Cancel the running inference job of `workdir` once it has finished a shard (noting their files)."""
     while not done.is_set():
-        running = [j for j in slurm_jobs(workdir) if j.comment.startswith("rule_infer_") and j.state == "RUNNING"]
+        jobs = slurm_jobs(workdir, after)
+        running = [j for j in jobs if j.comment.startswith("rule_infer_") and j.state == "RUNNING"]
         shards = list((workdir / "results" / "predictions").rglob("shard-*.parquet"))
         if running and shards:
             subprocess.run(["scancel", str(running[0].job_id)], check=True, timeout=30)
@@ -75,14 +77,16 @@ def slurm_run(slurm_cluster, local_project, tmp_path_factory) -> SlurmRun:
     profile = copy_profile(tmp_path_factory.mktemp("profile") / "slurm", probe_video=too_little)
     command = snakemake_command(workdir, profile, *trajectories_targets())
     done, record = threading.Event(), {}
-    watcher = threading.Thread(target=cancel_inference_mid_job, args=(workdir, done, record), daemon=True)
+    before = last_job_id()
+    watcher = threading.Thread(target=cancel_inference_mid_job, args=(workdir, done, record, before), daemon=True)
     watcher.start()
     try:
         result = subprocess.run(command, capture_output=True, text=True, env=snakemake_env(), timeout=600)
     finally:
         done.set()
         watcher.join(timeout=30)
-    return SlurmRun(workdir, result, slurm_jobs(workdir), record.get("cancelled"), record.get("shards", {}))
+    jobs = slurm_jobs(workdir, after=before)
+    return SlurmRun(workdir, result, jobs, record.get("cancelled"), record.get("shards", {}))
 
 
 def test_trajectories_equal_the_local_run(slurm_run, local_project):
@@ -136,21 +140,21 @@ def test_an_unknown_partition_fails_with_slurms_message(slurm_cluster, local_pro
     config = yaml.safe_load((profile / "config.yaml").read_text())
     config["default-resources"]["slurm_partition"] = "'nosuch'"
     (profile / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    started = time.monotonic()
+    started, before = time.monotonic(), last_job_id()
     # A job outside any group: Snakemake 9.27 shows no executor message for a group job.
     model = "results/models/demo/model.pt"
     result = run_snakemake(workdir, model, "--forcerun", "train", profile=profile, timeout=180)
     assert result.returncode != 0
     assert "Invalid partition name specified" in result.stderr
     assert time.monotonic() - started < 120, "it fails at submission, it does not wait"
-    assert not slurm_jobs(workdir)
+    assert not slurm_jobs(workdir, after=before)
 
 
 def test_gpus_on_a_cluster_without_them_fail_with_slurms_message(slurm_cluster, local_project, tmp_path):
     workdir = copy_project(local_project, tmp_path / "project")
-    model = "results/models/demo/model.pt"
+    model, before = "results/models/demo/model.pt", last_job_id()
     result = run_snakemake(workdir, model, "--forcerun", "train", "--config", "gpus=1", profile=PROFILE, timeout=180)
     assert result.returncode != 0
     assert "Invalid generic resource (gres) specification" in result.stderr
     assert "--gpus=1" in result.stderr, "the message shows the sbatch call"
-    assert not slurm_jobs(workdir)
+    assert not slurm_jobs(workdir, after=before)
