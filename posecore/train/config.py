@@ -11,12 +11,17 @@ A YAML config file (`posecore train --config`) has two sections, both optional:
       ...
 
 Unknown keys and wrongly typed values are errors naming the key; nothing falls back silently.
+
+The `train` section is flat (its keys are `TrainConfig`'s fields). Its augmentation keys are
+`Augmentation`'s fields, which checks them: `TrainConfig.augmentation` builds the one
+`Augmentation` that training uses, and `posecore.train.module.PoseModule` takes the whole
+(decided) `TrainConfig`. This module imports neither torch nor Lightning.
 """
 
 from __future__ import annotations
 
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +36,67 @@ Auto = Literal["auto"]
 Accelerator = Literal["auto", "cpu", "gpu"]
 Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
 LRSchedule = Literal["cosine", "plateau", "none"]
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random transforms of training frames (`posecore.train.augment.augment_batch`), checked here.
+
+    Every magnitude is the largest drawn (uniformly); the defaults transform nothing. The
+    fields but swap_pairs are also keys of the `train` section (`TrainConfig`, with its defaults).
+
+    Attributes:
+        flip: flip horizontally with probability 1/2 ("auto" must be decided before training:
+            `posecore.train.auto.resolve_auto`).
+        flip_vertical: flip vertically with probability 1/2.
+        rotation_deg: rotate by an angle in [-r, r] degrees about the image centre.
+        scale: zoom by a factor in [1 - s, 1 + s] about the image centre (0 <= s < 1).
+        translation_px: shift by [-t, t] pixels, independently in x and y.
+        brightness: add [-b, b] x 255 to every channel.
+        contrast: scale the frame about its mean by a factor in [1 - c, 1 + c] (0 <= c < 1).
+        noise_std: add Gaussian noise of standard deviation in [0, n] x 255.
+        blur_sigma_px: blur with a Gaussian of standard deviation in [0, s] pixels.
+        swap_pairs: (left, right) keypoint index pairs that exchange under one flip (the dataset's).
+    """
+
+    flip: bool | Auto = False
+    flip_vertical: bool = False
+    rotation_deg: float = 0.0
+    scale: float = 0.0
+    translation_px: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+    noise_std: float = 0.0
+    blur_sigma_px: float = 0.0
+    swap_pairs: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("rotation_deg", "scale", "translation_px", "brightness", "contrast", "noise_std", "blur_sigma_px"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("scale", "contrast"):
+            if getattr(self, name) >= 1:
+                raise ValueError(f"train.{name} must be < 1, got {getattr(self, name)}")
+
+    @property
+    def geometric(self) -> bool:
+        """Whether any transform moves pixels."""
+        moves = (self.rotation_deg, self.scale, self.translation_px)
+        return bool(self.flip) or self.flip_vertical or any(magnitude > 0 for magnitude in moves)
+
+    @property
+    def photometric(self) -> bool:
+        """Whether any transform changes pixel values."""
+        return self.brightness > 0 or self.contrast > 0 or self.noise_std > 0 or self.blur_sigma_px > 0
+
+    @property
+    def active(self) -> bool:
+        """Whether any transform is on."""
+        return self.geometric or self.photometric
+
+
+AUGMENTATION_KEYS = tuple(f.name for f in fields(Augmentation) if f.name != "swap_pairs")
+"""The `train` keys that `TrainConfig.augmentation` hands to `Augmentation`."""
 
 
 @dataclass(frozen=True)
@@ -62,15 +128,9 @@ class TrainConfig:
             keypoint pairs; "auto": on unless a keypoint named as one side of the animal has no
             swap pair, or the labels show an animal that always faces one way
             (`posecore.train.auto.decide_flip`).
-        flip_vertical: flip frames vertically with probability 1/2 (a frame mirrored by exactly
-            one of the two flips swaps its left/right pairs).
-        translation_px: shift frames by up to this many pixels in x and in y (uniform).
-        rotation_deg: rotate frames about their centre by up to this many degrees (uniform).
-        scale: zoom frames about their centre by a factor in [1 - scale, 1 + scale] (< 1).
-        brightness: add up to +-brightness x 255 to the pixel values.
-        contrast: scale pixel values about the frame's mean by [1 - contrast, 1 + contrast] (< 1).
-        noise_std: add Gaussian noise of standard deviation up to noise_std x 255.
-        blur_sigma_px: blur with a Gaussian of standard deviation up to this many pixels.
+        flip_vertical, translation_px, rotation_deg, scale, brightness, contrast, noise_std,
+            blur_sigma_px: the other augmentation keys, as `Augmentation` describes and checks
+            them (a frame mirrored by exactly one of the two flips swaps its left/right pairs).
         posture_graph: also train DeepPoseKit's posture-graph maps, one per skeleton edge of the
             dataset (the exported model outputs them after the keypoint maps).
         early_stopping_patience: stop after this many validations without a better val/rmse_px
@@ -151,19 +211,25 @@ class TrainConfig:
                 f"train.val_every_n_epochs ({self.val_every_n_epochs}) exceeds train.max_epochs ({self.max_epochs}): "
                 "no validation would run"
             )
-        nonnegative = ("translation_px", "rotation_deg", "scale", "brightness", "contrast", "noise_std")
-        counts = ("early_stopping_patience", "num_workers", "crop_size", "max_minutes", "peak_weight")
-        for name in (*nonnegative, "blur_sigma_px", *counts):
+        self.augmentation()  # the augmentation keys' own checks
+        for name in ("early_stopping_patience", "num_workers", "crop_size", "max_minutes", "peak_weight"):
             if getattr(self, name) != "auto" and getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("crop_background", "crop_until"):
             if getattr(self, name) != "auto" and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("scale", "contrast"):
-            if getattr(self, name) >= 1:
-                raise ValueError(f"train.{name} must be < 1, got {getattr(self, name)}")
         if self.devices < 1:
             raise ValueError(f"train.devices must be >= 1, got {self.devices}")
+
+    def augmentation(self, swap_pairs: Sequence[Sequence[int]] = ()) -> Augmentation:
+        """The augmentation these keys describe, flipping the dataset's (left, right) keypoint index pairs."""
+        values = {name: getattr(self, name) for name in AUGMENTATION_KEYS}
+        return Augmentation(**values, swap_pairs=tuple((int(left), int(right)) for left, right in swap_pairs))
+
+    @property
+    def decided(self) -> bool:
+        """Whether no setting but max_epochs (the time budget) is left "auto" (`posecore.train.auto.resolve_auto`)."""
+        return "auto" not in (self.flip, self.crop_size, self.crop_until)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | Path = "<config>") -> TrainConfig:

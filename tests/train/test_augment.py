@@ -140,3 +140,9 @@ def test_a_seed_repeats_the_augmentation():
 def test_impossible_magnitudes_are_refused(key, value):
     with pytest.raises(ValueError, match=key):
         Augmentation(**{key: value})
+
+
+def test_a_flip_left_auto_is_refused_until_the_labels_decide_it():
+    images, keypoints = _blobs(2)
+    with pytest.raises(ValueError, match=r"train\.flip 'auto' must be decided from the labels first"):
+        augment_batch(images, keypoints, Augmentation(flip="auto"), (0.0,) * 3, (1.0,) * 3)
