@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from posecore.train.config import TrainConfig
+from posecore.train.config import AUGMENTATION_KEYS, NO_AUGMENTATION, TrainConfig
 from posecore.train.module import PoseModule, keypoint_errors, load_checkpoint, masked_mse
 from posecore.train.targets import confidence_maps
 
@@ -14,7 +14,7 @@ DATA = Path(__file__).parent / "data"
 
 def _config(**settings) -> TrainConfig:
     """A decided config (nothing left "auto" but what `settings` says) without augmentation."""
-    off = {"flip": False, "translation_px": 0.0, "rotation_deg": 0.0, "scale": 0.0, "brightness": 0.0, "contrast": 0.0}
+    off = {key: getattr(NO_AUGMENTATION, key) for key in AUGMENTATION_KEYS}
     return TrainConfig(**{"max_epochs": 100, "max_minutes": 0.0, "crop_size": 0, "crop_until": 1.0, **off, **settings})
 
 
