@@ -1,28 +1,15 @@
 """On-the-fly augmentation of training batches, in plain torch, on whatever device the batch is on.
 
-`augment_batch` takes a normalised batch (B, C, H, W) with its keypoints (B, K, 2) and draws,
-per frame, from one `torch.Generator`, so a seeded run repeats exactly:
-
-- geometric, one affine warp per frame (bilinear `grid_sample`, the outside filled with the
-  mean colour, 0 after normalisation): horizontal and vertical flips, rotation and scaling
-  about the image centre, then a translation. With training crops only each frame's window
-  is sampled, not the whole warped frame (on 640x480 frames and 256-pixel crops, a fifth of
-  the pixels);
-- photometric, on what the warp gave (in uint8 units, converted through the per-channel mean
-  and std): brightness (an added offset), contrast (scaling about the frame's or window's
-  mean), Gaussian blur, Gaussian noise; the result is clipped to what a uint8 frame can hold.
-
-A frame mirrored exactly once (one flip, not both) exchanges its left/right keypoints by the
-dataset's swap pairs, so "left_ear" still names the animal's left ear. Keypoints that leave the
-image keep their coordinates outside it and stay labeled, as `posecore.train.data.random_crops`
-keeps those a crop leaves out: their maps are trained towards zero over the whole frame.
-Masking them instead (as posecore did before) also stops telling their maps that the rest of
-the frame is not them: on lp-mirror-mouse, whose nose sits 7 pixels from the frame's edge, the
-side view's nose left the frame in 65% of the training samples, and the model found it in the
-mirror view.
-
-The training module calls it after the batch reaches the accelerator (`on_after_batch_transfer`),
-so on a GPU the augmentation runs there.
+`augment_batch(images, keypoints, augmentation, mean, std, generator, window)` takes a
+normalised batch (B, C, H, W) with its keypoints (B, K, 2) as (x, y) pixels and returns both
+transformed as `augmentation` (`posecore.train.config.Augmentation`, re-exported here) draws,
+per frame, from one `torch.Generator`, so a seeded run repeats exactly: first one affine warp
+(flips, rotation and zoom about the image centre, then a shift; with training crops only each
+frame's window is sampled), then brightness, contrast, blur and noise, clipped to what a uint8
+frame holds. A frame mirrored exactly once exchanges its `swap_pairs`; keypoints moved out of the
+image keep their coordinates and stay labeled. The training module calls it once the batch is
+on the accelerator (`on_after_batch_transfer`). Why keypoints outside stay labeled:
+docs/training.md, "Augmentation".
 """
 
 from __future__ import annotations
