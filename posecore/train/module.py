@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +185,9 @@ class PoseModule(pl.LightningModule):
         super().__init__()
         if not config.decided:
             raise ValueError("train.flip, crop_size and crop_until must be decided first (posecore.train.auto)")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore="config")
+        # The config as plain values: the checkpoint and hparams.yaml name no posecore class.
+        self.save_hyperparameters({"config": asdict(config)})
         self.config = config
         self.augmentation = config.augmentation(swap_pairs)
         self.model = build_model(architecture, n_keypoints, in_channels, **hyperparameters)
@@ -366,7 +368,7 @@ def load_checkpoint(path: str | Path) -> PoseModule:
         if settings.get("max_epochs") == 0:
             settings["max_epochs"] = "auto"
         hyperparameters["config"] = TrainConfig(**settings)
-    elif isinstance(hyperparameters["config"], Mapping):
+    else:
         hyperparameters["config"] = TrainConfig(**hyperparameters["config"])
     module = PoseModule(**hyperparameters)
     module.load_state_dict(checkpoint["state_dict"])
