@@ -143,8 +143,8 @@ class PoseModule(pl.LightningModule):
 
     The model and the training labels' facts are plain arguments; how to train is one decided
     `TrainConfig` (`config`), whose augmentation is built once here. Both are saved as
-    hyperparameters, and `load_checkpoint` reads a checkpoint back (also one written before
-    the config was handed whole).
+    hyperparameters (the config as a plain dict), and `load_checkpoint` reads a checkpoint back
+    (also one written before the config was handed whole).
 
     Args:
         architecture: registry name of the model.
