@@ -21,13 +21,7 @@ They are written as a DeepLabCut project folder, which DeepLabCut and napari-dee
     out_dir/outliers.tsv                                why each frame was picked, worst first
     out_dir/README.txt                                  how to correct them
 
-The project layout is what napari-deeplabcut needs: saving a corrected `machinelabels` layer
-writes `CollectedData_<scorer>.h5` beside the images, with the scorer read from the
-config.yaml two folders up (the project folder). Predicted points scoring below `nan_below`
-are written as NaN, DeepLabCut's "not labeled": napari-deeplabcut saves every point it shows
-into CollectedData, so an unsure guess the labeler overlooks (typically an occluded keypoint)
-would otherwise become ground truth. The points kept carry their likelihood, and config.yaml's
-pcutoff is `min_score`, so napari-deeplabcut outlines the unsure ones in red (key E).
+Why this layout, and why unsure points are written as NaN: docs/design.md, "Outlier frames".
 """
 
 from __future__ import annotations

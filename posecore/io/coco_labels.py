@@ -17,13 +17,8 @@ Image files: `file_name` is tried as an absolute path, then relative to the JSON
 then relative to an `images/` folder beside the JSON file. An image's `width` and `height`,
 when given (above 0), must match the file.
 
-Coordinates: taken as they are, because COCO keypoints are already in posecore's convention
-(the centre of the top-left pixel at (0, 0)). The COCO dataset's keypoints are integer pixel
-indices in [0, W - 1] x [0, H - 1] (unlike its segmentation polygons, continuous in [0, W] x
-[0, H]): detectron2 reads them as pixel indices and adds 0.5 to get its own corner-origin
-coordinates, and subtracts 0.5 again when it writes COCO results. pycocotools imposes nothing
-(its keypoint similarity compares differences of coordinates), and sleap-io, whose SLEAP
-coordinates share posecore's convention, reads and writes COCO keypoints without a shift.
+Coordinates are taken as they are: COCO's keypoints are already in posecore's convention
+(docs/design.md, "Coordinates", says why).
 """
 
 from __future__ import annotations

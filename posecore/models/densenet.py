@@ -24,17 +24,8 @@ widths, activations, initialisation and outputs, so the same parameter count. In
 
 Every output is supervised: `forward` returns `n_stacks + 1` maps, the front end's first.
 
-DeepPoseKit counts `n_transitions` from the image (-1, its default, is as many halvings as the
-image size allows: 5 at 640x480); here it counts the halvings of each encoder-decoder below the
-maps, DeepPoseKit's value minus its downsample_factor of 2 (default 3, DeepPoseKit's default at
-640x480), since the model does not know the image size. Two details DeepPoseKit leaves to
-TensorFlow differ: PyTorch's pixel (un)shuffle orders the channels it moves differently from
-TensorFlow's depth_to_space (the same layers, weights stored in another order), and the 7x7
-stride-2 convolution pads 3 pixels on each side where TensorFlow pads 2 before and 3 after.
-Where DeepPoseKit would compress an upward transition to 0 channels (tiny growth rates) this
-keeps 4. `posecore.models.densenet_lite` is posecore's lighter network of the same plan.
-`benchmarks/fidelity.py` prints the parameters and multiply-accumulates of both beside
-DeepPoseKit's own.
+`n_transitions` counts the halvings of each encoder-decoder below the maps (DeepPoseKit's value
+minus 2). How this follows DeepPoseKit, and the details that differ: docs/models.md.
 """
 
 from __future__ import annotations

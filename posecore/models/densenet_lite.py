@@ -4,12 +4,7 @@ This is the network config/config.yaml trains by default (`densenet_lite`; up to
 format 1 it was called `stacked_densenet`). It keeps the plan of DeepPoseKit's Stacked DenseNet
 (`posecore.models.densenet`, which is DeepPoseKit's own, layer for layer): stacked FC-DenseNet
 encoder-decoders from 1/4 of the image, multi-scale skips, intermediate supervision, each stack
-reading the previous one's maps. It differs in the layers: BatchNorm-ReLU pre-activation instead
-of SELU, one growth per dense layer instead of two or three times it below 1/4, a max-pooled
-7x7 stem instead of the space-to-depth front end, nearest-neighbour upsampling instead of
-sub-pixel, and no supervised output from the front end. At the same growth rate it has about a
-quarter of the weights (at growth rate 32 and 640x480: 0.36 M against 1.45 M) and runs faster;
-`benchmarks/fidelity.py` prints both.
+reading the previous one's maps. It differs in the layers (docs/models.md: which, and what that saves).
 
 The network has three parts:
 

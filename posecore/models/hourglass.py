@@ -19,12 +19,10 @@ This is the network of DeepPoseKit 0.3.9's `StackedHourglass` with its TrainingG
 
 One supervised output per stack.
 
-DeepPoseKit counts `n_transitions` from the image (-1, its default, is as many halvings as the
-image size allows: 5 at 640x480); here it counts the halvings of each hourglass below the maps,
-DeepPoseKit's value minus its downsample_factor of 2 (default 3, DeepPoseKit's default at
-640x480). BatchNorms take Keras' epsilon (1e-3) and momentum (0.99, PyTorch's 0.01). The
-7x7 stride-2 convolution pads 3 pixels on each side where TensorFlow pads 2 before and 3 after.
-`posecore.models.hourglass_lite` is posecore's earlier, lighter hourglass.
+`n_transitions` counts the halvings of each hourglass below the maps (DeepPoseKit's value minus
+2); BatchNorms take Keras' epsilon and momentum. How this follows DeepPoseKit, and the details
+that differ: docs/models.md. `posecore.models.hourglass_lite` is posecore's earlier, lighter
+hourglass.
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ output, at the input's resolution (output stride 1). LEAP trains without batch n
 `output_layer="conv"` is posecore's earlier decoder (exported-model format 1): the last
 upsampling is a decoder level like the others (transposed convolution to `filters` channels,
 then `convs_per_block - 1` convolutions at full resolution) followed by a 1x1 convolution to
-the maps, PyTorch's default initialisation. It has 6% more weights than LEAP's and, at 640x480,
-26% more multiply-accumulates a frame (136 G against 108 G: `benchmarks/fidelity.py`).
+the maps, PyTorch's default initialisation. What it costs against LEAP's: docs/models.md.
 """
 
 from __future__ import annotations

@@ -10,12 +10,8 @@ The backbone is a ResNet (He et al. 2016) of depth 18, 34, 50, 101 or 152 with t
 names of torchvision's `resnet{depth}` (`conv1`, `bn1`, `layer1.0.conv1`, ...), so that
 ImageNet weights load onto it by name: `pretrained="imagenet"` fetches torchvision's published
 ones once into torch's hub cache (`posecore.models.pretrained`), `weights_path` reads a local
-copy. It follows torchvision's layout (stride on the 3x3 convolution of each stage's first
-block) rather than TF-slim's resnet_v1 that DeepLabCut 2 used (stride on the last block of
-each stage): the same weights and widths, 7% more multiply-accumulates, and the
-layout of the ImageNet weights PyTorch can fetch (DeepLabCut 3 made the same move).
-DeepLabCut's head also outputs 2K location-refinement maps, which posecore leaves out (it
-refines peaks from the maps themselves, `posecore.ops.peaks`): 2% of the weights.
+copy. It follows torchvision's layout (stride on the 3x3 convolution of each stage's first block) and
+leaves out DeepLabCut's location-refinement maps: docs/models.md says why and what it costs.
 
 `n_deconv` inserts stride-2 4x4 transposed convolutions (BN, ReLU) of `deconv_channels`
 before the output layer, as SimpleBaseline (Xiao et al. 2018) does. `output_layer="conv"`

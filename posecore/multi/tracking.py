@@ -7,36 +7,9 @@ keeping its score, and `swap_risk` set where an identity swap is likely. It runs
 video, frame after frame, where the video's shards are joined (`track_poses` is the same on
 arrays).
 
-How a frame is tracked (`track_poses`):
-
-1. Detections scoring below `min_instance_score` are no animal; of the rest, the `n_animals`
-   best are kept (never more animals than the config says).
-2. Every track's last `window` poses are each moved forward by its velocity (constant
-   velocity, averaged over recent steps; a jump farther than the gate does not count as
-   motion), so two animals that cross keep going their own ways.
-3. Cost of a detection for a track: the mean distance between their common keypoints (those
-   scoring `min_keypoint_score` or more), in units of the track's size (the longest distance
-   between two of its keypoints, about a body length), to the nearest of those predicted poses (one wrong detection then
-   does not lead a track astray); the centres when they share no keypoint. With identity
-   scores (an identity model's per-track probabilities), `identity_weight` x
-   (1 - probability) is added.
-4. Minimum-cost assignment (Hungarian) among pairs within the gate (`max_cost`, growing by
-   `gap_cost` per frame a track went unseen); then unassigned detections start new tracks
-   while there are fewer than `n_animals`; then, with every track taken, the rest are assigned
-   to the tracks left over whatever the cost (the count is known: a detection must be one of
-   them). With `count: maximum`, a track unseen for more than `max_gap` frames ends, and a new
-   one may start in its place.
-5. Swap risk: two assigned animals are flagged when their centres are nearer than
-   `close_distance` track sizes, or when exchanging their tracks would cost less than
-   `swap_margin` more than the assignment made; so is a detection assigned by force in step 4,
-   or farther than `jump` track sizes from its track (a track that jumps may have taken
-   another animal's detection), or near a track that lost its detection in this frame (an
-   animal hidden by another, the commonest start of a swap).
-
-Notes:
-    Pose similarity plus motion prediction with a Hungarian assignment is SLEAP's "simple"
-    tracker with Kalman-free prediction; capping the tracks at the number of animals removes
-    the users' commonest complaint (more tracks than animals).
+Each frame's detections are assigned to tracks by pose similarity to the tracks' recent poses
+moved by their velocity (Hungarian), never making more than `n_animals` tracks; the steps, the
+swap-risk rules and why: docs/multianimal.md, "Tracking".
 """
 
 from __future__ import annotations

@@ -1,90 +1,28 @@
 """On-the-fly augmentation of training batches, in plain torch, on whatever device the batch is on.
 
-`augment_batch` takes a normalised batch (B, C, H, W) with its keypoints (B, K, 2) and draws,
-per frame, from one `torch.Generator`, so a seeded run repeats exactly:
-
-- geometric, one affine warp per frame (bilinear `grid_sample`, the outside filled with the
-  mean colour, 0 after normalisation): horizontal and vertical flips, rotation and scaling
-  about the image centre, then a translation. With training crops only each frame's window
-  is sampled, not the whole warped frame (on 640x480 frames and 256-pixel crops, a fifth of
-  the pixels);
-- photometric, on what the warp gave (in uint8 units, converted through the per-channel mean
-  and std): brightness (an added offset), contrast (scaling about the frame's or window's
-  mean), Gaussian blur, Gaussian noise; the result is clipped to what a uint8 frame can hold.
-
-A frame mirrored exactly once (one flip, not both) exchanges its left/right keypoints by the
-dataset's swap pairs, so "left_ear" still names the animal's left ear. Keypoints that leave the
-image keep their coordinates outside it and stay labeled, as `posecore.train.data.random_crops`
-keeps those a crop leaves out: their maps are trained towards zero over the whole frame.
-Masking them instead (as posecore did before) also stops telling their maps that the rest of
-the frame is not them: on lp-mirror-mouse, whose nose sits 7 pixels from the frame's edge, the
-side view's nose left the frame in 65% of the training samples, and the model found it in the
-mirror view.
-
-The training module calls it after the batch reaches the accelerator (`on_after_batch_transfer`),
-so on a GPU the augmentation runs there.
+`augment_batch(images, keypoints, augmentation, mean, std, generator, window)` takes a
+normalised batch (B, C, H, W) with its keypoints (B, K, 2) as (x, y) pixels and returns both
+transformed as `augmentation` (`posecore.train.config.Augmentation`, re-exported here) draws,
+per frame, from one `torch.Generator`, so a seeded run repeats exactly: first one affine warp
+(flips, rotation and zoom about the image centre, then a shift; with training crops only each
+frame's window is sampled), then brightness, contrast, blur and noise, clipped to what a uint8
+frame holds. A frame mirrored exactly once exchanges its `swap_pairs`; keypoints moved out of the
+image keep their coordinates and stay labeled. The training module calls it once the batch is
+on the accelerator (`on_after_batch_transfer`). Why keypoints outside stay labeled:
+docs/training.md, "Augmentation".
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
 
+from posecore.train.config import Augmentation
 
-@dataclass(frozen=True)
-class Augmentation:
-    """Random transforms of training frames; every magnitude is the largest drawn (uniformly).
-
-    Attributes:
-        flip: flip horizontally with probability 1/2.
-        flip_vertical: flip vertically with probability 1/2.
-        rotation_deg: rotate by an angle in [-r, r] degrees about the image centre.
-        scale: zoom by a factor in [1 - s, 1 + s] about the image centre (0 <= s < 1).
-        translation_px: shift by [-t, t] pixels, independently in x and y.
-        brightness: add [-b, b] x 255 to every channel.
-        contrast: scale the frame about its mean by a factor in [1 - c, 1 + c] (0 <= c < 1).
-        noise_std: add Gaussian noise of standard deviation in [0, n] x 255.
-        blur_sigma_px: blur with a Gaussian of standard deviation in [0, s] pixels.
-        swap_pairs: (left, right) keypoint index pairs that exchange under one flip.
-    """
-
-    flip: bool = False
-    flip_vertical: bool = False
-    rotation_deg: float = 0.0
-    scale: float = 0.0
-    translation_px: float = 0.0
-    brightness: float = 0.0
-    contrast: float = 0.0
-    noise_std: float = 0.0
-    blur_sigma_px: float = 0.0
-    swap_pairs: tuple[tuple[int, int], ...] = ()
-
-    def __post_init__(self) -> None:
-        for name in ("rotation_deg", "scale", "translation_px", "brightness", "contrast", "noise_std", "blur_sigma_px"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"augmentation {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("scale", "contrast"):
-            if getattr(self, name) >= 1:
-                raise ValueError(f"augmentation {name} must be < 1, got {getattr(self, name)}")
-
-    @property
-    def geometric(self) -> bool:
-        """Whether any transform moves pixels."""
-        return self.flip or self.flip_vertical or self.rotation_deg > 0 or self.scale > 0 or self.translation_px > 0
-
-    @property
-    def photometric(self) -> bool:
-        """Whether any transform changes pixel values."""
-        return self.brightness > 0 or self.contrast > 0 or self.noise_std > 0 or self.blur_sigma_px > 0
-
-    @property
-    def active(self) -> bool:
-        """Whether any transform is on."""
-        return self.geometric or self.photometric
+__all__ = ["Augmentation", "Window", "augment_batch"]
 
 
 # Windows of a batch, from its keypoints (B, K, 2) as the geometric transforms moved them: each
@@ -117,6 +55,8 @@ def augment_batch(
         The augmented images (B, C, H, W), or their windows (B, C, h, w), and the keypoints
         (B, K, 2) in their pixels, on the input's device.
     """
+    if augmentation.flip == "auto":
+        raise ValueError("train.flip 'auto' must be decided from the labels first (posecore.train.auto.resolve_auto)")
     if not augmentation.active and window is None:
         return images, keypoints
     if augmentation.geometric or window is not None:

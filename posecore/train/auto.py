@@ -6,26 +6,9 @@ decided, saying why in words (the training log, the training summary and the QC 
 them). A number or true/false in the config is kept as it is. `max_epochs: auto` stays "auto":
 it means the time budget, which `posecore.train.module.PoseModule` follows.
 
-Notes:
-The rules carry what the per-dataset recipes of `benchmarks/accuracy.py` chose by hand, and are
-written so that they choose the same on the two real datasets (docs/training.md):
-
-- Crops (`decide_crop`): a crop of 1.5 times the animal's extent in the labels (its 95th
-  percentile over the training frames), rounded up to a multiple of 64 and at least 128 px,
-  when a frame holds at least twice its pixels (openfield: a 143 px mouse in 640x480 frames,
-  crops of 256). When the animal spans more than the largest crop that is still half a frame
-  (mirror-mouse: side and bottom views fill the 396x406 frame), crops of that size for the
-  first 60% of the run and whole frames after it, where the model sees which end of the animal
-  is which. Frames too small for a crop of 128 px at half their pixels train whole.
-- Flips (`decide_flip`): a horizontal flip must know which keypoints swap. A keypoint whose
-  name says it is one side of the animal ("left", "right", "L", "RH", ... as a word of its own,
-  or a name that starts with left or right) and is in no swap pair turns flips off. So do
-  labels of an animal that always faces one way: a pair of keypoints whose direction stays
-  within about 26 degrees in the training frames (mean resultant length at least 0.9), where
-  the mirrored (and swapped) pair points more than 45 degrees away from it; a mirrored frame
-  would show a pose no label has (mirror-mouse's head-fixed mouse faces right in every frame,
-  and trained with flips it put noses on tails). A mouse that turns freely in an open field
-  has no such pair, and flips give it true new poses.
+The rules (`decide_crop`, `decide_flip`), and why they choose on the two real datasets what
+`benchmarks/accuracy.py`'s per-dataset recipes chose by hand: docs/training.md, "Settings
+decided from the labels".
 """
 
 from __future__ import annotations

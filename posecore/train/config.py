@@ -11,12 +11,18 @@ A YAML config file (`posecore train --config`) has two sections, both optional:
       ...
 
 Unknown keys and wrongly typed values are errors naming the key; nothing falls back silently.
+
+The `train` section is flat: its keys are `TrainConfig`'s fields. The augmentation keys are
+declared and checked once, in `AugmentationSettings`, which both `TrainConfig` and
+`Augmentation` (what `posecore.train.augment` draws from) extend; `TrainConfig.augmentation`
+builds the one `Augmentation` a run uses, and `posecore.train.module.PoseModule` takes the
+decided `TrainConfig` whole. This module imports neither torch nor Lightning.
 """
 
 from __future__ import annotations
 
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -34,8 +40,90 @@ LRSchedule = Literal["cosine", "plateau", "none"]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """How to train.
+class AugmentationSettings:
+    """The `train` section's augmentation keys, with their defaults, declared and checked here once.
+
+    `TrainConfig` is these and the rest of the section; `Augmentation` is these and the dataset's
+    swap pairs. Every magnitude is the largest drawn (uniformly); the defaults are the
+    augmentation that reached the accuracy goals on the real datasets (docs/training.md).
+
+    Attributes:
+        flip: flip frames horizontally with probability 1/2, swapping the dataset's left/right
+            keypoint pairs; "auto": on unless a keypoint named as one side of the animal has no
+            swap pair, or the labels show an animal that always faces one way
+            (`posecore.train.auto.decide_flip`), decided before training.
+        flip_vertical: flip frames vertically with probability 1/2 (a frame mirrored by exactly
+            one of the two flips swaps its left/right pairs).
+        translation_px: shift frames by [-t, t] pixels, independently in x and y.
+        rotation_deg: rotate frames by an angle in [-r, r] degrees about their centre.
+        scale: zoom frames by a factor in [1 - s, 1 + s] about their centre (0 <= s < 1).
+        brightness: add [-b, b] x 255 to every channel.
+        contrast: scale pixel values about the frame's mean by [1 - c, 1 + c] (0 <= c < 1).
+        noise_std: add Gaussian noise of standard deviation in [0, n] x 255.
+        blur_sigma_px: blur with a Gaussian of standard deviation in [0, s] pixels.
+    """
+
+    flip: bool | Auto = "auto"
+    flip_vertical: bool = False
+    translation_px: float = 16.0
+    rotation_deg: float = 15.0
+    scale: float = 0.1
+    brightness: float = 0.1
+    contrast: float = 0.2
+    noise_std: float = 0.0
+    blur_sigma_px: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("rotation_deg", "scale", "translation_px", "brightness", "contrast", "noise_std", "blur_sigma_px"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("scale", "contrast"):
+            if getattr(self, name) >= 1:
+                raise ValueError(f"train.{name} must be < 1, got {getattr(self, name)}")
+
+
+AUGMENTATION_KEYS = tuple(f.name for f in fields(AugmentationSettings))
+"""The `train` keys that `AugmentationSettings` declares."""
+
+
+@dataclass(frozen=True)
+class Augmentation(AugmentationSettings):
+    """Random transforms of training frames (`posecore.train.augment.augment_batch`).
+
+    `TrainConfig.augmentation` builds the one a run uses; `NO_AUGMENTATION` transforms nothing.
+
+    Attributes:
+        swap_pairs: (left, right) keypoint index pairs that exchange under one flip (the dataset's).
+    """
+
+    swap_pairs: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def geometric(self) -> bool:
+        """Whether any transform moves pixels."""
+        moves = (self.rotation_deg, self.scale, self.translation_px)
+        return bool(self.flip) or self.flip_vertical or any(magnitude > 0 for magnitude in moves)
+
+    @property
+    def photometric(self) -> bool:
+        """Whether any transform changes pixel values."""
+        return self.brightness > 0 or self.contrast > 0 or self.noise_std > 0 or self.blur_sigma_px > 0
+
+    @property
+    def active(self) -> bool:
+        """Whether any transform is on."""
+        return self.geometric or self.photometric
+
+
+NO_AUGMENTATION = Augmentation(
+    flip=False, translation_px=0.0, rotation_deg=0.0, scale=0.0, brightness=0.0, contrast=0.0
+)
+"""An augmentation that transforms nothing (`dataclasses.replace` it to turn transforms on)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig(AugmentationSettings):
+    """How to train: the `train` section (its augmentation keys: `AugmentationSettings`).
 
     The defaults are what trains a good model on labels posecore has never seen (docs/training.md):
     a time budget with the learning rate's cosine schedule ending at it, the augmentation that
@@ -58,19 +146,6 @@ class TrainConfig:
         lr_schedule: "cosine" (to 0 over max_epochs, or over max_minutes when the time limit
             comes first), "plateau" (x0.2 after 10 validations without a better val/loss) or
             "none".
-        flip: flip frames horizontally with probability 1/2, swapping the dataset's left/right
-            keypoint pairs; "auto": on unless a keypoint named as one side of the animal has no
-            swap pair, or the labels show an animal that always faces one way
-            (`posecore.train.auto.decide_flip`).
-        flip_vertical: flip frames vertically with probability 1/2 (a frame mirrored by exactly
-            one of the two flips swaps its left/right pairs).
-        translation_px: shift frames by up to this many pixels in x and in y (uniform).
-        rotation_deg: rotate frames about their centre by up to this many degrees (uniform).
-        scale: zoom frames about their centre by a factor in [1 - scale, 1 + scale] (< 1).
-        brightness: add up to +-brightness x 255 to the pixel values.
-        contrast: scale pixel values about the frame's mean by [1 - contrast, 1 + contrast] (< 1).
-        noise_std: add Gaussian noise of standard deviation up to noise_std x 255.
-        blur_sigma_px: blur with a Gaussian of standard deviation up to this many pixels.
         posture_graph: also train DeepPoseKit's posture-graph maps, one per skeleton edge of the
             dataset (the exported model outputs them after the keypoint maps).
         early_stopping_patience: stop after this many validations without a better val/rmse_px
@@ -113,15 +188,6 @@ class TrainConfig:
     precision: Precision = "auto"
     val_every_n_epochs: int = 1
     lr_schedule: LRSchedule = "cosine"
-    flip: bool | Auto = "auto"
-    flip_vertical: bool = False
-    translation_px: float = 16.0
-    rotation_deg: float = 15.0
-    scale: float = 0.1
-    brightness: float = 0.1
-    contrast: float = 0.2
-    noise_std: float = 0.0
-    blur_sigma_px: float = 0.0
     posture_graph: bool = False
     early_stopping_patience: int = 0
     devices: int = 1
@@ -151,19 +217,25 @@ class TrainConfig:
                 f"train.val_every_n_epochs ({self.val_every_n_epochs}) exceeds train.max_epochs ({self.max_epochs}): "
                 "no validation would run"
             )
-        nonnegative = ("translation_px", "rotation_deg", "scale", "brightness", "contrast", "noise_std")
-        counts = ("early_stopping_patience", "num_workers", "crop_size", "max_minutes", "peak_weight")
-        for name in (*nonnegative, "blur_sigma_px", *counts):
+        super().__post_init__()  # the augmentation keys' checks
+        for name in ("early_stopping_patience", "num_workers", "crop_size", "max_minutes", "peak_weight"):
             if getattr(self, name) != "auto" and getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("crop_background", "crop_until"):
             if getattr(self, name) != "auto" and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("scale", "contrast"):
-            if getattr(self, name) >= 1:
-                raise ValueError(f"train.{name} must be < 1, got {getattr(self, name)}")
         if self.devices < 1:
             raise ValueError(f"train.devices must be >= 1, got {self.devices}")
+
+    def augmentation(self, swap_pairs: Sequence[Sequence[int]] = ()) -> Augmentation:
+        """The augmentation these keys describe, flipping the dataset's (left, right) keypoint index pairs."""
+        values = {name: getattr(self, name) for name in AUGMENTATION_KEYS}
+        return Augmentation(**values, swap_pairs=tuple((int(left), int(right)) for left, right in swap_pairs))
+
+    @property
+    def decided(self) -> bool:
+        """Whether no setting but max_epochs (the time budget) is left "auto" (`posecore.train.auto.resolve_auto`)."""
+        return "auto" not in (self.flip, self.crop_size, self.crop_until)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | Path = "<config>") -> TrainConfig:

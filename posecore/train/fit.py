@@ -41,11 +41,10 @@ from posecore.models.export import ModelMeta, load_model, save_model
 from posecore.models.registry import GRAPH_MAPS, hyperparameter_defaults, without_weight_sources
 from posecore.ops.layout import offset_ranges
 from posecore.ops.single_animal import label_extent
-from posecore.train.augment import Augmentation
 from posecore.train.auto import Decision, resolve_auto
 from posecore.train.config import ModelConfig, TrainConfig
 from posecore.train.data import PoseDataset, channel_stats
-from posecore.train.module import PoseModule, augmentation_fields
+from posecore.train.module import PoseModule, load_checkpoint
 from posecore.train.summary import TrainingSummary, diagnose, guess_rmse
 
 logger = logging.getLogger(__name__)
@@ -201,38 +200,17 @@ def train_model(
     extent_px, ranges = 0.0, ()  # several animals per frame: the single-animal priors do not hold
     if not dataset.multi_animal:
         extent_px, ranges = label_extent(dataset.keypoints[train]), offset_ranges(dataset.keypoints[train])
-    augmentation = Augmentation(
-        flip=train_config.flip,
-        flip_vertical=train_config.flip_vertical,
-        rotation_deg=train_config.rotation_deg,
-        scale=train_config.scale,
-        translation_px=train_config.translation_px,
-        brightness=train_config.brightness,
-        contrast=train_config.contrast,
-        noise_std=train_config.noise_std,
-        blur_sigma_px=train_config.blur_sigma_px,
-    )
     module = PoseModule(
         architecture=model_config.architecture,
         hyperparameters=hyperparameters,
         n_keypoints=len(dataset.keypoint_names),
         in_channels=int(dataset.images.shape[-1]),
         image_size=dataset.image_size,
+        config=train_config,
         mean=mean,
         std=std,
-        sigma_px=train_config.sigma_px,
         skeleton=tuple(dataset.skeleton),
-        augmentation=augmentation_fields(augmentation),
         swap_pairs=tuple(dataset.swap_pairs),
-        seed=train_config.seed,
-        learning_rate=train_config.learning_rate,
-        lr_schedule=train_config.lr_schedule,
-        max_epochs=0 if by_time else train_config.max_epochs,
-        max_minutes=train_config.max_minutes,
-        crop_size=train_config.crop_size,
-        crop_background=train_config.crop_background,
-        crop_until=train_config.crop_until,
-        peak_weight=train_config.peak_weight,
         extent_px=extent_px,
         offset_ranges=ranges,
     )
@@ -287,7 +265,7 @@ def train_model(
             "or train.max_minutes ran out within the first epochs?)"
         )
 
-    best = PoseModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+    best = load_checkpoint(checkpoint.best_model_path)
     meta = ModelMeta(
         architecture=model_config.architecture,
         # The weights are in the file: loading it must need neither the original file nor a network.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from posecore.geometry import map_to_image
 from posecore.models.registry import build_model
 from posecore.ops.decode import decode_peaks
 from posecore.ops.multipeak import find_peaks_multi
-from posecore.train.augment import Augmentation
+from posecore.train.config import AUGMENTATION_KEYS, TrainConfig
 from posecore.train.data import prepare_batch
 
 # How far (as a fraction of the run) a run with a time limit may fall behind the pace that
@@ -140,6 +141,11 @@ def detection_errors(
 class PoseModule(pl.LightningModule):
     """A registered model with its batch preparation, loss, metrics and optimiser.
 
+    The model and the training labels' facts are plain arguments; how to train is one decided
+    `TrainConfig` (`config`), whose augmentation is built once here. Both are saved as
+    hyperparameters (the config as a plain dict), and `load_checkpoint` reads a checkpoint back
+    (also one written before the config was handed whole).
+
     Args:
         architecture: registry name of the model.
         hyperparameters: its constructor arguments besides n_keypoints and in_channels, with
@@ -147,24 +153,15 @@ class PoseModule(pl.LightningModule):
         n_keypoints: K.
         in_channels: C.
         image_size: (H, W) of the unpadded images, to crop maps as the predictor does.
+        config: how to train, with nothing but max_epochs left "auto" (`TrainConfig.decided`);
+            max_epochs "auto" trains for max_minutes, the cosine schedule following the clock
+            (`_progress`). Used here: sigma_px, seed (the augmentation's generator, seed + rank),
+            learning_rate, lr_schedule, max_epochs, max_minutes, crop_size, crop_background,
+            crop_until, peak_weight (`masked_mse`) and the augmentation keys.
         mean: per-channel mean (C) in uint8 units, to normalise as the exported model will.
         std: per-channel standard deviation (C) in uint8 units.
-        sigma_px: target Gaussian standard deviation in image pixels.
         skeleton: the E posture-graph edges when E > 0 (their maps follow the K keypoint maps).
-        augmentation: `Augmentation` fields for training batches (without swap_pairs).
         swap_pairs: left/right keypoint index pairs exchanged by a flip.
-        seed: seeds the augmentation's generator (one stream per process: seed + rank).
-        learning_rate: Adam's initial learning rate.
-        lr_schedule: "cosine", "plateau" or "none".
-        max_epochs: length of the cosine schedule; 0: the time limit alone (max_minutes).
-        max_minutes: the run's time limit (0: none); the cosine schedule then ends at whichever
-            of max_epochs and max_minutes comes first, so a run cut by its time limit still
-            finishes at a small learning rate (`_progress`).
-        crop_size: train on crops of this many pixels around labeled keypoints (0: whole frames).
-        crop_background: fraction of the training crops placed anywhere in the frame.
-        crop_until: with crop_size, the fraction of the run (as the cosine schedule measures it)
-            trained on crops; whole frames after it.
-        peak_weight: extra loss weight of the target peaks (`masked_mse`).
         extent_px: the animal's largest extent in the training labels (0: unknown), and
         offset_ranges: the training labels' offset ranges (empty: unknown), for decoding the
             validation maps as the exported model will be (`posecore.ops.decode.decode_peaks`).
@@ -177,26 +174,22 @@ class PoseModule(pl.LightningModule):
         n_keypoints: int,
         in_channels: int,
         image_size: tuple[int, int],
+        config: TrainConfig,
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
-        sigma_px: float = 5.0,
         skeleton: tuple[tuple[int, int], ...] = (),
-        augmentation: dict[str, Any] | None = None,
         swap_pairs: tuple[tuple[int, int], ...] = (),
-        seed: int = 0,
-        learning_rate: float = 1e-3,
-        lr_schedule: str = "cosine",
-        max_epochs: int = 100,
-        max_minutes: float = 0.0,
-        crop_size: int = 0,
-        crop_background: float = 0.0,
-        peak_weight: float = 0.0,
-        crop_until: float = 1.0,
         extent_px: float = 0.0,
         offset_ranges: tuple[tuple[int, int, float, float, float, float], ...] = (),
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        if not config.decided:
+            raise ValueError("train.flip, crop_size and crop_until must be decided first (posecore.train.auto)")
+        self.save_hyperparameters(ignore="config")
+        # The config as plain values: the checkpoint and hparams.yaml name no posecore class.
+        self.save_hyperparameters({"config": asdict(config)})
+        self.config = config
+        self.augmentation = config.augmentation(swap_pairs)
         self.model = build_model(architecture, n_keypoints, in_channels, **hyperparameters)
         self.n_keypoints = n_keypoints
         self.stride = int(self.model.output_stride)
@@ -207,11 +200,8 @@ class PoseModule(pl.LightningModule):
         if n_graph != len(skeleton) and n_graph:
             raise ValueError(f"n_graph_maps is {n_graph} but the skeleton has {len(skeleton)} edges")
         self.skeleton = tuple(tuple(edge) for edge in skeleton) if n_graph else None
-        fields = dict(augmentation or {})
-        self.augmentation = Augmentation(**{**fields, "swap_pairs": tuple(tuple(p) for p in swap_pairs)})
         self._generator: torch.Generator | None = None
         self._sums = torch.zeros(3, dtype=torch.float64)  # squared pixel error, labeled keypoints, peak scores
-        self._peak_weight = float(peak_weight)
         self._schedule_start: float | None = None  # wall clock at the start of training (with max_minutes)
 
     def setup(self, stage: str) -> None:
@@ -228,7 +218,7 @@ class PoseModule(pl.LightningModule):
         if self._generator is None or self._generator.device != device:
             rank = self.trainer.global_rank if self._trainer is not None else 0
             self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(int(self.hparams.seed) + rank)
+            self._generator.manual_seed(self.config.seed + rank)
         return self._generator
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
@@ -237,8 +227,8 @@ class PoseModule(pl.LightningModule):
             return batch
         training = self._trainer is not None and self.trainer.training
         augmentation = self.augmentation if training and self.augmentation.active else None
-        crop_size = int(self.hparams.get("crop_size", 0)) if training else 0
-        if crop_size and self._progress(self.global_step) >= float(self.hparams.get("crop_until", 1.0)):
+        crop_size = int(self.config.crop_size) if training else 0
+        if crop_size and self._progress(self.global_step) >= float(self.config.crop_until):
             crop_size = 0  # the rest of the run sees whole frames
         channels_last = batch["image"].device.type == "cpu"  # as `setup` holds the weights
         return prepare_batch(
@@ -247,18 +237,18 @@ class PoseModule(pl.LightningModule):
             self.std,
             int(self.model.input_multiple),
             self.stride,
-            float(self.hparams.sigma_px),
+            float(self.config.sigma_px),
             self.skeleton,
             augmentation,
             self.generator(batch["image"].device) if augmentation is not None or crop_size else None,
             crop_size,
-            float(self.hparams.get("crop_background", 0.0)),
+            float(self.config.crop_background),
             torch.channels_last if channels_last else torch.contiguous_format,
         )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Masked MSE over all supervised outputs, logged as train/loss."""
-        loss = masked_mse(self.model(batch["image"]), batch["maps"], batch["mask"], self._peak_weight)
+        loss = masked_mse(self.model(batch["image"]), batch["maps"], batch["mask"], self.config.peak_weight)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 
@@ -274,11 +264,11 @@ class PoseModule(pl.LightningModule):
         """
         with torch.autocast("cpu", enabled=False):
             outputs = self.model(batch["image"])
-        loss = masked_mse(outputs, batch["maps"], batch["mask"], self._peak_weight)
+        loss = masked_mse(outputs, batch["maps"], batch["mask"], self.config.peak_weight)
         self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         maps = outputs[-1][:, : self.n_keypoints, : self.map_size[0], : self.map_size[1]]  # (B, K, h, w) on the image
         if batch["keypoints"].ndim == 4:  # several animals per frame: no one peak per keypoint to score
-            errors, labeled = detection_errors(maps, batch["keypoints"], self.stride, float(self.hparams.sigma_px))
+            errors, labeled = detection_errors(maps, batch["keypoints"], self.stride, float(self.config.sigma_px))
             scores = torch.full_like(errors, math.nan)
         else:
             errors, labeled, scores = keypoint_errors(
@@ -309,19 +299,19 @@ class PoseModule(pl.LightningModule):
         CLOCK_LAG behind the pace that finishes max_epochs within the limit follows the clock
         instead (timed from the start of training, as Lightning's timer is), so that it still
         ends at a small learning rate (the cosine's factor at 1 - CLOCK_LAG: 0.6%). A run that
-        keeps the pace follows its steps alone, and so repeats exactly with its seed. Without
-        max_epochs (0), the run is its time limit: progress is the share of it elapsed.
+        keeps the pace follows its steps alone, and so repeats exactly with its seed. With
+        max_epochs "auto", the run is its time limit: progress is the share of it elapsed.
         """
-        max_minutes = float(self.hparams.get("max_minutes", 0.0))
+        max_minutes = float(self.config.max_minutes)
         elapsed = None
         if max_minutes and self._schedule_start is not None:
             elapsed = (time.monotonic() - self._schedule_start) / (60.0 * max_minutes)
-        if not int(self.hparams.max_epochs):  # the time budget alone
+        if self.config.max_epochs == "auto":  # the time budget alone
             return min(elapsed or 0.0, 1.0)
         if self._trainer is not None:
             total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         else:  # outside a fit: count one step per epoch
-            total_steps = int(self.hparams.max_epochs)
+            total_steps = int(self.config.max_epochs)
         progress = step / total_steps
         if elapsed is not None:
             progress = max(progress, elapsed - CLOCK_LAG)
@@ -333,8 +323,8 @@ class PoseModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         """Adam with the configured learning-rate schedule."""
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hparams.learning_rate)
-        schedule = self.hparams.lr_schedule
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate)
+        schedule = self.config.lr_schedule
         if schedule == "cosine":
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._cosine_factor)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -347,6 +337,39 @@ class PoseModule(pl.LightningModule):
         raise ValueError(f"unknown lr_schedule {schedule!r}; known: cosine, plateau, none")
 
 
-def augmentation_fields(augmentation: Augmentation) -> dict[str, Any]:
-    """An `Augmentation` as the plain dict `PoseModule` takes (swap pairs travel separately)."""
-    return {key: value for key, value in asdict(augmentation).items() if key != "swap_pairs"}
+FORMAT_1_TRAIN_KEYS = (
+    "sigma_px",
+    "seed",
+    "learning_rate",
+    "lr_schedule",
+    "max_epochs",
+    "max_minutes",
+    "crop_size",
+    "crop_background",
+    "crop_until",
+    "peak_weight",
+)
+"""Training settings that checkpoints written before `PoseModule` took a `TrainConfig` hold one by one."""
+
+
+def load_checkpoint(path: str | Path) -> PoseModule:
+    """A `PoseModule` from a Lightning checkpoint, on the CPU, in evaluation mode.
+
+    Checkpoints written before `PoseModule` took a `TrainConfig` (their training settings as
+    separate hyperparameters, the augmentation as a dict and max_epochs 0 for the time budget)
+    load too: their settings become the config they trained with.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    hyperparameters = dict(checkpoint["hyper_parameters"])
+    if "config" not in hyperparameters:  # format 1
+        settings = {key: hyperparameters.pop(key) for key in FORMAT_1_TRAIN_KEYS if key in hyperparameters}
+        augmentation = hyperparameters.pop("augmentation", None) or {}
+        settings.update({key: value for key, value in augmentation.items() if key in AUGMENTATION_KEYS})
+        if settings.get("max_epochs") == 0:
+            settings["max_epochs"] = "auto"
+        hyperparameters["config"] = TrainConfig(**settings)
+    else:
+        hyperparameters["config"] = TrainConfig(**hyperparameters["config"])
+    module = PoseModule(**hyperparameters)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval()

@@ -1,8 +1,11 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from posecore.train.augment import Augmentation, augment_batch
+from posecore.train.config import NO_AUGMENTATION
 
 RED, GREEN, BLUE = 0, 1, 2
 SWAP = ((0, 1),)  # left_ear <-> right_ear
@@ -38,8 +41,8 @@ def _handedness(keypoints: torch.Tensor) -> torch.Tensor:
 
 def test_keypoints_follow_the_image_and_left_stays_left_under_flips():
     images, keypoints = _blobs()
-    augmentation = Augmentation(
-        flip=True, flip_vertical=True, rotation_deg=30, scale=0.2, translation_px=3, swap_pairs=SWAP
+    augmentation = replace(
+        NO_AUGMENTATION, flip=True, flip_vertical=True, rotation_deg=30, scale=0.2, translation_px=3, swap_pairs=SWAP
     )
     generator = torch.Generator().manual_seed(0)
     warped, moved = augment_batch(images, keypoints, augmentation, (0.0,) * 3, (1.0,) * 3, generator)
@@ -57,7 +60,7 @@ def test_keypoints_follow_the_image_and_left_stays_left_under_flips():
 def test_both_flips_together_are_a_rotation_and_swap_nothing():
     images, keypoints = _blobs(64)
     generator = torch.Generator().manual_seed(1)
-    augmentation = Augmentation(flip=True, flip_vertical=True, swap_pairs=SWAP)
+    augmentation = replace(NO_AUGMENTATION, flip=True, flip_vertical=True, swap_pairs=SWAP)
     warped, moved = augment_batch(images, keypoints, augmentation, (0.0,) * 3, (1.0,) * 3, generator)
     rotated = (moved[:, 2] - torch.tensor([50 - 1 - 24.0, 40 - 1 - 27.0])).abs().sum(-1) < 1e-4  # nose at 180 deg
     assert rotated.any()
@@ -67,7 +70,9 @@ def test_both_flips_together_are_a_rotation_and_swap_nothing():
 def test_keypoints_pushed_out_of_the_frame_stay_labeled_outside_it():
     images, keypoints = _blobs(16)
     generator = torch.Generator().manual_seed(2)
-    _, moved = augment_batch(images, keypoints, Augmentation(translation_px=30), (0.0,) * 3, (1.0,) * 3, generator)
+    _, moved = augment_batch(
+        images, keypoints, replace(NO_AUGMENTATION, translation_px=30), (0.0,) * 3, (1.0,) * 3, generator
+    )
     assert torch.isfinite(moved).all(), "a keypoint out of view is still known: its map is trained towards zero"
     outside = (moved[..., 0] > 50 - 0.5) | (moved[..., 0] < -0.5) | (moved[..., 1] > 40 - 0.5) | (moved[..., 1] < -0.5)
     assert outside.any() and not outside.all()
@@ -81,7 +86,7 @@ def test_photometric_changes_stay_in_the_uint8_range_and_move_no_keypoint():
     mean, std = (120.0, 60.0), (50.0, 30.0)
     images = (raw - torch.tensor(mean).view(1, 2, 1, 1)) / torch.tensor(std).view(1, 2, 1, 1)
     keypoints = torch.tensor([[[3.0, 4.0]]]).expand(8, 1, 2)
-    augmentation = Augmentation(brightness=0.2, contrast=0.3, noise_std=0.05, blur_sigma_px=1.5)
+    augmentation = replace(NO_AUGMENTATION, brightness=0.2, contrast=0.3, noise_std=0.05, blur_sigma_px=1.5)
     out, moved = augment_batch(images, keypoints, augmentation, mean, std, torch.Generator().manual_seed(0))
     assert torch.equal(moved, keypoints) and out.shape == images.shape
     back = out * torch.tensor(std).view(1, 2, 1, 1) + torch.tensor(mean).view(1, 2, 1, 1)  # uint8 units
@@ -92,17 +97,19 @@ def test_photometric_changes_stay_in_the_uint8_range_and_move_no_keypoint():
 def test_blur_smooths_and_brightness_shifts_within_its_range():
     images = torch.zeros(4, 1, 21, 21)
     images[:, :, 10, 10] = 100.0
-    blurred, _ = augment_batch(images, torch.zeros(4, 0, 2), Augmentation(blur_sigma_px=2.0), (0.0,), (1.0,))
+    blurred, _ = augment_batch(
+        images, torch.zeros(4, 0, 2), replace(NO_AUGMENTATION, blur_sigma_px=2.0), (0.0,), (1.0,)
+    )
     assert (blurred[:, 0, 10, 10] <= 100).all() and torch.allclose(blurred.sum(dim=(-2, -1)), images.sum(dim=(-2, -1)))
     flat = torch.full((64, 1, 4, 4), 100.0)
-    brighter, _ = augment_batch(flat, torch.zeros(64, 0, 2), Augmentation(brightness=0.1), (0.0,), (1.0,))
+    brighter, _ = augment_batch(flat, torch.zeros(64, 0, 2), replace(NO_AUGMENTATION, brightness=0.1), (0.0,), (1.0,))
     offsets = brighter[:, 0, 0, 0] - 100.0
     assert offsets.abs().max() <= 25.5 + 1e-4 and offsets.std() > 5
 
 
 def test_a_window_of_the_warp_is_the_warped_frame_cut_there():
     images, keypoints = _blobs(8)
-    augmentation = Augmentation(flip=True, rotation_deg=30, scale=0.2, translation_px=5, swap_pairs=SWAP)
+    augmentation = replace(NO_AUGMENTATION, flip=True, rotation_deg=30, scale=0.2, translation_px=5, swap_pairs=SWAP)
     corners = torch.tensor([[3, 5], [0, 0], [20, 10], [11, 2]] * 2)
     seen = []
 
@@ -125,7 +132,7 @@ def test_a_window_of_the_warp_is_the_warped_frame_cut_there():
 
 def test_a_seed_repeats_the_augmentation():
     images, keypoints = _blobs(4)
-    augmentation = Augmentation(flip=True, rotation_deg=20, noise_std=0.1, swap_pairs=SWAP)
+    augmentation = replace(NO_AUGMENTATION, flip=True, rotation_deg=20, noise_std=0.1, swap_pairs=SWAP)
 
     def run(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         return augment_batch(
@@ -140,3 +147,9 @@ def test_a_seed_repeats_the_augmentation():
 def test_impossible_magnitudes_are_refused(key, value):
     with pytest.raises(ValueError, match=key):
         Augmentation(**{key: value})
+
+
+def test_a_flip_left_auto_is_refused_until_the_labels_decide_it():
+    images, keypoints = _blobs(2)
+    with pytest.raises(ValueError, match=r"train\.flip 'auto' must be decided from the labels first"):
+        augment_batch(images, keypoints, Augmentation(flip="auto"), (0.0,) * 3, (1.0,) * 3)

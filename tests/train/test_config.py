@@ -1,13 +1,13 @@
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import pytest
 import yaml
 
 from posecore.errors import InputError
-from posecore.train.config import ModelConfig, TrainConfig, load_config
+from posecore.train.config import AUGMENTATION_KEYS, Augmentation, ModelConfig, TrainConfig, load_config
 from posecore.train.fit import resolve_devices
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,3 +127,13 @@ def test_cpu_training_takes_bf16_mixed_precision_only_where_the_cpu_has_matrix_u
     assert resolve_devices(TrainConfig(accelerator="cpu", precision="bf16-mixed"))[1] == "bf16-mixed"
     with pytest.raises(ValueError, match="16-mixed"):
         resolve_devices(TrainConfig(accelerator="cpu", precision="16-mixed"))
+
+
+def test_the_augmentation_keys_build_the_one_augmentation_that_checks_them():
+    config = TrainConfig.from_dict({"flip": True, "noise_std": 0.1, "rotation_deg": 0})
+    expected = Augmentation(flip=True, rotation_deg=0, noise_std=0.1, swap_pairs=((0, 1),))  # the rest: defaults
+    assert config.augmentation([[0, 1]]) == expected
+    assert set(AUGMENTATION_KEYS) < {f.name for f in fields(TrainConfig)}, "every augmentation key is a train key"
+    assert TrainConfig().augmentation() == Augmentation(), "the same defaults, declared once"
+    with pytest.raises(InputError, match=r"\(key train.blur_sigma_px\): train.blur_sigma_px must be >= 0, got -1"):
+        TrainConfig.from_dict({"blur_sigma_px": -1}, "cfg.yaml")

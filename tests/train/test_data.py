@@ -1,8 +1,10 @@
+from dataclasses import replace
+
 import numpy as np
 import torch
 
 from posecore.io.dataset import TrainingDataset
-from posecore.train.augment import Augmentation
+from posecore.train.config import NO_AUGMENTATION
 from posecore.train.data import PoseDataset, channel_stats, prepare_batch, random_crops
 from posecore.train.targets import training_targets
 
@@ -49,7 +51,7 @@ def test_augmented_batches_move_images_and_keypoints_together():
     data = _dataset()
     batch = torch.utils.data.default_collate([PoseDataset(data, "train")[i] for i in range(2)])
     generator = torch.Generator().manual_seed(0)
-    augmentation = Augmentation(translation_px=4.0)
+    augmentation = replace(NO_AUGMENTATION, translation_px=4.0)
     prepared = prepare_batch(batch, (100.0,), (50.0,), 16, 4, 2.0, None, augmentation, generator)
     assert not torch.equal(prepared["keypoints"][:, 0], batch["keypoints"][:, 0])
     assert torch.isnan(prepared["keypoints"][:, 1]).all() and prepared["mask"][:, 1].sum() == 0

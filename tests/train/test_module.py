@@ -1,11 +1,22 @@
 import math
+from dataclasses import asdict
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from posecore.train.module import PoseModule, keypoint_errors, masked_mse
+from posecore.train.config import AUGMENTATION_KEYS, NO_AUGMENTATION, TrainConfig
+from posecore.train.module import PoseModule, keypoint_errors, load_checkpoint, masked_mse
 from posecore.train.targets import confidence_maps
+
+DATA = Path(__file__).parent / "data"
+
+
+def _config(**settings) -> TrainConfig:
+    """A decided config (nothing left "auto" but what `settings` says) without augmentation."""
+    off = {key: getattr(NO_AUGMENTATION, key) for key in AUGMENTATION_KEYS}
+    return TrainConfig(**{"max_epochs": 100, "max_minutes": 0.0, "crop_size": 0, "crop_until": 1.0, **off, **settings})
 
 
 def test_loss_ignores_whatever_sits_under_a_masked_keypoint():
@@ -46,7 +57,7 @@ def test_peak_weight_counts_each_cell_by_its_target():
 
 
 def test_cosine_schedule_ends_at_the_time_limit_when_it_comes_before_the_last_epoch(monkeypatch):
-    module = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), max_epochs=100, max_minutes=10.0)
+    module = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), _config(max_minutes=10.0))
     clock = [1000.0]
     monkeypatch.setattr("posecore.train.module.time.monotonic", lambda: clock[0])
     assert module._cosine_factor(0) == 1.0  # the scheduler's first call, before training starts
@@ -57,16 +68,16 @@ def test_cosine_schedule_ends_at_the_time_limit_when_it_comes_before_the_last_ep
     assert math.isclose(module._cosine_factor(1), 0.5, abs_tol=1e-9)
     clock[0] += 600.0  # past it
     assert math.isclose(module._cosine_factor(2), 0.0, abs_tol=1e-12)
-    untimed = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), max_epochs=100)
+    untimed = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), _config())
     assert untimed._cosine_factor(0) == 1.0 and untimed._cosine_factor(10**6) == 0.0
 
 
 def test_a_run_that_keeps_its_time_limits_pace_follows_its_steps(monkeypatch):
     clock = [0.0]
     monkeypatch.setattr("posecore.train.module.time.monotonic", lambda: clock[0])
-    module = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), max_epochs=100, max_minutes=10.0)
+    module = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), _config(max_minutes=10.0))
     module.on_train_start()
-    steps_only = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), max_epochs=100)
+    steps_only = PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), _config())
     # Each step a little slower than the 6 s that fit 100 steps in 10 minutes, up to the lag.
     for step in range(1, 50):
         clock[0] = step * 6.0 + 29.0
@@ -104,6 +115,7 @@ def test_module_prepares_raw_batches_steps_and_saves_its_hyperparameters():
         2,
         3,
         image_size=(30, 30),
+        config=_config(),
         mean=(10.0,) * 3,
         std=(2.0,) * 3,
         skeleton=((0, 1),),
@@ -120,7 +132,7 @@ def test_module_prepares_raw_batches_steps_and_saves_its_hyperparameters():
 
 
 def test_training_switches_from_crops_to_whole_frames_at_crop_until():
-    module = PoseModule("leap", {"filters": 2}, 1, 1, (32, 32), crop_size=16, crop_until=0.5)
+    module = PoseModule("leap", {"filters": 2}, 1, 1, (32, 32), _config(crop_size=16, crop_until=0.5))
     trainer = SimpleNamespace(training=True, global_step=0, estimated_stepping_batches=10, global_rank=0)
     module._trainer = trainer  # what the batch hook reads of a running fit
     raw = {"image": torch.zeros(2, 32, 32, 1, dtype=torch.uint8), "keypoints": torch.full((2, 1, 2), 12.0)}
@@ -147,3 +159,38 @@ def test_detection_errors_count_misses_and_false_peaks():
     used = sorted(errors[counted].tolist())
     assert len(used) == 3  # the match, the missed animal, the false peak
     assert abs(used[0] - 1.0) < 0.01 and used[1:] == [MISS_SIGMAS * 2.0] * 2
+
+
+def test_a_module_takes_a_decided_config_and_builds_its_augmentation_once():
+    config = _config(flip=True, rotation_deg=10.0, noise_std=0.05)
+    module = PoseModule("leap", {"filters": 2}, 2, 1, (16, 16), config, swap_pairs=((0, 1),))
+    assert module.augmentation == config.augmentation(((0, 1),)) and module.augmentation.swap_pairs == ((0, 1),)
+    assert module.hparams.config == asdict(config), "saved as plain values"
+    with pytest.raises(ValueError, match=r"train\.flip, crop_size and crop_until must be decided first"):
+        PoseModule("leap", {"filters": 2}, 1, 1, (16, 16), TrainConfig())
+
+
+def test_a_checkpoint_written_before_the_config_was_handed_whole_still_loads_and_predicts_the_same():
+    # best.ckpt: 1 epoch of leap (filters 2) on 16 disc frames, written by posecore before the
+    # training settings reached PoseModule as one TrainConfig; expected_maps.pt: what it output then.
+    module = load_checkpoint(DATA / "checkpoint-v1" / "best.ckpt")
+    assert module.config == _config(
+        max_epochs=1,
+        max_minutes=5.0,
+        sigma_px=3.0,
+        seed=3,
+        peak_weight=5.0,
+        crop_background=0.25,
+        flip=True,
+        rotation_deg=10.0,
+        translation_px=4.0,
+        scale=0.1,
+        brightness=0.1,
+        contrast=0.2,
+        noise_std=0.05,
+    )
+    assert module.augmentation.flip and module.augmentation.rotation_deg == 10.0 and not module.training
+    images = torch.linspace(-2, 2, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32)
+    with torch.no_grad():
+        maps = module(images)[-1]
+    assert torch.equal(maps, torch.load(DATA / "checkpoint-v1" / "expected_maps.pt"))

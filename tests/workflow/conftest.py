@@ -1,8 +1,9 @@
-"""A tiny project for running the whole workflow: a synthetic archive and a config for it."""
+"""A tiny project for running the whole workflow: .test/config over the synthetic archive it names."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -11,8 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from posecore.schema import check_config, load_schema
+
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+TEST_CONFIG = REPO / ".test" / "config"
 
 
 def snakemake_command(workdir: Path) -> list[str]:
@@ -68,30 +73,31 @@ def write_config(
     (workdir / "config" / "videos.tsv").write_text("\n".join(lines) + "\n")
 
 
+def archive_command(out: Path) -> list[str]:
+    """The arguments of `posecore synth` that make the archive .test/config names, written to `out`.
+
+    They are the command given in .test/config/config.yaml's header, so that the tests run what
+    it tells a reader to run.
+    """
+    header = (TEST_CONFIG / "config.yaml").read_text().splitlines()
+    command = next(line.split()[2:] for line in header if line.startswith("#   posecore synth "))
+    assert command[1] == ".test/data/demo", "the header's command writes the archive that .test/config names"
+    return [command[0], str(out), *command[2:]]
+
+
 @pytest.fixture(scope="session")
 def demo_config() -> dict:
-    """The bundled config, with a model small enough to train in about a minute."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["model"]["hyperparameters"] = {**config["model"]["hyperparameters"], "n_stacks": 1}
-    # 30 epochs without augmentation: the tiny archive's animal is learned in a minute, as these
-    # tests' accuracy bounds expect (the defaults' auto settings run in the test of labels
-    # without videos, and in tests/train).
-    no_augmentation = {"flip": False, "rotation_deg": 0.0, "scale": 0.0, "translation_px": 0.0}
-    no_augmentation |= {"brightness": 0.0, "contrast": 0.0}
-    config["train"] = {**config["train"], "max_epochs": 30, **no_augmentation}
-    # 160x128 frames are worth 1/15 of a 640x480 one: shards of 30 frames, jobs of 60, so that
-    # each video has 3 shards and the second video spreads over two jobs.
-    config["inference"] = {**config["inference"], "frames_per_shard": 2, "frames_per_job": 4, "batch_size": 8}
-    return config
+    """The workflow's test config (.test/config/config.yaml), its defaults filled in as the workflow fills them."""
+    path = TEST_CONFIG / "config.yaml"
+    return check_config(yaml.safe_load(path.read_text()), load_schema(SCHEMA), path)
 
 
 @pytest.fixture(scope="session")
-def tiny_project(tmp_path_factory, demo_config) -> Path:
-    """A project folder holding a synthetic archive (2 videos of 80 frames) and its config."""
-    from posecore.synth import SynthConfig, make_archive
+def tiny_project(tmp_path_factory) -> Path:
+    """A copy of .test/: its config and video sheet over the synthetic archive they name (2 videos of 80 frames)."""
+    from posecore.cli import main
 
     workdir = tmp_path_factory.mktemp("project")
-    make_archive(workdir / "data" / "demo", SynthConfig(n_videos=2, n_frames=80, n_labeled_per_video=40, seed=3))
-    videos = [(f"mouse-{i:03d}", f"data/demo/videos/mouse-{i:03d}.mp4", i == 0) for i in range(2)]
-    write_config(workdir, demo_config, videos, refine=("mouse-001",))
+    assert main(archive_command(workdir / "data" / "demo")) == 0
+    shutil.copytree(TEST_CONFIG, workdir / "config")
     return workdir
