@@ -503,3 +503,50 @@ def test_read_frame_array_groups_frames_into_passes(monkeypatch, tmp_path):
     ]:
         with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: frame indices {message}$"):
             read_frame_array(str(path), bad, info=info)
+
+
+def test_read_frames_batches_carry_their_frames(monkeypatch, tmp_path):
+    """Batch boundaries, indices, times and images, with a decoder that writes index % 256."""
+    path = tmp_path / "cam.mp4"  # never opened: no probe, no ffmpeg
+    info = dataclasses.replace(timing(20), path=str(path))  # frame i at 1 s + i / 4
+    calls = []
+
+    def decode_into(p, info_, start, stop, into):
+        calls.append((p, info_, start, stop))
+        for k in range(stop - start):
+            io.BytesIO(bytes([start + k]) * 72).readinto(into(k))  # as ffmpeg's pipe fills it
+            yield k
+
+    monkeypatch.setattr(video, "decode_into", decode_into)
+    monkeypatch.setattr(video, "probe", lambda p: info if p == path else pytest.fail(f"probed {p!r}"))
+    batches = list(read_frames(path, 3, 13, info=info, batch_size=4))  # all kept: no batch reuses another's array
+    assert [b.indices.tolist() for b in batches] == [[3, 4, 5, 6], [7, 8, 9, 10], [11, 12]]
+    for b in batches:
+        assert b.indices.dtype == np.int64 and b.images.dtype == np.uint8 and b.images.shape[1:] == (4, 6, 3)
+        assert b.images.reshape(len(b.images), -1).min(axis=1).tolist() == b.indices.tolist()
+        assert b.images.reshape(len(b.images), -1).max(axis=1).tolist() == b.indices.tolist()
+        np.testing.assert_array_equal(b.times, b.indices / 4)  # from the first frame, not the container's start
+    assert calls == [(path, info, 3, 13)]
+    assert [b.indices.tolist() for b in read_frames(path, 18, 20)] == [[18], [19]]  # probed; one frame a batch
+    assert [b.indices.tolist() for b in read_frames(path, 0, 2, info=info, batch_size=2)] == [[0, 1]]
+    with pytest.raises(ValueError, match=r"^batch_size must be at least 1, got 0$"):
+        next(read_frames(path, 0, 2, info=info, batch_size=0))
+    with pytest.raises(ValueError, match=r"frames \[5, 21\) are not inside \[0, 20\)"):
+        next(read_frames(path, 5, 21, info=info))
+
+
+def test_decode_into_hands_its_range_to_the_decoder(monkeypatch):
+    info = timing(20)
+    calls = []
+
+    def decode(p, info_, wanted, into, threads=None):
+        calls.append((p, info_, wanted.dtype, wanted.tolist(), into, threads))
+        yield from range(len(wanted))
+
+    monkeypatch.setattr(video, "_decode", decode)
+    into = bytearray
+    assert list(video.decode_into("cam.mp4", info, np.int64(2), 5, into, threads=2)) == [0, 1, 2]
+    assert calls == [(Path("cam.mp4"), info, np.int64, [2, 3, 4], into, 2)]
+    with pytest.raises(ValueError, match=r"frames \[5, 21\) are not inside \[0, 20\)"):
+        next(video.decode_into("cam.mp4", info, 5, 21, into))
+    assert len(calls) == 1
