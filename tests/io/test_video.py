@@ -550,3 +550,25 @@ def test_decode_into_hands_its_range_to_the_decoder(monkeypatch):
     with pytest.raises(ValueError, match=r"frames \[5, 21\) are not inside \[0, 20\)"):
         next(video.decode_into("cam.mp4", info, 5, 21, into))
     assert len(calls) == 1
+
+
+def test_video_info_from_dict_fills_keyframes_and_names_what_is_missing():
+    d = timing(5).to_dict()
+    del d["keyframes"]  # no keyframes recorded: reads seek from frame 0
+    assert VideoInfo.from_dict(d) == dataclasses.replace(timing(5), keyframes=())
+    with pytest.raises(ValueError, match=r"^incomplete VideoInfo: .*missing .*'fps'"):
+        VideoInfo.from_dict({"path": "cam.mp4", "n_frames": 5})
+
+
+@pytest.mark.parametrize(
+    ("stderr", "said"),
+    [
+        (b"[mov] moov atom not found\ncam.mp4: Invalid data\n  cam.mp4: end of file  \n\n", "cam.mp4: end of file"),
+        (b"caf\xe9.mp4: No such file\n", "caf\ufffd.mp4: No such file"),  # not UTF-8: replaced, not refused
+        ("first\nlast\n", "last"),
+        (b" \n", "ffprobe gave no reason"),
+        (None, "ffprobe gave no reason"),
+    ],
+)
+def test_last_line_is_what_ffmpeg_said_last(stderr, said):
+    assert video._last_line(stderr) == said
