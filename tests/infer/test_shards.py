@@ -43,6 +43,18 @@ def test_a_shard_file_appears_only_when_its_shard_ends_whole(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file
 
 
+def test_a_killed_jobs_temporary_file_goes_when_its_shard_is_written_again(tmp_path):
+    path = shard_path(tmp_path, SHARD)
+    path.parent.mkdir(parents=True)
+    stale = path.with_name(f".{path.stem}.tmp-99999999{path.suffix}")  # a job killed mid-shard
+    stale.write_bytes(b"half a parquet file")
+    other = path.with_name(".shard-00003.tmp-99999999.parquet")  # another shard's: not this job's
+    other.write_bytes(b"x")
+    (result,) = write(tmp_path, SHARD, range(10, 14), ShardKey("m", 1, 0, 10, 14, True).to_bytes())
+    assert result.status == "done"
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, other.name])
+
+
 def test_a_shard_with_missing_frames_or_an_error_leaves_no_file(tmp_path):
     (short,) = write(tmp_path, SHARD, range(10, 13), b"k")  # one frame short
     assert short.status == "failed" and "came out with 3 frames" in short.error
