@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator, ValidationError, validators
+from jsonschema.exceptions import best_match
 
 from posecore.errors import InputError
 
@@ -96,14 +97,12 @@ def describe(error: ValidationError) -> Iterator[str]:
         for name in missing:
             yield f"{key_path([*error.absolute_path, name])} is required but missing"
     elif error.validator in ("anyOf", "oneOf") and error.context:
-        # A value of one alternative's type was meant for that one ("auto" or an integer >= 1:
-        # -1 is too small, not "not valid under any of the given schemas"); say what it breaks.
-        branches: dict[Any, list[ValidationError]] = {}
-        for e in error.context:
-            branches.setdefault(e.relative_schema_path[0], []).append(e)
-        meant = [e for b in branches.values() if all(e.validator != "type" for e in b) for e in b]
-        shown = meant or [e for e in error.context if e.validator == "type"] or error.context
+        # jsonschema's best match is the alternative of the value's own type ("auto" or an integer
+        # >= 1: -1 is too small, not "not valid under any of the given schemas"); a value of no
+        # alternative's type gets the types it could have.
+        best = best_match([error])
+        shown = [best] if best is not error else [e for e in error.context if e.validator == "type"] or [error]
         reasons = dict.fromkeys(" ".join(e.message.split()) for e in shown)
-        yield f"{where or 'the config'}: {'; '.join(reasons)}"
+        yield f"{key_path(best.absolute_path) or 'the config'}: {'; '.join(reasons)}"
     else:
         yield f"{where or 'the config'}: {' '.join(error.message.split())}"
