@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from posecore.infer.plan import Shard
 from posecore.io import trajectories
+from posecore.io.atomic import temporary_path
 
 if TYPE_CHECKING:
     from posecore.multi.tracking import TrackerConfig
@@ -237,12 +238,7 @@ class ShardWriters:
 
     def _start(self, shard: Shard) -> _Open:
         path = shard_path(self.predictions_dir, shard)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # An earlier job killed while it wrote this shard (SIGKILL, a node lost) left its
-        # temporary file: the shard is this job's now, so that file is nobody's.
-        for stale in path.parent.glob(f".{path.stem}.tmp-*{path.suffix}"):
-            stale.unlink(missing_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+        tmp = temporary_path(path)  # an earlier job's, killed mid-shard, removed
         schema = self.layout.schema.with_metadata(self.metadata_of(shard))
         handle = _Open(path, tmp, pq.ParquetWriter(tmp, schema, compression="zstd"), time.monotonic(), [])
         self._open[shard] = handle
