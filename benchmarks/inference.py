@@ -21,6 +21,9 @@ ratio. `--long-model tiny` runs these two on a small model of the same family, f
 where the full model would take hours over the long video (the pipeline's memory, not the
 model's, is what grows with length); the output says which model ran.
 
+`--precision` is the inference job's ("auto": bfloat16 autocast on a GPU, float32 on the CPU;
+"float32"; "bfloat16", fast on CPUs with AMX matrix units), for the forward-only and end-to-end runs.
+
 `--compile` is the inference job's ("auto": on a GPU only; "always"; "never"). With compilation, the
 first forward-only batch's time is the compilation; the end-to-end child then finds the compiled
 kernels in inductor's on-disk cache, as the second and later jobs of an archive do, and its
@@ -116,7 +119,7 @@ def forward_fps(predictor: object, frames: np.ndarray, n: int) -> tuple[float, f
         predictor.device,
         predictor.memory_format,
     )
-    with torch.inference_mode():
+    with torch.inference_mode(), predictor.autocast():  # as `Predictor.maps` runs the forward
         start = time.perf_counter()
         predictor.forward(x)  # warm-up (and the compilation, when the predictor compiles)
         first = time.perf_counter() - start
@@ -158,7 +161,11 @@ def random_frames_only(args: argparse.Namespace) -> None:
     for name in args.models:
         model_path = export_model(work / f"{name}.pt", MODELS[name], height, width)
         predictor = Predictor(
-            load_model(model_path), resolve_device("auto"), batch_size=args.batch_size, compile=args.compile
+            load_model(model_path),
+            resolve_device("auto"),
+            batch_size=args.batch_size,
+            compile=args.compile,
+            precision=args.precision,
         )
         device = torch.cuda.get_device_name() if predictor.device.type == "cuda" else "CPU"
         print(f"model {name}: {MODELS[name][2]}", flush=True)
@@ -173,11 +180,19 @@ def random_frames_only(args: argparse.Namespace) -> None:
 
 
 def end_to_end(
-    video: Path, model: Path, n: int | None, batch_size: int, threads: int, out: Path, compile: str = "auto"
+    video: Path,
+    model: Path,
+    n: int | None,
+    batch_size: int,
+    threads: int,
+    out: Path,
+    compile: str = "auto",
+    precision: str = "auto",
 ) -> dict:
     """Run `infer_video` on frames [0, n) (None: all) in a child process; its frames/s and peak RSS."""
     command = [sys.executable, __file__, "--worker", str(video), str(model), str(out), str(n or 0)]
     command += ["--batch-size", str(batch_size), "--threads", str(threads), "--compile", compile]
+    command += ["--precision", precision]
     done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -196,7 +211,7 @@ def worker(args: argparse.Namespace) -> None:
     loaded = load_model(model)
     rows = infer_video(
         video, info, loaded, out, stop=n, decoders=args.threads, threads_per_decoder=1,
-        batch_size=args.batch_size, compile=args.compile, progress=False,
+        batch_size=args.batch_size, compile=args.compile, precision=args.precision, progress=False,
     )  # fmt: skip
     wall = time.perf_counter() - start
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -240,6 +255,12 @@ def main() -> None:
         help="torch.compile the model, as the inference job's compile (auto: on a GPU only)",
     )
     parser.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="the forward's numbers, as the inference job's precision (auto: bfloat16 on a GPU, float32 on the CPU)",
+    )
+    parser.add_argument(
         "--random-frames",
         metavar="HxW",
         help="no video: time predict alone (model and peaks) on random frames of this size, e.g. 480x640",
@@ -266,11 +287,16 @@ def main() -> None:
     n = min(args.frames or info.n_frames, info.n_frames)
     work = Path(tempfile.mkdtemp(prefix="posecore-bench-"))
     print(f"video {args.video.name}: {info.width}x{info.height}, {info.n_frames} frames; timing frames [0, {n})")
-    print(f"batch {args.batch_size}, {args.threads} torch threads; torch {torch.__version__}; compile {args.compile}")
+    print(
+        f"batch {args.batch_size}, {args.threads} torch threads; torch {torch.__version__}; compile {args.compile}; "
+        f"precision {args.precision}"
+    )
     model_paths = {}
     for name in args.models:
         model_path = model_paths[name] = export_model(work / f"{name}.pt", MODELS[name], info.height, info.width)
-        predictor = Predictor(load_model(model_path), batch_size=args.batch_size, compile=args.compile)
+        predictor = Predictor(
+            load_model(model_path), batch_size=args.batch_size, compile=args.compile, precision=args.precision
+        )
         n_params = sum(p.numel() for p in load_model(model_path).model.parameters())
         architecture, hyperparameters, description = MODELS[name]
         print(f"model {name}: {description}: {architecture} {hyperparameters}, {n_params:,} parameters")
@@ -279,7 +305,9 @@ def main() -> None:
             decode, frames = decode_fps(args.video, info, n, args.batch_size)
             forward, forward_cpu, first = forward_fps(predictor, frames, n)
             out = work / f"e2e-{name}.parquet"
-            e2e = end_to_end(args.video, model_path, n, args.batch_size, args.threads, out, args.compile)
+            e2e = end_to_end(
+                args.video, model_path, n, args.batch_size, args.threads, out, args.compile, args.precision
+            )
             rows.append((decode, forward, e2e["fps"]))
             cpu_per_frame.append(e2e["cpu_s"] / n)
             cpu_ratios.append(forward_cpu / cpu_per_frame[-1])

@@ -199,7 +199,7 @@ def _train(dataset, config: TopDownConfig, args: argparse.Namespace, out: Path):
         dataset, config, models[0], recipes[0], out / "model", centroid_train_config=recipes[1],
         centroid_model_config=models[1],
     )  # fmt: skip
-    result = Trained(trained.model_path, trained.centroid_epochs, trained.instance_epochs, trained.crop_size)
+    result = Trained(trained.model_path, trained.centroid.epochs, trained.instance.epochs, trained.crop_size)
     return result, time.perf_counter() - start
 
 
@@ -282,25 +282,39 @@ def speed(args: argparse.Namespace) -> dict:
     from posecore.synth.social import BODY_LENGTH, CENTRE_MARGIN, make_social_scene
 
     torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
     width, height = args.size
     scale = min(2.0, 0.9 * min(width, height) / (2 * (CENTRE_MARGIN + BODY_LENGTH)))  # as large as fits, up to 2
     scene = make_social_scene(dataclasses.replace(SCENE, n_animals=2, width=width, height=height, body_scale=scale,
                                                   n_frames=max(args.frames, 16), n_encounters=2))  # fmt: skip
     frames = np.stack(list(scene.frames()))[: args.frames]
 
-    def loaded(names: tuple[str, ...], size: tuple[int, int]) -> LoadedModel:
-        model = build_model(MODEL.architecture, len(names), 3, **MODEL.hyperparameters)
+    class Raised(torch.nn.Module):
+        """An untrained network whose maps are lifted by 1, so that every local maximum is above any threshold."""
+
+        def __init__(self, network: torch.nn.Module) -> None:
+            super().__init__()
+            self.network, self.input_multiple = network, network.input_multiple
+
+        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+            return [maps + 1.0 for maps in self.network(x)]
+
+    def loaded(names: tuple[str, ...], size: tuple[int, int], raised: bool = False) -> LoadedModel:
+        model = build_model(MODEL.architecture, len(names), 3, **MODEL.hyperparameters).eval()
         meta = ModelMeta(MODEL.architecture, MODEL.hyperparameters, names, size, 3, (128.0,) * 3, (64.0,) * 3, 4)
-        return LoadedModel(model.eval(), meta, sha256="")
+        return LoadedModel(Raised(model) if raised else model, meta, sha256="")
 
     single = Predictor(loaded(KEYPOINTS, (height, width)), batch_size=args.batch_size)
     crop = math.ceil(2 * CENTRE_MARGIN * scale * 1.25 / 32) * 32  # the crop `crop_size_for` would give these animals
     two = TopDownConfig(max_animals=2, centroid_scale=0.5, peak_threshold=0.0, duplicate_distance=0.0)
-    model = TopDownModel(loaded(("centroid",), (height // 2, width // 2)), loaded(KEYPOINTS, (crop, crop)), two, crop)
+    centroid = loaded(("centroid",), (height // 2, width // 2), raised=True)
+    model = TopDownModel(centroid, loaded(KEYPOINTS, (crop, crop)), two, crop)
     topdown = TopDownPredictor(model, batch_size=args.batch_size)
-    # Untrained centroid maps have no meaningful peaks: threshold 0 keeps the 2 best and no duplicate is dropped,
-    # so every frame has 2 crops (printed below), as a frame of two animals would.
+    # Untrained centroid maps have no meaningful peaks, and may lie below 0: lifted by 1, threshold 0 keeps the
+    # 2 best and no duplicate is dropped, so every frame has 2 crops (checked), as a frame of two animals would.
     crops = topdown.predict(frames[: args.batch_size]).valid.sum(axis=1).mean()
+    if crops != 2:
+        raise SystemExit(f"the top-down predictor made {crops:.1f} crops a frame, not 2: the ratio would mean nothing")
     results = {}
     for name, run in (("single", single.predict), ("topdown", topdown.predict)) * args.repeats:
         run(frames[: args.batch_size])  # warm-up

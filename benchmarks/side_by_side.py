@@ -1,11 +1,12 @@
 """posecore and DeepPoseKit on the same clip, alternating runs, and the median ratios of their speeds.
 
     PYTHONPATH=. .venv/bin/python benchmarks/side_by_side.py --peer-python ../dpk-venv/bin/python \
-        --peer-script ../shared/peers/dpk_speed.py [--frames 480] [--pairs 2] [--compile never]
+        --peer-script ../shared/peers/dpk_speed.py [--frames 480] [--pairs 2] [--compile never] \
+        [--precision float32 bfloat16]
 
 Cuts the first --frames frames of --video by stream copy, then runs, --pairs times, posecore
 (`benchmarks/inference.py --models ...`: each model's forward-only and end-to-end video to
-Parquet) and right after it the peer (`dpk_speed.py CLIP BATCH`, DeepPoseKit's `model.predict` on
+Parquet, once per --precision) and right after it the peer (`dpk_speed.py CLIP BATCH`, DeepPoseKit's `model.predict` on
 its VideoReader), both at the priority this script runs at. Prints one row per run with the load
 average at its start, then, per posecore model, the median over pairs of
 
@@ -51,14 +52,20 @@ def run_counted(command: list[str]) -> tuple[str, float]:
 
 
 def posecore_run(clip: Path, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """benchmarks/inference.py on the clip: {model: {fps, forward, cpu}} (end-to-end CPU s per frame)."""
-    command = [sys.executable, str(ROOT / "benchmarks" / "inference.py"), "--video", str(clip)]
-    command += ["--frames", str(args.frames), "--repeats", "1", "--long-model", "skip", "--models", *args.models]
-    command += ["--batch-size", str(args.batch_size), "--compile", args.compile]
-    stdout, _ = run_counted(command)
-    rows = {m["model"]: {k: float(m[k]) for k in ("fps", "forward", "cpu")} for m in POSECORE_ROW.finditer(stdout)}
-    if set(rows) != set(args.models):
-        raise SystemExit(f"benchmarks/inference.py printed no figures for {set(args.models) - set(rows)}:\n{stdout}")
+    """benchmarks/inference.py on the clip, once per --precision: {"model precision": {fps, forward, cpu}}.
+
+    The CPU figure is end to end, seconds per frame.
+    """
+    rows = {}
+    for precision in args.precision:
+        command = [sys.executable, str(ROOT / "benchmarks" / "inference.py"), "--video", str(clip)]
+        command += ["--frames", str(args.frames), "--repeats", "1", "--long-model", "skip", "--models", *args.models]
+        command += ["--batch-size", str(args.batch_size), "--compile", args.compile, "--precision", precision]
+        stdout, _ = run_counted(command)
+        found = {m["model"]: {k: float(m[k]) for k in ("fps", "forward", "cpu")} for m in POSECORE_ROW.finditer(stdout)}
+        if missing := set(args.models) - set(found):
+            raise SystemExit(f"benchmarks/inference.py printed no figures for {missing}:\n{stdout}")
+        rows.update({f"{model} {precision}": row for model, row in found.items()})
     return rows
 
 
@@ -80,6 +87,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["deepposekit", "default"], help="inference.py's --models")
     parser.add_argument("--batch-size", type=int, default=8, help="both sides' batch size")
     parser.add_argument("--compile", choices=("auto", "always", "never"), default="auto", help="posecore's")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=("auto", "float32", "bfloat16"),
+        default=["auto"],
+        help="posecore's, each in turn within a pair (bfloat16: fast on CPUs with AMX)",
+    )
     parser.add_argument("--peer-python", type=Path, required=True, help="the Python that has DeepPoseKit")
     parser.add_argument("--peer-script", type=Path, required=True, help="dpk_speed.py (prints DPK_PRED ...)")
     args = parser.parse_args()
@@ -92,10 +106,13 @@ def main() -> None:
     clip = Path(tempfile.mkdtemp(prefix="side-by-side-")) / f"clip{args.frames}.mp4"
     command = [ffmpeg_executable(), "-loglevel", "error", "-i", str(args.video), "-c", "copy"]
     subprocess.run([*command, "-frames:v", str(args.frames), str(clip)], check=True)
-    print(f"{args.frames} frames of {args.video.name}, batch {args.batch_size}, posecore compile {args.compile}")
+    print(
+        f"{args.frames} frames of {args.video.name}, batch {args.batch_size}, posecore compile {args.compile}, "
+        f"precision {' then '.join(args.precision)}"
+    )
     print("| pair | run | load average (1 min) at its start | end-to-end frames/s | CPU s per frame |")
     print("|---|---|---|---|---|")
-    ratios: dict[str, tuple[list[float], list[float]]] = {m: ([], []) for m in args.models}
+    ratios: dict[str, tuple[list[float], list[float]]] = {}
     for pair in range(1, args.pairs + 1):
         load = os.getloadavg()[0]
         ours = posecore_run(clip, args)
@@ -105,7 +122,7 @@ def main() -> None:
         peer = peer_run(clip, args)
         print(f"| {pair} | DeepPoseKit | {load:.2f} | {peer['fps']:.2f} | {peer['cpu']:.3f} |", flush=True)
         for model, row in ours.items():
-            ratios[model][0].append(row["fps"] / peer["fps"])
+            ratios.setdefault(model, ([], []))[0].append(row["fps"] / peer["fps"])
             ratios[model][1].append(peer["cpu"] / row["cpu"])
     for model, (fps, cpu) in ratios.items():
         print(

@@ -18,6 +18,9 @@ model computes beyond float rounding): every convolution that a `BatchNorm2d` di
 inside an `nn.Sequential` absorbs it (`fold_batchnorm`); activations and weights are
 channels-last (NHWC, the layout oneDNN's and cuDNN's fast convolutions use); on a GPU the
 forward runs under bfloat16 autocast and `torch.compile` (`precision` and `compile` say when).
+In bfloat16 on the CPU the weights themselves are cast to bfloat16 once, and each batch on its
+way in, instead of autocast: the same convolutions, without autocast's casts at every call
+(1.13x the forward of DeepPoseKit's network, `benchmarks/RESULTS.md`).
 A compiled model sees only full batches (a short last batch is padded), so it compiles once;
 if compiling fails (no C++ compiler on the node, an operator inductor cannot lower), the
 predictor warns and runs the model uncompiled.
@@ -221,8 +224,10 @@ class Predictor:
         loaded: a model from `posecore.models.load_model`; the predictor works on its own copy.
         device: "cpu", "cuda" or "cuda:N"; the copy is moved there.
         batch_size: images per forward pass.
-        precision: "auto" runs bfloat16 autocast on a GPU and float32 on the CPU (whose AVX2
-            cores have no fast bfloat16); "float32" and "bfloat16" ask for one everywhere.
+        precision: "auto" runs bfloat16 autocast on a GPU and float32 on the CPU; "float32"
+            and "bfloat16" ask for one everywhere. On a CPU with AMX matrix units bfloat16
+            runs DeepPoseKit's Stacked DenseNet several times faster (`benchmarks/RESULTS.md`);
+            on CPUs without them it is emulated and slower than float32.
         compile: "auto" compiles the model with `torch.compile` on a GPU only; "always" and
             "never" say so. On the CPU (inductor with freezing) it made the forward no faster
             once glibc used huge pages (`posecore.hugepages`; 5.67 against 5.84 frames/s for
@@ -260,7 +265,9 @@ class Predictor:
         self.dtype = torch.bfloat16 if precision == "bfloat16" or (precision == "auto" and on_gpu) else torch.float32
         self.memory_format = torch.channels_last
         model = fold_batchnorm(copy.deepcopy(loaded.model).eval())
-        self.model = model.to(self.device, memory_format=self.memory_format)
+        # In bfloat16 on the CPU: the weights cast once (autocast would cast them at every call).
+        self._cast = self.dtype == torch.bfloat16 and self.device.type == "cpu"
+        self.model = model.to(self.device, self.dtype if self._cast else None, memory_format=self.memory_format)
         self.stride = int(self.meta.output_stride)
         self.multiple = int(getattr(loaded.model, "input_multiple", self.stride))
         self._compiled: nn.Module | None = None
@@ -276,8 +283,15 @@ class Predictor:
         """Whether the forward runs compiled (False after a failed compilation too)."""
         return self._compiled is not None
 
+    def autocast(self) -> torch.autocast:
+        """The autocast context the forward runs in (enabled for bfloat16 on a GPU)."""
+        enabled = self.dtype != torch.float32 and not self._cast
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The model's outputs (one map tensor per stack) for a batch from `prepare_images`, compiled when it can be."""
+        if self._cast:
+            x = x.to(self.dtype)
         if self._compiled is None:
             return self.model(x)
         n = len(x)
@@ -325,7 +339,7 @@ class Predictor:
         """The final stack's confidence maps, float32 (B, K, ceil(H / s), ceil(W / s)), for uint8 (B, H, W, C)."""
         height, width = images.shape[1], images.shape[2]
         x = prepare_images(images, self.meta.mean, self.meta.std, self.multiple, self.device, self.memory_format)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+        with self.autocast():
             # The final output; keypoint maps first, posture-graph maps (if any) after them.
             maps = self.forward(x)[-1][:, : self.meta.n_keypoints]  # (B, K, H' / s, W' / s)
         return maps[..., : math.ceil(height / self.stride), : math.ceil(width / self.stride)].float()

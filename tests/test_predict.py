@@ -125,6 +125,26 @@ def test_a_real_model_predicts_finite_points_on_any_image_size():
     assert (out[..., 0] >= -2).all() and (out[..., 0] <= 70).all() and (out[..., 1] <= 50).all()
 
 
+def test_bfloat16_on_the_cpu_is_asked_for_and_gives_the_float32_maps_to_bfloat16s_precision():
+    torch.manual_seed(0)
+    model = build_model("stacked_densenet", 3, 3, growth_rate=8, n_transitions=2).eval()
+    meta = ModelMeta("stacked_densenet", {"growth_rate": 8, "n_transitions": 2}, ("a", "b", "c"), (64, 80), 3,
+                     (0.0,) * 3, (255.0,) * 3, 4)  # fmt: skip
+    images = np.random.default_rng(2).integers(0, 255, size=(4, 64, 80, 3), dtype=np.uint8)
+    exact = Predictor(LoadedModel(model, meta, "sha"))  # "auto" is float32 on the CPU
+    fast = Predictor(LoadedModel(model, meta, "sha"), precision="bfloat16")
+    assert exact.dtype == torch.float32 and fast.dtype == torch.bfloat16
+    # On the CPU the weights are cast once (no autocast at every call); the loaded model stays float32.
+    assert {p.dtype for p in fast.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    want, got = exact.maps(images), fast.maps(images)
+    assert got.dtype == torch.float32 and got.shape == want.shape == (4, 3, 16, 20)
+    difference = (got - want).abs().max()
+    assert 0 < difference <= 0.05 * want.abs().max(), "bfloat16 ran (not float32), to its precision"
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        Predictor(LoadedModel(model, meta, "sha"), precision="half")
+
+
 def test_resolve_device_never_falls_back_silently(monkeypatch):
     from posecore.predict import resolve_device
 

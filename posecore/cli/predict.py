@@ -45,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="torch.compile the model (auto: on a GPU only)",
     )
     parser.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="the forward's numbers (auto: bfloat16 on a GPU, float32 on the CPU; bfloat16 is fast on CPUs with AMX)",
+    )
+    parser.add_argument(
         "--no-priors",
         dest="priors",
         action="store_false",
@@ -150,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         config=config,
         compile=args.compile,
+        precision=args.precision,
         priors=args.priors,
         progress=not args.quiet,
         tracking=tracking,

@@ -125,7 +125,7 @@ def run_job(
     model_path = loaded.path or str(model)
     if keypoints is not None:
         check_keypoints(loaded.meta, keypoints, model_path)
-    keys = {s: ShardKey.of(s, videos[s.video].path, loaded.sha256, priors) for s in shards}
+    keys = {s: ShardKey.of(s, videos[s.video].path, loaded.sha256, priors, precision) for s in shards}
     kept = [s for s in shards if is_finished(shard_path(predictions_dir, s), keys[s])]
     todo = [s for s in shards if s not in set(kept)]
     logger.info("%d shards: %d finished before, %d to do", len(shards), len(kept), len(todo))

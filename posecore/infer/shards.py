@@ -2,7 +2,8 @@
 
 A shard file holds the trajectory rows of its frames (`posecore.io.trajectories.SCHEMA`), the
 provenance of every trajectory file, and under `KEY` what its rows depend on (`ShardKey`: the
-model file, the video file's size and modification time, the frames, the priors). A file
+model file, the video file's size and modification time, the frames, the priors, the
+precision asked for). A file
 whose key equals the one a job would write is finished work: the job keeps it and does not
 make it again, so a job killed half-way, cancelled or failed redoes only the shards it had not
 finished. A file appears only when its shard is complete (temporary name, then a rename).
@@ -53,16 +54,24 @@ class ShardKey:
     start: int
     stop: int
     priors: bool
+    precision: str = "auto"
 
     @classmethod
-    def of(cls, shard: Shard, video: str | Path, model_sha256: str, priors: bool) -> ShardKey:
+    def of(cls, shard: Shard, video: str | Path, model_sha256: str, priors: bool, precision: str = "auto") -> ShardKey:
         """The key of `shard` of the video file `video`, as it is on disk now."""
         stat = Path(video).stat()
-        return cls(model_sha256, stat.st_size, stat.st_mtime_ns, shard.start, shard.stop, bool(priors))
+        return cls(model_sha256, stat.st_size, stat.st_mtime_ns, shard.start, shard.stop, bool(priors), precision)
 
     def to_bytes(self) -> bytes:
-        """The key as stored in the file's metadata."""
-        return json.dumps(asdict(self), sort_keys=True).encode()
+        """The key as stored in the file's metadata.
+
+        The precision is stored only where it is not "auto", so that the files made before it
+        was a setting (all with "auto") keep their keys and are not made again.
+        """
+        fields = asdict(self)
+        if fields["precision"] == "auto":
+            del fields["precision"]
+        return json.dumps(fields, sort_keys=True).encode()
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,19 @@ def test_the_key_changes_with_what_the_rows_depend_on(tmp_path):
     assert key != ShardKey.of(SHARD, video, "model-a", True)
 
 
+def test_the_precision_is_in_the_key_and_files_from_before_it_keep_theirs(tmp_path):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x" * 10)
+    auto = ShardKey.of(SHARD, video, "model-a", True)
+    assert auto.precision == "auto"
+    keys = {precision: ShardKey.of(SHARD, video, "model-a", True, precision) for precision in ("float32", "bfloat16")}
+    assert len({auto.to_bytes(), *(k.to_bytes() for k in keys.values())}) == 3
+    # A file made before the precision was a setting (always "auto") has the key "auto" gives now.
+    before = b'{"model_sha256": "model-a", "priors": true, "start": 10, "stop": 14, '
+    before += b'"video_mtime_ns": %d, "video_size_bytes": 10}' % video.stat().st_mtime_ns
+    assert auto.to_bytes() == before
+
+
 def write(tmp_path, shard, frames, key, error=None):
     writers = ShardWriters(tmp_path, ["a", "b"], lambda s: {**Provenance("m", {}, "v", 1, 0.0).to_metadata(), KEY: key})
     for frame in frames:

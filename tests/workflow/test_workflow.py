@@ -213,6 +213,7 @@ def test_only_what_changes_an_output_reruns(finished_project, demo_config, tmp_p
     # How inference runs changes no row: nothing reruns.
     assert rerun_after(lambda c: c["inference"].update(batch_size=4, decoders=1, compile="never")) == set()
     assert rerun_after(lambda c: c["inference"].update(priors=False)) >= {"infer", "aggregate", "qc_report"}
+    assert rerun_after(lambda c: c["inference"].update(precision="bfloat16")) >= {"infer", "aggregate", "qc_report"}
     trained = rerun_after(lambda c: c["train"].update(learning_rate=0.002))
     assert {"train", "evaluate", "qc_report"} <= trained
 

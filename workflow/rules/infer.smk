@@ -82,6 +82,7 @@ rule infer:
         # Only what changes a shard's rows is a parameter (a change reruns the job); how it
         # runs (batch size, device, compilation, decoders) the script reads from the config.
         priors=config["inference"]["priors"],
+        precision=config["inference"]["precision"],
         keypoints=config["dataset"]["keypoints"],
     script:
         "../scripts/infer.py"

@@ -16,6 +16,7 @@ run_planned_job(
     snakemake.output.record,
     threads=snakemake.threads,
     priors=snakemake.params.priors,
+    precision=snakemake.params.precision,
     keypoints=snakemake.params.keypoints,
     config=snakemake.config,
     **{key: settings[key] for key in ("device", "decoders", "batch_size", "compile")},
