@@ -86,7 +86,7 @@ def test_the_issues_typo_names_the_key_and_lists_what_inference_takes():
     message = refusal(config)
     assert message == (
         "config/config.yaml: unknown key inference.shard_sise; the closest is inference.batch_size "
-        "(inference takes: batch_size, compile, decoders, device, frames_per_job, frames_per_shard, priors, "
+        "(inference takes: batch_size, compile, decoders, device, frames_per_job, frames_per_shard, precision, priors, "
         "threads, videos_per_job)"
     )
 
