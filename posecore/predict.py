@@ -226,7 +226,7 @@ class Predictor:
         batch_size: images per forward pass.
         precision: "auto" runs bfloat16 autocast on a GPU and float32 on the CPU; "float32"
             and "bfloat16" ask for one everywhere. On a CPU with AMX matrix units bfloat16
-            runs DeepPoseKit's Stacked DenseNet about 1.6 times as fast (`benchmarks/RESULTS.md`);
+            runs DeepPoseKit's Stacked DenseNet 1.6-1.9 times as fast (`benchmarks/RESULTS.md`);
             on CPUs without them it is emulated and slower than float32.
         compile: "auto" compiles the model with `torch.compile` on a GPU only; "always" and
             "never" say so. On the CPU (inductor with freezing) it made the forward no faster
